@@ -1,0 +1,55 @@
+/**
+ * The few error classes that steer retries. The job layer maps them onto BullMQ:
+ * FatalSourceError → UnrecoverableError (no retry), RateLimitedError → a queue-level pause,
+ * RetriableSourceError → the job's exponential backoff.
+ */
+
+/** Bad credentials, forbidden, bad request, not found: retrying cannot help. */
+export class FatalSourceError extends Error {
+  override readonly name = 'FatalSourceError';
+  constructor(
+    message: string,
+    readonly status?: number,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}
+
+/** 5xx, timeouts, network errors, unreadable bodies: worth another try later. */
+export class RetriableSourceError extends Error {
+  override readonly name = 'RetriableSourceError';
+  constructor(
+    message: string,
+    readonly status?: number,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}
+
+/**
+ * The source (429) or our own limiter (daily budget) asks us to wait longer than is reasonable inside a
+ * request. The job hands the wait to the queue instead of sleeping while holding a worker.
+ */
+export class RateLimitedError extends Error {
+  override readonly name = 'RateLimitedError';
+  constructor(
+    message: string,
+    /** How long to wait before the next request, in milliseconds. */
+    readonly retryAfterMs: number,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}
+
+/** A configuration value is missing or invalid. The message names the variable, never its secret value. */
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+}
+
+/** A run was asked to stop (shutdown); what was committed stays committed. */
+export class AbortedError extends Error {
+  override readonly name = 'AbortedError';
+}
