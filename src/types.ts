@@ -17,6 +17,9 @@
  * - **reconciliation**: a `full` scan that re-reads everything, updates what changed without a timestamp
  *   (Cin7 redemptions) and marks deleted what vanished, once its absence is confirmed.
  */
+import type { Config, HttpConfig, Schedule, SourceLimits } from './config.ts';
+import type { RateLimiter } from './http/rate-limiter.ts';
+import type { Logger } from './logger.ts';
 
 export type SyncMode = 'incremental' | 'full';
 export const SYNC_MODES: readonly SyncMode[] = ['incremental', 'full'];
@@ -87,3 +90,69 @@ export interface Clock {
 }
 
 export const systemClock: Clock = { now: () => new Date() };
+
+/** JSON that can be stored in a jsonb column (scan progress). */
+export type Json = string | number | boolean | null | Json[] | { [key: string]: Json };
+
+/** Passed to every client call: cancellation, and counting of requests and 429s for the ledger. */
+export interface CallContext {
+  signal?: AbortSignal;
+  observer?: RequestObserver;
+}
+
+export interface ScanContext<Client> {
+  client: Client;
+  mode: SyncMode;
+  /** Watermark of the last completed scan; null before the first. */
+  watermark: Date | null;
+  lookbackMs: number;
+  /** Progress saved by the unfinished scan this run resumes; null to start a new scan. */
+  progress: Json | null;
+  call: CallContext;
+}
+
+/** One page of a scan: its raw records, and where the scan stands once the page is committed. */
+export interface ScanPage {
+  records: unknown[];
+  progress: Json;
+}
+
+export interface StreamDefinition<Client> {
+  name: string;
+  /** The row field that orders the stream; its highest committed value becomes the watermark. */
+  cursorField: 'sourceModifiedAt' | 'sourceCreatedAt';
+  /** Pure: validates one raw record and normalizes it, or says why it is rejected. */
+  map(raw: unknown): MapResult;
+  /** The pages to read for this mode, resuming from `progress` when given. */
+  scan(context: ScanContext<Client>): AsyncIterable<ScanPage>;
+  /**
+   * Re-reads records that a full scan did not see, to confirm their absence before they are marked
+   * deleted: returns the raw records still there. Keys it does not return are gone.
+   */
+  lookup?(client: Client, keys: string[], call: CallContext): Promise<unknown[]>;
+}
+
+/** What the engine and the job layer need to know of a configured source. */
+export interface SourceSettings {
+  lookbackMs: number;
+  /** Deletion confirmations a full scan may spend; the rest wait for the next full scan. */
+  confirmMax: number;
+  limits: SourceLimits;
+  schedules: { incremental: Schedule; full: Schedule };
+}
+
+export interface ClientDependencies {
+  http: HttpConfig;
+  limiter?: RateLimiter;
+  logger: Logger;
+}
+
+/** A source: one folder under src/sources and one line in src/sources/index.ts. */
+export interface SourceDefinition<Section = unknown, Client = unknown> {
+  name: string;
+  /** This source's section of the config; null when its credentials are absent (not scheduled). */
+  section(config: Config): Section | null;
+  settings(section: Section): SourceSettings;
+  createClient(section: Section, deps: ClientDependencies): Client;
+  createStreams(section: Section): StreamDefinition<Client>[];
+}

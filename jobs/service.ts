@@ -1,0 +1,82 @@
+/**
+ * The long-running service: for every configured source, its queue, its schedulers and its worker.
+ * SIGTERM/SIGINT stop it gracefully: the active run stops after committing its current page, its job goes
+ * back to the queue, and the next start resumes the scan where it stopped.
+ */
+import type { Queue, Worker } from 'bullmq';
+import type { Redis } from 'ioredis';
+import type { Config } from '../src/config.ts';
+import { createPrisma } from '../src/db/client.ts';
+import type { Logger } from '../src/logger.ts';
+import { createRedis, createSourceQueue, type SyncJobData, type SyncJobResult } from './queues.ts';
+import { createSourceRuntimes } from './runtime.ts';
+import { scheduleSource } from './scheduler.ts';
+import { createSourceWorker } from './worker.ts';
+
+export interface ServiceOptions {
+  /** Run the workers of this process. Default true. */
+  workers?: boolean;
+  /** Upsert the Job Schedulers. Default true. */
+  schedulers?: boolean;
+  /** Only these sources (default: every configured source). */
+  only?: string[];
+}
+
+export interface Service {
+  sources: string[];
+  queues: Map<string, Queue<SyncJobData, SyncJobResult>>;
+  stop(): Promise<void>;
+}
+
+export async function startService(config: Config, logger: Logger, options: ServiceOptions = {}): Promise<Service> {
+  const redis: Redis = createRedis(config.redisUrl.reveal());
+  const db = createPrisma(config.databaseUrl.reveal());
+  const controller = new AbortController();
+  const runtimes = createSourceRuntimes(config, { redis, logger }).filter((r) => !options.only || options.only.includes(r.name));
+  const queues = new Map<string, Queue<SyncJobData, SyncJobResult>>();
+  const workers: Worker[] = [];
+  for (const runtime of runtimes) {
+    const queue = await createSourceQueue(runtime.name, redis, config.jobs);
+    queues.set(runtime.name, queue);
+    if (options.schedulers !== false) {
+      const schedules = await scheduleSource(queue, runtime.settings, config.jobs);
+      logger.info({ source: runtime.name, schedules }, 'scheduled');
+    }
+    if (options.workers !== false) {
+      workers.push(createSourceWorker({ config, runtime, queue, connection: createRedis(config.redisUrl.reveal()), db, logger, signal: controller.signal }));
+    }
+  }
+  if (runtimes.length === 0) logger.warn('no source is configured: set the CareCloud or Cin7 credentials (see .env.example)');
+  let stopping: Promise<void> | undefined;
+  return {
+    sources: runtimes.map((r) => r.name),
+    queues,
+    stop() {
+      stopping ??= (async () => {
+        controller.abort();
+        await Promise.all(workers.map((w) => w.close()));
+        await Promise.all(workers.map((w) => w.disconnect()));
+        await Promise.all([...queues.values()].map((q) => q.close()));
+        await db.$disconnect();
+        redis.disconnect();
+      })();
+      return stopping;
+    },
+  };
+}
+
+/** Stops the service on SIGTERM/SIGINT; a second signal exits at once. */
+export function stopOnSignals(service: Service, logger: Logger, onStopped: () => void = () => process.exit(0)): void {
+  let received = false;
+  const handler = (signal: NodeJS.Signals) => {
+    if (received) process.exit(130);
+    received = true;
+    logger.info({ signal }, 'stopping: the current page is committed, then the run is put back in its queue');
+    service.stop().then(onStopped, (error: unknown) => {
+      logger.error({ err: error }, 'error while stopping');
+      process.exit(1);
+    });
+  };
+  process.on('SIGTERM', handler);
+  process.on('SIGINT', handler);
+}

@@ -1,0 +1,98 @@
+/**
+ * The worker of one source's queue: a thin wrapper around runSync that turns the engine's errors into
+ * BullMQ's controls — a fatal source error fails without retry, a long rate-limit wait pauses the whole
+ * queue, a shutdown or a busy source puts the job back without spending an attempt.
+ */
+import { hostname } from 'node:os';
+import { DelayedError, UnrecoverableError, Worker, type Job, type Queue } from 'bullmq';
+import type { Redis } from 'ioredis';
+import type { Config } from '../src/config.ts';
+import { FatalSourceError, RateLimitedError } from '../src/errors.ts';
+import { acquireSourceLock, SourceBusyError } from '../src/db/source-lock.ts';
+import type { Logger } from '../src/logger.ts';
+import type { Db } from '../src/sync/ledger.ts';
+import { runSync } from '../src/sync/run-sync.ts';
+import { emptyCounters, type RunCounters } from '../src/types.ts';
+import type { SyncJobData, SyncJobResult } from './queues.ts';
+import type { SourceRuntime } from './runtime.ts';
+
+export interface SourceWorkerOptions {
+  config: Config;
+  runtime: SourceRuntime;
+  queue: Queue<SyncJobData, SyncJobResult>;
+  connection: Redis;
+  db: Db;
+  logger: Logger;
+  /** Aborted on shutdown: the run stops after committing its current page. */
+  signal: AbortSignal;
+}
+
+/** How long a job waits before trying again when another run of its source holds the lock. */
+const BUSY_RETRY_MS = 5_000;
+
+export function createSourceWorker(options: SourceWorkerOptions): Worker<SyncJobData, SyncJobResult> {
+  const { runtime, queue } = options;
+  const worker = new Worker<SyncJobData, SyncJobResult>(queue.name, (job, token) => processJob(options, job, token), {
+    connection: options.connection,
+    prefix: options.config.jobs.prefix,
+    concurrency: 1,
+    // Runs are long and each makes many requests; the request-level limiter (src/http/rate-limiter.ts)
+    // is what keeps the API's limits. This queue limiter only spaces run starts and lets a 429 pause
+    // the whole queue through queue.rateLimit().
+    limiter: { max: 1, duration: 1000 },
+    maxStalledCount: 10,
+  });
+  worker.on('error', (error) => options.logger.error({ err: error, source: runtime.name }, 'worker error'));
+  return worker;
+}
+
+async function processJob(options: SourceWorkerOptions, job: Job<SyncJobData, SyncJobResult>, token?: string): Promise<SyncJobResult> {
+  const { runtime, config, signal } = options;
+  const logger = options.logger.child({ source: runtime.name, jobId: job.id });
+  let lock;
+  try {
+    lock = await acquireSourceLock(config.databaseUrl.reveal(), runtime.name);
+  } catch (error) {
+    if (!(error instanceof SourceBusyError)) throw error;
+    logger.info('another run of this source is under way; trying again shortly');
+    await job.moveToDelayed(Date.now() + BUSY_RETRY_MS, token);
+    throw new DelayedError();
+  }
+  try {
+    const counters: RunCounters = emptyCounters();
+    let last: SyncJobResult | undefined;
+    const started = Date.now();
+    for (const stream of runtime.streams) {
+      const result = await runSync({
+        source: runtime.name,
+        stream,
+        mode: job.data.mode,
+        client: runtime.client,
+        db: options.db,
+        logger,
+        settings: runtime.settings,
+        signal,
+        jobId: job.id,
+        worker: `${hostname()}:${process.pid}`,
+      });
+      for (const key of Object.keys(counters) as (keyof RunCounters)[]) counters[key] += result.counters[key];
+      last = { runId: String(result.runId), source: runtime.name, mode: result.mode, counters, watermarkAfter: result.watermarkAfter?.toISOString() ?? null, durationMs: 0 };
+    }
+    return { ...last!, counters, durationMs: Date.now() - started };
+  } catch (error) {
+    if (signal.aborted) {
+      // Shutting down: the scan's progress is committed; put the job back so the next worker resumes it.
+      await job.moveToDelayed(Date.now() + 1000, token);
+      throw new DelayedError();
+    }
+    if (error instanceof RateLimitedError) {
+      logger.warn({ retryAfterMs: error.retryAfterMs }, 'rate limited: pausing this source\'s queue');
+      await options.queue.rateLimit(error.retryAfterMs);
+      throw Worker.RateLimitError();
+    }
+    if (error instanceof FatalSourceError) throw new UnrecoverableError(error.message);
+    throw error;
+  } finally {
+    await lock.release();
+  }
+}

@@ -1,0 +1,92 @@
+/**
+ * CareCloud `GET /vouchers`. No "changed since" filter exists, so an incremental scan sorts by
+ * `last_change` DESC and pages down until it is past the watermark minus the lookback; a full scan sorts
+ * ASC (a record changed while we page moves to the end, where we still read it) and reads to the end.
+ */
+import type { CareCloudConfig } from '../../config.ts';
+import type { MapResult, ScanContext, StreamDefinition, VoucherRow } from '../../types.ts';
+import { offsetScan, type OffsetProgress } from '../../sync/offset-scan.ts';
+import { parseLocalDateTime } from '../parse.ts';
+import { RecordReader } from '../record-reader.ts';
+import type { CareCloudClient } from './client.ts';
+
+const STATES = [0, 1, 2] as const;
+
+export function mapCareCloudVoucher(raw: unknown, zone: string): MapResult {
+  const r = new RecordReader(raw);
+  const state = r.oneOf('state', STATES);
+  const row: VoucherRow = {
+    sourceId: r.text('voucher_id', { required: true }) ?? '',
+    code: r.text('code'),
+    customerId: r.text('customer_id', { required: true }),
+    // state: 0 deleted, 1 active, 2 non active. A record without a state is taken as active.
+    status: state === 0 ? 'deleted' : state === 2 ? 'inactive' : 'active',
+    amount: r.amount('value'),
+    redeemedAmount: null,
+    validFrom: r.localDate('valid_from', zone),
+    validTo: r.localDate('valid_to', zone),
+    appliedAt: r.localDate('applied_date', zone),
+    sourceCreatedAt: r.localDate('created_at', zone),
+    sourceModifiedAt: r.localDate('last_change', zone),
+    isDeleted: state === 0,
+    raw,
+  };
+  return r.result(row, raw);
+}
+
+const field = (record: unknown, name: string): unknown =>
+  record !== null && typeof record === 'object' ? (record as Record<string, unknown>)[name] : undefined;
+
+function keyOf(record: unknown): string | undefined {
+  const id = field(record, 'voucher_id');
+  return typeof id === 'string' && id !== '' ? id : typeof id === 'number' ? String(id) : undefined;
+}
+
+export function createCareCloudVouchers(config: CareCloudConfig): StreamDefinition<CareCloudClient> {
+  const positionOf = (record: unknown): number | null => {
+    const value = field(record, 'last_change');
+    if (typeof value !== 'string') return null;
+    try {
+      return Date.parse(parseLocalDateTime(value, config.timezone));
+    } catch {
+      return null;
+    }
+  };
+  return {
+    name: 'vouchers',
+    cursorField: 'sourceModifiedAt',
+    map: (raw) => mapCareCloudVoucher(raw, config.timezone),
+    scan({ client, mode, watermark, lookbackMs, progress, call }: ScanContext<CareCloudClient>) {
+      const direction = mode === 'incremental' ? 'DESC' : 'ASC';
+      const threshold = mode === 'incremental' && watermark ? watermark.getTime() - lookbackMs : null;
+      return offsetScan({
+        fetch: async (offset, count) => {
+          const page = await client.listVouchers({ count, offset, sort_field: 'last_change', sort_direction: direction }, call);
+          return { records: page.vouchers, total: page.totalItems };
+        },
+        pageSize: config.pageSize,
+        overlap: config.pageOverlap,
+        direction,
+        keyOf,
+        positionOf,
+        isPastEnd:
+          threshold === null
+            ? undefined
+            : (records) => {
+                const positions = records.map(positionOf).filter((p): p is number => p !== null);
+                return positions.length > 0 && Math.min(...positions) < threshold;
+              },
+        requireEmptyPage: mode === 'full',
+        start: progress as OffsetProgress | null,
+      });
+    },
+    async lookup(client, keys, call) {
+      const found: unknown[] = [];
+      for (const key of keys) {
+        const record = await client.getVoucher(key, call);
+        if (record !== null) found.push(record);
+      }
+      return found;
+    },
+  };
+}

@@ -1,0 +1,95 @@
+/**
+ * Reads the fields of one raw API record, collecting every problem instead of stopping at the first, so
+ * that a rejected record's reason lists all that is wrong with it ("code: longer than 255 characters;
+ * valid_to: "0000-00-00 00:00:00" is not a real date").
+ *
+ * Hand-written rather than a zod schema because the rules are per field and domain-specific (local times
+ * with a daylight-saving rule, money that must not be guessed) and the messages must name the field and
+ * the offending value in plain words; unknown fields are simply never looked at, so they never cause a
+ * rejection, and the raw record is stored whole.
+ */
+import type { MapResult, VoucherRow } from '../types.ts';
+import { FieldError, describe, parseAmount, parseIsoDateTime, parseLocalDateTime } from './parse.ts';
+
+/** Longest text we keep in an indexed column. */
+export const MAX_COLUMN_TEXT = 255;
+
+export class RecordReader {
+  readonly problems: string[] = [];
+  readonly fields: Record<string, unknown>;
+
+  constructor(raw: unknown) {
+    this.fields = raw !== null && typeof raw === 'object' && !Array.isArray(raw) ? (raw as Record<string, unknown>) : {};
+    if (this.fields !== raw) this.problems.push(`the record is ${describe(raw)}, not an object`);
+  }
+
+  private attempt<T>(name: string, read: (value: unknown) => T, fallback: T): T {
+    try {
+      return read(this.fields[name]);
+    } catch (error) {
+      if (!(error instanceof FieldError)) throw error;
+      this.problems.push(`${name}: ${error.message}`);
+      return fallback;
+    }
+  }
+
+  /** A text field; numbers are accepted and kept as their decimal text (ids sometimes arrive as numbers). */
+  text(name: string, options: { required?: boolean; max?: number } = {}): string | null {
+    return this.attempt(
+      name,
+      (value) => {
+        if (value === null || value === undefined || value === '') {
+          if (options.required) throw new FieldError('is missing');
+          return null;
+        }
+        const text = typeof value === 'number' && Number.isFinite(value) ? String(value) : value;
+        if (typeof text !== 'string') throw new FieldError(`expected text, got ${describe(value)}`);
+        const max = options.max ?? MAX_COLUMN_TEXT;
+        if (text.length > max) throw new FieldError(`is ${text.length} characters long, more than the ${max} allowed`);
+        return text;
+      },
+      null,
+    );
+  }
+
+  localDate(name: string, zone: string): string | null {
+    return this.attempt(name, (value) => (this.present(value) ? parseLocalDateTime(this.asString(value), zone) : null), null);
+  }
+
+  isoDate(name: string, defaultZone: string): string | null {
+    return this.attempt(name, (value) => (this.present(value) ? parseIsoDateTime(this.asString(value), defaultZone) : null), null);
+  }
+
+  amount(name: string): string | null {
+    return this.attempt(name, parseAmount, null);
+  }
+
+  /** One of a fixed set of values; `undefined` when absent. */
+  oneOf<T extends string | number>(name: string, allowed: readonly T[]): T | undefined {
+    return this.attempt(
+      name,
+      (value) => {
+        if (value === null || value === undefined) return undefined;
+        if (!allowed.includes(value as T)) throw new FieldError(`expected one of ${allowed.join(', ')}, got ${describe(value)}`);
+        return value as T;
+      },
+      undefined,
+    );
+  }
+
+  /** The mapped row, or a rejection listing every problem found. */
+  result(row: VoucherRow, raw: unknown): MapResult {
+    if (this.problems.length === 0) return { ok: true, row };
+    const sourceId = row.sourceId === '' ? null : row.sourceId;
+    return { ok: false, reject: { sourceId, reason: this.problems.join('; '), raw } };
+  }
+
+  private present(value: unknown): boolean {
+    return value !== null && value !== undefined && value !== '';
+  }
+
+  private asString(value: unknown): string {
+    if (typeof value !== 'string') throw new FieldError(`expected a date-time text, got ${describe(value)}`);
+    return value;
+  }
+}

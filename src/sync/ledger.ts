@@ -1,0 +1,86 @@
+/**
+ * The run ledger (`sync_runs`) and the stream state (`sync_state`). Small typed Prisma calls: the hot,
+ * set-based writes live in src/db/write-page.ts.
+ */
+import type { PrismaClient } from '../generated/prisma/client.ts';
+import type { Json, RunCounters, SyncMode } from '../types.ts';
+import { maskPersonalData } from '../logger.ts';
+
+export type Db = PrismaClient;
+export type Tx = Parameters<Parameters<PrismaClient['$transaction']>[0]>[0];
+
+export type RunStatus = 'running' | 'succeeded' | 'failed' | 'interrupted' | 'abandoned';
+
+/** What the engine keeps in `sync_state.progress` for each mode's unfinished scan. */
+export interface ScanState {
+  /** The stream's own paging progress. */
+  scan: Json;
+  /** Highest cursor value seen by this scan so far (UTC ISO). */
+  highMark: string | null;
+  /** Identifies the scan across the runs that finish it (keys seen by a full scan are filed under it). */
+  scanId: string;
+  startedAt: string;
+  [key: string]: Json;
+}
+
+export type ProgressByMode = Partial<Record<SyncMode, ScanState>>;
+
+export async function loadState(db: Db, source: string, stream: string) {
+  const state = await db.syncState.upsert({
+    where: { source_stream: { source, stream } },
+    create: { source, stream },
+    update: {},
+  });
+  return { watermark: state.watermark, progress: (state.progress ?? {}) as ProgressByMode };
+}
+
+/**
+ * Runs left "running" by a process that died. Call only while holding the source's lock: then no live
+ * run of that source exists, so every such row is abandoned.
+ */
+export async function abandonRunning(db: Db, source: string, stream: string): Promise<number> {
+  const { count } = await db.syncRun.updateMany({
+    where: { source, stream, status: 'running' },
+    data: { status: 'abandoned', finishedAt: new Date(), error: 'the worker running it stopped before it finished' },
+  });
+  return count;
+}
+
+export async function startRun(
+  db: Db,
+  run: { source: string; stream: string; mode: SyncMode; watermarkBefore: Date | null; jobId?: string; worker?: string },
+): Promise<bigint> {
+  const row = await db.syncRun.create({ data: { ...run, status: 'running' } });
+  return row.id;
+}
+
+export async function recordPage(tx: Tx, runId: bigint, counters: RunCounters): Promise<void> {
+  await tx.syncRun.update({ where: { id: runId }, data: { ...counters, heartbeatAt: new Date() } });
+}
+
+export async function saveProgress(tx: Tx, source: string, stream: string, progress: ProgressByMode): Promise<void> {
+  await tx.syncState.update({
+    where: { source_stream: { source, stream } },
+    data: { progress: progress as object, updatedAt: new Date() },
+  });
+}
+
+export async function finishRun(
+  db: Db | Tx,
+  runId: bigint,
+  status: Exclude<RunStatus, 'running'>,
+  counters: RunCounters,
+  extra: { watermarkAfter?: Date | null; error?: string } = {},
+): Promise<void> {
+  await db.syncRun.update({
+    where: { id: runId },
+    data: {
+      ...counters,
+      status,
+      finishedAt: new Date(),
+      heartbeatAt: new Date(),
+      watermarkAfter: extra.watermarkAfter,
+      error: extra.error === undefined ? undefined : maskPersonalData(extra.error).slice(0, 4000),
+    },
+  });
+}

@@ -1,0 +1,97 @@
+import { describe, expect, it } from 'vitest';
+import { mapCareCloudVoucher } from '../../src/sources/carecloud/vouchers.ts';
+import { mapCin7Voucher } from '../../src/sources/cin7/vouchers.ts';
+
+const careCloud = {
+  voucher_id: '8bb7345976bbc9ed20e5083dd6',
+  customer_id: '81ceb8582e2d8dbb7e71b7273b',
+  store_id: '86e05affc7a7abefcd513ab400',
+  code: 'w7TU7KfeE',
+  value: 3.49,
+  applied_date: null,
+  valid_from: '2024-07-10 21:33:13',
+  valid_to: '2024-07-30T21:33:13',
+  reward_group: '83cfee22eabfbbb15a14815e30',
+  reward: { reward_id: 'r1', reward_group: 1 },
+  created_at: '2024-07-01 08:00:00',
+  last_change: '2024-10-27 02:15:00',
+  state: 1,
+  brand_new_field: { anything: true },
+};
+
+describe('CareCloud voucher mapping', () => {
+  it('normalizes a voucher, reading local times in the project zone, keeping unknown fields in raw', () => {
+    const result = mapCareCloudVoucher(careCloud, 'Europe/Prague');
+    expect(result).toMatchObject({
+      ok: true,
+      row: {
+        sourceId: '8bb7345976bbc9ed20e5083dd6',
+        code: 'w7TU7KfeE',
+        status: 'active',
+        amount: '3.49',
+        validFrom: '2024-07-10T19:33:13.000Z',
+        validTo: '2024-07-30T19:33:13.000Z',
+        sourceModifiedAt: '2024-10-27T00:15:00.000Z', // the repeated hour: the earlier instant
+        isDeleted: false,
+      },
+    });
+    expect(result.ok && result.row.raw).toBe(careCloud);
+  });
+
+  it('maps state 0 to deleted and 2 to inactive', () => {
+    expect(mapCareCloudVoucher({ ...careCloud, state: 0 }, 'Europe/Prague')).toMatchObject({ row: { status: 'deleted', isDeleted: true } });
+    expect(mapCareCloudVoucher({ ...careCloud, state: 2 }, 'Europe/Prague')).toMatchObject({ row: { status: 'inactive', isDeleted: false } });
+  });
+
+  it('rejects a record with every problem named', () => {
+    const bad = { ...careCloud, voucher_id: undefined, value: '12,50', valid_to: '0000-00-00 00:00:00', last_change: '2024-03-31 02:30:00', state: 7 };
+    const result = mapCareCloudVoucher(bad, 'Europe/Prague');
+    expect(result.ok).toBe(false);
+    const reason = !result.ok ? result.reject.reason : '';
+    expect(reason).toContain('voucher_id: is missing');
+    expect(reason).toContain('value: expected a number, got the string "12,50"');
+    expect(reason).toContain('valid_to: "0000-00-00 00:00:00" is not a real date');
+    expect(reason).toContain('last_change: "2024-03-31 02:30:00" does not exist in Europe/Prague');
+    expect(reason).toContain('state: expected one of 0, 1, 2, got number 7');
+    expect(!result.ok && result.reject.raw).toBe(bad);
+  });
+
+  it('rejects oversized codes and non-object records', () => {
+    expect(mapCareCloudVoucher({ ...careCloud, code: 'x'.repeat(300) }, 'UTC')).toMatchObject({ ok: false, reject: { sourceId: careCloud.voucher_id, reason: 'code: is 300 characters long, more than the 255 allowed' } });
+    expect(mapCareCloudVoucher('nope', 'UTC')).toMatchObject({ ok: false, reject: { sourceId: null } });
+  });
+});
+
+const cin7 = {
+  createdDate: '2021-05-09T15:52:29.2618824+12:00',
+  status: 'Active',
+  code: 'GIFT-0001',
+  type: 'Gift',
+  description: 'Gift voucher',
+  expiryDate: null,
+  amount: 50.0,
+  customerID: 1234,
+  customerEmail: 'someone@example.com',
+  redeemedCount: 1,
+  redeemedCountLimit: 0,
+  redeemedAmount: 12.5,
+};
+
+describe('Cin7 voucher mapping', () => {
+  it('normalizes a voucher, keyed by code, with UTC times and exact amounts', () => {
+    expect(mapCin7Voucher(cin7, 'UTC')).toMatchObject({
+      ok: true,
+      row: { sourceId: 'GIFT-0001', customerId: '1234', status: 'active', amount: '50', redeemedAmount: '12.5', sourceCreatedAt: '2021-05-09T03:52:29.261Z', sourceModifiedAt: null },
+    });
+  });
+
+  it('reads the documented PascalCase names too', () => {
+    expect(mapCin7Voucher({ Code: 'P-1', Status: 'Inactive', Amount: 10, CreatedDate: '2021-05-09T15:52:29Z' }, 'UTC')).toMatchObject({ ok: true, row: { sourceId: 'P-1', status: 'inactive' } });
+  });
+
+  it('rejects a missing code and a comma amount', () => {
+    const result = mapCin7Voucher({ ...cin7, code: undefined, amount: '12,50' }, 'UTC');
+    expect(result).toMatchObject({ ok: false, reject: { sourceId: null } });
+    expect(!result.ok && result.reject.reason).toBe('code: is missing; amount: expected a number, got the string "12,50"');
+  });
+});

@@ -1,0 +1,157 @@
+import { describe, expect, it } from 'vitest';
+import { offsetScan } from '../../src/sync/offset-scan.ts';
+
+/** A live list sorted by `t` (then by `seq`, a stable tie-break), like an API over a changing table. */
+function createLiveList(count: number, direction: 'ASC' | 'DESC') {
+  let seq = 0;
+  let clock = 1_000_000;
+  const rows = new Map<string, { id: string; t: number; seq: number }>();
+  for (let i = 0; i < count; i++) {
+    // Many equal timestamps: groups of 7 share one value.
+    rows.set(`v${i}`, { id: `v${i}`, t: Math.floor(i / 7) * 1000, seq: seq++ });
+  }
+  const sorted = () =>
+    [...rows.values()].sort((a, b) => (direction === 'DESC' ? b.t - a.t || b.seq - a.seq : a.t - b.t || a.seq - b.seq));
+  return {
+    rows,
+    fetch: async (offset: number, count: number) => {
+      const list = sorted();
+      return { records: list.slice(offset, offset + count), total: list.length };
+    },
+    touch(id: string) {
+      const row = rows.get(id)!;
+      row.t = clock += 1000;
+      row.seq = seq++;
+    },
+    remove(id: string) {
+      rows.delete(id);
+    },
+    insert(id: string) {
+      rows.set(id, { id, t: (clock += 1000), seq: seq++ });
+    },
+  };
+}
+
+function random(seed: number) {
+  let s = seed;
+  return () => ((s = (s * 1_103_515_245 + 12_345) % 2 ** 31) / 2 ** 31);
+}
+
+async function scanWithChurn(seed: number, direction: 'ASC' | 'DESC', churn: { deletes: number; touches: number; inserts: number }) {
+  const list = createLiveList(500, direction);
+  const rand = random(seed);
+  const initial = new Set(list.rows.keys());
+  const deleted = new Set<string>();
+  const touched = new Set<string>();
+  const seen = new Set<string>();
+  let requests = 0;
+  const pages = offsetScan({
+    fetch: async (offset, count) => {
+      requests++;
+      // Change the list between page requests, as other users of the API would.
+      const ids = [...list.rows.keys()];
+      for (let i = 0; i < churn.deletes; i++) {
+        const id = ids[Math.floor(rand() * ids.length)]!;
+        if (list.rows.has(id)) (list.remove(id), deleted.add(id));
+      }
+      for (let i = 0; i < churn.touches; i++) {
+        const id = ids[Math.floor(rand() * ids.length)]!;
+        if (list.rows.has(id)) (list.touch(id), touched.add(id));
+      }
+      for (let i = 0; i < churn.inserts; i++) list.insert(`n${seed}-${requests}-${i}`);
+      return list.fetch(offset, count);
+    },
+    pageSize: 50,
+    overlap: 5,
+    direction,
+    keyOf: (r) => (r as { id: string }).id,
+    positionOf: (r) => (r as { t: number }).t,
+    requireEmptyPage: true,
+  });
+  for await (const page of pages) for (const r of page.records) seen.add((r as { id: string }).id);
+  return { initial, deleted, touched, seen, requests };
+}
+
+describe('offsetScan over a list that changes while we page', () => {
+  it('reads every record once in a quiet list, stopping at the total', async () => {
+    const list = createLiveList(120, 'DESC');
+    const seen: string[] = [];
+    let requests = 0;
+    const pages = offsetScan({
+      fetch: (o, c) => (requests++, list.fetch(o, c)),
+      pageSize: 50,
+      overlap: 5,
+      direction: 'DESC',
+      keyOf: (r) => (r as { id: string }).id,
+      positionOf: (r) => (r as { t: number }).t,
+    });
+    for await (const page of pages) seen.push(...page.records.map((r) => (r as { id: string }).id));
+    expect(seen).toHaveLength(120);
+    expect(new Set(seen).size).toBe(120);
+    expect(requests).toBe(3);
+  });
+
+  for (const seed of [1, 2, 3, 4, 5, 6, 7, 8]) {
+    it(`DESC (incremental): misses no record that stayed put, despite deletes pulling rows up (seed ${seed})`, async () => {
+      const { initial, deleted, touched, seen } = await scanWithChurn(seed, 'DESC', { deletes: 3, touches: 2, inserts: 1 });
+      // Records changed during the scan jump to the top, above where we are; the next incremental run
+      // reads them (their last_change is above the new watermark). Everything else must be seen.
+      const missed = [...initial].filter((id) => !deleted.has(id) && !touched.has(id) && !seen.has(id));
+      expect(missed).toEqual([]);
+    });
+
+    it(`ASC (full): misses no surviving record, changed ones included (seed ${seed})`, async () => {
+      const { initial, deleted, seen } = await scanWithChurn(seed, 'ASC', { deletes: 3, touches: 2, inserts: 1 });
+      const missed = [...initial].filter((id) => !deleted.has(id) && !seen.has(id));
+      expect(missed).toEqual([]);
+    });
+  }
+
+  it('survives more deletions between two pages than the overlap, by stepping back', async () => {
+    const { initial, deleted, touched, seen } = await scanWithChurn(42, 'DESC', { deletes: 20, touches: 0, inserts: 0 });
+    expect(deleted.size).toBeGreaterThan(5);
+    expect([...initial].filter((id) => !deleted.has(id) && !touched.has(id) && !seen.has(id))).toEqual([]);
+  });
+
+  it('survives more rows pushed down between two pages than a page holds, by stepping forward', async () => {
+    const { initial, deleted, touched, seen } = await scanWithChurn(7, 'DESC', { deletes: 0, touches: 80, inserts: 0 });
+    expect([...initial].filter((id) => !deleted.has(id) && !touched.has(id) && !seen.has(id))).toEqual([]);
+  });
+
+  it('stops an incremental scan at the first page past the threshold', async () => {
+    const list = createLiveList(500, 'DESC');
+    let requests = 0;
+    const threshold = 60 * 1000; // records with t < 60 s are older than the watermark minus lookback
+    const pages = offsetScan({
+      fetch: (o, c) => (requests++, list.fetch(o, c)),
+      pageSize: 50,
+      overlap: 5,
+      direction: 'DESC',
+      keyOf: (r) => (r as { id: string }).id,
+      positionOf: (r) => (r as { t: number }).t,
+      isPastEnd: (records) => Math.min(...records.map((r) => (r as { t: number }).t)) < threshold,
+    });
+    const seen: number[] = [];
+    for await (const page of pages) seen.push(...page.records.map((r) => (r as { t: number }).t));
+    expect(seen.filter((t) => t >= threshold)).toHaveLength(500 - 60 * 7);
+    expect(requests).toBe(Math.ceil((500 - 60 * 7 + 1) / 45));
+  });
+
+  it('resumes from saved progress without re-reading earlier pages', async () => {
+    const list = createLiveList(200, 'ASC');
+    const options = {
+      fetch: (o: number, c: number) => list.fetch(o, c),
+      pageSize: 50,
+      overlap: 5,
+      direction: 'ASC' as const,
+      keyOf: (r: unknown) => (r as { id: string }).id,
+      positionOf: (r: unknown) => (r as { t: number }).t,
+    };
+    const first = offsetScan(options);
+    const page1 = (await first.next()).value!;
+    list.remove('v3'); // a deletion while the scan was paused
+    const seen = new Set(page1.records.map((r: unknown) => (r as { id: string }).id));
+    for await (const page of offsetScan({ ...options, start: page1.progress })) for (const r of page.records) seen.add((r as { id: string }).id);
+    expect(seen.size).toBe(200);
+  });
+});
