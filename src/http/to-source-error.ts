@@ -1,0 +1,59 @@
+import { HTTPError, ParseError, RequestError, TimeoutError } from 'got';
+import { AbortedError, FatalSourceError, RateLimitedError, RetriableSourceError } from '../errors.ts';
+import { errorSummary } from './response-text.ts';
+
+/** Statuses worth another try: the request may succeed later unchanged. */
+export const RETRIABLE_STATUSES = [408, 429, 500, 502, 503, 504];
+
+export function isSourceError(error: unknown): error is FatalSourceError | RetriableSourceError | RateLimitedError | AbortedError {
+  return error instanceof FatalSourceError || error instanceof RetriableSourceError || error instanceof RateLimitedError || error instanceof AbortedError;
+}
+
+/** `GET /path` without the query string, which may carry filters we do not want in messages. */
+export function describeRequest(error: RequestError): string {
+  const url = error.options?.url;
+  const path = url instanceof URL ? url.pathname : String(url ?? '').split('?')[0];
+  return `${error.options?.method ?? 'GET'} ${path}`;
+}
+
+/**
+ * Turns what got throws into one of the error classes that steer the job (src/errors.ts), keeping the got error
+ * as `cause`. Errors already of those classes (thrown by a hook or the limiter) pass through unchanged.
+ * @param retryAfterMs the wait the source asked for, used when the last answer was 429.
+ */
+export function toSourceError(error: unknown, source: string, retryAfterMs?: number): Error {
+  if (isSourceError(error)) return error;
+  if (!(error instanceof RequestError)) {
+    if (error instanceof Error && error.name === 'AbortError') return new AbortedError(`${source} request was cancelled`, { cause: error });
+    return error instanceof Error ? error : new Error(String(error));
+  }
+  if (isSourceError(error.cause)) return error.cause;
+  const where = describeRequest(error);
+  const attempts = error.request ? error.request.retryCount + 1 : 1;
+  const after = attempts > 1 ? ` after ${attempts} attempts` : '';
+  if (error.name === 'AbortError') return new AbortedError(`${source} request ${where} was cancelled`, { cause: error });
+  if (error instanceof ParseError) {
+    const type = error.response.headers['content-type'] ?? 'no content type';
+    return new RetriableSourceError(
+      `${source} returned a response that is not JSON to ${where} (${type}, ${error.response.rawBody.length} bytes)`,
+      error.response.statusCode,
+      { cause: error },
+    );
+  }
+  if (error instanceof HTTPError) {
+    const status = error.response.statusCode;
+    const summary = errorSummary(error.response.body);
+    const text = `${source} answered ${status} ${error.response.statusMessage ?? ''}`.trimEnd() + ` to ${where}${after}${summary ? `: ${summary}` : ''}`;
+    if (status === 429) return new RateLimitedError(text, retryAfterMs ?? 60_000, { cause: error });
+    if (RETRIABLE_STATUSES.includes(status) || status >= 500) return new RetriableSourceError(text, status, { cause: error });
+    return new FatalSourceError(text, status, { cause: error });
+  }
+  if (error instanceof TimeoutError) {
+    return new RetriableSourceError(`${source} did not answer ${where} in time (${error.event} timeout)${after}`, undefined, { cause: error });
+  }
+  if (error.code.startsWith('ERR_')) {
+    // Not the network: something inside a hook failed (e.g. Redis for the limiter). Say what.
+    return new RetriableSourceError(`${source} request ${where} failed: ${error.message}`, undefined, { cause: error });
+  }
+  return new RetriableSourceError(`The connection to ${source} failed during ${where} (${error.code})${after}`, undefined, { cause: error });
+}
