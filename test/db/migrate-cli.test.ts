@@ -1,0 +1,60 @@
+/**
+ * `npm run db:migrate` as an operator runs it: a real process, configured by environment variables.
+ */
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, describe, expect, it } from 'vitest';
+import { dropTestDatabase, uniqueDatabaseUrl } from '../helpers/db.ts';
+
+const root = fileURLToPath(new URL('../..', import.meta.url));
+const tsx = join(root, 'node_modules', '.bin', 'tsx');
+const cli = join(root, 'src', 'cli', 'migrate.ts');
+// Run outside the repository so that a developer's .env cannot change what is tested.
+const cwd = mkdtempSync(join(tmpdir(), 'migrate-cli-'));
+const PASSWORD = 'Pw-0f-the-op3rator';
+
+const created: string[] = [];
+
+function run(databaseUrl: string) {
+  const env = { PATH: process.env.PATH, HOME: process.env.HOME, DATABASE_URL: databaseUrl, LOG_LEVEL: 'info' };
+  const result = spawnSync(tsx, [cli], { cwd, env, encoding: 'utf8', timeout: 60_000 });
+  return { code: result.status, stdout: result.stdout, stderr: result.stderr, output: result.stdout + result.stderr };
+}
+
+afterAll(async () => {
+  rmSync(cwd, { recursive: true, force: true });
+  for (const name of created) await dropTestDatabase(name);
+});
+
+describe('db:migrate', () => {
+  it('applies the migrations, then reports the database up to date, never printing the password', () => {
+    const { name } = uniqueDatabaseUrl('cli');
+    created.push(name);
+    // The test server trusts local connections, so the password is sent but not needed.
+    const url = `postgresql://postgres:${PASSWORD}@127.0.0.1:5432/${name}`;
+    const first = run(url);
+    expect(first.code).toBe(0);
+    expect(first.stdout).toContain('Applied 1 migration(s):\n  20261122000000_init');
+    const second = run(url);
+    expect(second.code).toBe(0);
+    expect(second.stdout).toContain('up to date');
+    expect(first.output + second.output).not.toContain(PASSWORD);
+  });
+
+  it('fails with exit code 1 and a message without the password when the server cannot be reached', () => {
+    const result = run(`postgresql://postgres:${PASSWORD}@127.0.0.1:1/unreachable`);
+    expect(result.code).toBe(1);
+    expect(result.stderr).toMatch(/Migration failed: Cannot connect to postgres@127\.0\.0\.1:1\/unreachable/);
+    expect(result.output).not.toContain(PASSWORD);
+  });
+
+  it('reports an invalid configuration by variable name, without its value', () => {
+    const result = run(`mysql://root:${PASSWORD}@127.0.0.1/db`);
+    expect(result.code).toBe(1);
+    expect(result.stderr).toContain('DATABASE_URL');
+    expect(result.output).not.toContain(PASSWORD);
+  });
+});
