@@ -86,8 +86,6 @@ export interface JobsConfig {
   prefix: string;
   attempts: number;
   backoffMs: number;
-  /** How long a run may go without a heartbeat before another worker treats it as abandoned. */
-  staleRunMs: number;
 }
 
 export interface Config {
@@ -186,7 +184,6 @@ const schema = z.object({
   QUEUE_PREFIX: str.regex(/^[A-Za-z0-9_-]{1,64}$/, 'must be 1 to 64 letters, digits, - or _').default('voucher-sync'),
   JOB_ATTEMPTS: int(1, 100).default(8),
   JOB_BACKOFF: duration.default(30_000),
-  STALE_RUN_AFTER: duration.default(120_000),
 
   CARECLOUD_BASE_URL: url(['http:', 'https:']).optional(),
   CARECLOUD_LOGIN: str.min(1).optional(),
@@ -261,7 +258,7 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
       retries: e.HTTP_RETRIES,
       maxInlineWaitMs: e.HTTP_MAX_INLINE_WAIT,
     },
-    jobs: { prefix: e.QUEUE_PREFIX, attempts: e.JOB_ATTEMPTS, backoffMs: e.JOB_BACKOFF, staleRunMs: e.STALE_RUN_AFTER },
+    jobs: { prefix: e.QUEUE_PREFIX, attempts: e.JOB_ATTEMPTS, backoffMs: e.JOB_BACKOFF },
     carecloud:
       e.CARECLOUD_LOGIN && e.CARECLOUD_PASSWORD && e.CARECLOUD_APP_ID && e.CARECLOUD_BASE_URL && e.CARECLOUD_TIMEZONE
         ? {

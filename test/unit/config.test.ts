@@ -1,0 +1,85 @@
+import { inspect } from 'node:util';
+import { describe, expect, it } from 'vitest';
+import { loadConfig, parseDuration, parseRateWindows } from '../../src/config.ts';
+import { ConfigError } from '../../src/errors.ts';
+
+const cin7 = { CIN7_USERNAME: 'user', CIN7_API_KEY: 'k3y-s3cret' };
+const careCloud = {
+  CARECLOUD_BASE_URL: 'https://example.crmcarecloud.com/webservice/rest-api/enterprise-interface/v1.0',
+  CARECLOUD_LOGIN: 'api',
+  CARECLOUD_PASSWORD: 'pa55-s3cret',
+  CARECLOUD_APP_ID: 'app-s3cret',
+  CARECLOUD_TIMEZONE: 'Europe/Prague',
+};
+
+function errorOf(env: Record<string, string>): string {
+  try {
+    loadConfig(env);
+  } catch (error) {
+    expect(error).toBeInstanceOf(ConfigError);
+    return (error as Error).message;
+  }
+  throw new Error('expected a ConfigError');
+}
+
+describe('loadConfig', () => {
+  it('applies the documented defaults and leaves unconfigured sources out', () => {
+    const config = loadConfig({});
+    expect(config.carecloud).toBeNull();
+    expect(config.cin7).toBeNull();
+    expect(config.databaseUrl.reveal()).toBe('postgresql://postgres@localhost:5432/voucher_sync');
+    expect(config.http).toEqual({ connectTimeoutMs: 10_000, readTimeoutMs: 30_000, retries: 4, maxInlineWaitMs: 30_000 });
+  });
+
+  it('enables Cin7 with its reported limits and daily budget', () => {
+    const config = loadConfig(cin7);
+    expect(config.cin7).toMatchObject({
+      pageSize: 250,
+      lookbackMs: 600_000,
+      schedule: { every: 300_000 },
+      reconcileSchedule: { pattern: '0 3 * * *' },
+      limits: { windows: [{ max: 3, windowMs: 1000 }, { max: 60, windowMs: 60_000 }], dailyBudget: 5000 },
+    });
+  });
+
+  it('names the variable, the rule and the value that is wrong', () => {
+    expect(errorOf({ ...cin7, CIN7_PAGE_SIZE: '500' })).toBe('CIN7_PAGE_SIZE must be a whole number from 1 to 250 (got "500")');
+    expect(errorOf({ CIN7_RATE_LIMIT: 'fast' })).toBe('CIN7_RATE_LIMIT must be a list of limits such as 3/s,60/min (got "fast")');
+    expect(errorOf({ CARECLOUD_TIMEZONE: 'Mars/Olympus' })).toContain('CARECLOUD_TIMEZONE must be an IANA time zone such as Europe/Prague (got "Mars/Olympus")');
+    expect(errorOf({ CIN7_SCHEDULE: 'sometimes' })).toContain('CIN7_SCHEDULE must be a duration of at least 1s');
+  });
+
+  it('says which credentials are missing when a source is half configured', () => {
+    expect(errorOf({ CARECLOUD_LOGIN: 'api' })).toBe(
+      'CARECLOUD_BASE_URL, CARECLOUD_PASSWORD, CARECLOUD_APP_ID, CARECLOUD_TIMEZONE must be set to sync carecloud (CARECLOUD_LOGIN is set)',
+    );
+  });
+
+  it('never prints a secret, in an error or when the config is logged', () => {
+    const message = errorOf({ DATABASE_URL: 'mysql://admin:hunter2@db/x' });
+    expect(message).toBe('DATABASE_URL must be a URL starting with postgres:// or postgresql://');
+    const config = loadConfig({ ...cin7, ...careCloud });
+    const printed = JSON.stringify(config) + inspect(config, { depth: 10 });
+    for (const secret of ['k3y-s3cret', 'pa55-s3cret', 'app-s3cret']) expect(printed).not.toContain(secret);
+    expect(config.cin7?.apiKey.reveal()).toBe('k3y-s3cret');
+  });
+
+  it('is frozen', () => {
+    const config = loadConfig(cin7);
+    expect(() => ((config.cin7 as { pageSize: number }).pageSize = 1)).toThrow();
+  });
+});
+
+describe('duration and rate-limit syntax', () => {
+  it('reads durations and windows', () => {
+    expect(parseDuration('10m')).toBe(600_000);
+    expect(parseDuration('1.5s')).toBe(1500);
+    expect(parseDuration('soon')).toBeUndefined();
+    expect(parseRateWindows('3/s, 60/min,5000/d')).toEqual([
+      { max: 3, windowMs: 1000 },
+      { max: 60, windowMs: 60_000 },
+      { max: 5000, windowMs: 86_400_000 },
+    ]);
+    expect(parseRateWindows('0/s')).toBeUndefined();
+  });
+});
