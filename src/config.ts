@@ -80,6 +80,8 @@ export interface HttpConfig {
   retries: number;
   /** A wait longer than this (Retry-After, backoff, exhausted budget) is handed to the queue. */
   maxInlineWaitMs: number;
+  /** Wait before the first retry of a request; doubles at each further one (±20 % jitter). */
+  retryBackoffMs: number;
 }
 
 export interface JobsConfig {
@@ -181,6 +183,7 @@ const schema = z.object({
   HTTP_READ_TIMEOUT: duration.default(30_000),
   HTTP_RETRIES: int(0, 20).default(4),
   HTTP_MAX_INLINE_WAIT: duration.default(30_000),
+  HTTP_RETRY_BACKOFF: duration.default(1000),
   QUEUE_PREFIX: str.regex(/^[A-Za-z0-9_-]{1,64}$/, 'must be 1 to 64 letters, digits, - or _').default('voucher-sync'),
   JOB_ATTEMPTS: int(1, 100).default(8),
   JOB_BACKOFF: duration.default(30_000),
@@ -257,6 +260,7 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
       readTimeoutMs: e.HTTP_READ_TIMEOUT,
       retries: e.HTTP_RETRIES,
       maxInlineWaitMs: e.HTTP_MAX_INLINE_WAIT,
+      retryBackoffMs: e.HTTP_RETRY_BACKOFF,
     },
     jobs: { prefix: e.QUEUE_PREFIX, attempts: e.JOB_ATTEMPTS, backoffMs: e.JOB_BACKOFF },
     carecloud:

@@ -13,7 +13,7 @@ import type { Logger } from '../logger.ts';
 import type { HttpContext } from './call-options.ts';
 import type { RateLimiter } from './rate-limiter.ts';
 import { responseExcerpt } from './response-text.ts';
-import { RETRIABLE_STATUSES, describeRequest, isSourceError, toSourceError } from './to-source-error.ts';
+import { RETRIABLE_STATUSES, describeRequest, isSourceError, toSourceError, withoutRequest } from './to-source-error.ts';
 
 const NETWORK_ERRORS = ['ETIMEDOUT', 'ECONNRESET', 'ECONNREFUSED', 'EADDRINUSE', 'EPIPE', 'ENOTFOUND', 'ENETUNREACH', 'EAI_AGAIN', 'EHOSTUNREACH'];
 
@@ -28,7 +28,7 @@ export interface HttpClientOptions {
   logger: Logger;
   /** Sent with every request (e.g. Authorization); never logged. */
   headers?: Record<string, string>;
-  /** Wait before the first retry in ms, doubled at each further one, ±20 % jitter (default 1000). */
+  /** Wait before the first retry in ms, doubled at each further one, ±20 % jitter (default http.retryBackoffMs). */
   backoffBaseMs?: number;
 }
 
@@ -44,7 +44,7 @@ export function parseRetryAfter(value: string | undefined, now = Date.now()): nu
 const contextOf = (context: Record<string, unknown>): HttpContext => context as HttpContext;
 
 export function createHttpClient(options: HttpClientOptions): Got {
-  const { source, baseUrl, http, limiter, headers = {}, backoffBaseMs = 1000 } = options;
+  const { source, baseUrl, http, limiter, headers = {}, backoffBaseMs = http.retryBackoffMs } = options;
   const logger = options.logger.child({ source });
   // The wait decided for a response (Retry-After or backoff), so that the retry, the penalty given to the other
   // workers and the RateLimitedError all use the same number.
@@ -70,7 +70,7 @@ export function createHttpClient(options: HttpClientOptions): Got {
     const wait = response ? waitFor(response) : Math.round(backoff(attemptCount));
     if (wait <= http.maxInlineWaitMs) return wait;
     if (response?.statusCode === 429 || response?.headers['retry-after'] !== undefined) {
-      throw new RateLimitedError(`${source} asks to wait ${wait} ms before retrying ${describeRequest(error)}`, wait, { cause: error });
+      throw new RateLimitedError(`${source} asks to wait ${wait} ms before retrying ${describeRequest(error)}`, wait, { cause: withoutRequest(error) });
     }
     return 0; // a backoff this long is the job's business: the error goes up as RetriableSourceError
   };

@@ -17,8 +17,18 @@ export function describeRequest(error: RequestError): string {
 }
 
 /**
+ * got's errors carry the request options (headers with the Authorization value) and the response. Kept as a
+ * `cause`, they would reach any log line that serializes the error: keep only what says what happened.
+ */
+export function withoutRequest(error: RequestError): Error {
+  const plain = new Error(error.message);
+  plain.name = error.name;
+  return Object.assign(plain, { code: error.code, stack: error.stack });
+}
+
+/**
  * Turns what got throws into one of the error classes that steer the job (src/errors.ts), keeping the got error
- * as `cause`. Errors already of those classes (thrown by a hook or the limiter) pass through unchanged.
+ * as `cause` (stripped of its request, see withoutRequest). Errors already of those classes (thrown by a hook or the limiter) pass through unchanged.
  * @param retryAfterMs the wait the source asked for, used when the last answer was 429.
  */
 export function toSourceError(error: unknown, source: string, retryAfterMs?: number): Error {
@@ -31,29 +41,29 @@ export function toSourceError(error: unknown, source: string, retryAfterMs?: num
   const where = describeRequest(error);
   const attempts = error.request ? error.request.retryCount + 1 : 1;
   const after = attempts > 1 ? ` after ${attempts} attempts` : '';
-  if (error.name === 'AbortError') return new AbortedError(`${source} request ${where} was cancelled`, { cause: error });
+  if (error.name === 'AbortError') return new AbortedError(`${source} request ${where} was cancelled`, { cause: withoutRequest(error) });
   if (error instanceof ParseError) {
     const type = error.response.headers['content-type'] ?? 'no content type';
     return new RetriableSourceError(
       `${source} returned a response that is not JSON to ${where} (${type}, ${error.response.rawBody.length} bytes)`,
       error.response.statusCode,
-      { cause: error },
+      { cause: withoutRequest(error) },
     );
   }
   if (error instanceof HTTPError) {
     const status = error.response.statusCode;
     const summary = errorSummary(error.response.body);
     const text = `${source} answered ${status} ${error.response.statusMessage ?? ''}`.trimEnd() + ` to ${where}${after}${summary ? `: ${summary}` : ''}`;
-    if (status === 429) return new RateLimitedError(text, retryAfterMs ?? 60_000, { cause: error });
-    if (RETRIABLE_STATUSES.includes(status) || status >= 500) return new RetriableSourceError(text, status, { cause: error });
-    return new FatalSourceError(text, status, { cause: error });
+    if (status === 429) return new RateLimitedError(text, retryAfterMs ?? 60_000, { cause: withoutRequest(error) });
+    if (RETRIABLE_STATUSES.includes(status) || status >= 500) return new RetriableSourceError(text, status, { cause: withoutRequest(error) });
+    return new FatalSourceError(text, status, { cause: withoutRequest(error) });
   }
   if (error instanceof TimeoutError) {
-    return new RetriableSourceError(`${source} did not answer ${where} in time (${error.event} timeout)${after}`, undefined, { cause: error });
+    return new RetriableSourceError(`${source} did not answer ${where} in time (${error.event} timeout)${after}`, undefined, { cause: withoutRequest(error) });
   }
   if (error.code.startsWith('ERR_')) {
     // Not the network: something inside a hook failed (e.g. Redis for the limiter). Say what.
-    return new RetriableSourceError(`${source} request ${where} failed: ${error.message}`, undefined, { cause: error });
+    return new RetriableSourceError(`${source} request ${where} failed: ${error.message}`, undefined, { cause: withoutRequest(error) });
   }
-  return new RetriableSourceError(`The connection to ${source} failed during ${where} (${error.code})${after}`, undefined, { cause: error });
+  return new RetriableSourceError(`The connection to ${source} failed during ${where} (${error.code})${after}`, undefined, { cause: withoutRequest(error) });
 }
