@@ -8,7 +8,7 @@ import { createLogger } from '../../src/logger.ts';
 import { createTestRedis, type TestRedis } from '../helpers/redis.ts';
 import { captureLogs, startLocalServer, type Answer, type LocalServer, type SeenRequest } from './local-server.ts';
 
-const http: HttpConfig = { connectTimeoutMs: 2000, readTimeoutMs: 2000, retries: 3, maxInlineWaitMs: 5000 };
+const http: HttpConfig = { connectTimeoutMs: 2000, readTimeoutMs: 2000, retries: 3, maxInlineWaitMs: 5000, retryBackoffMs: 1000 };
 
 async function rejection(promise: Promise<unknown>): Promise<unknown> {
   try {

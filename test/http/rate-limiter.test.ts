@@ -78,7 +78,7 @@ describe('createRateLimiter', () => {
     const error = await rejection(b.acquire({ maxWaitMs: 1000 }));
     expect(error).toBeInstanceOf(RateLimitedError);
     expect((error as RateLimitedError).retryAfterMs).toBeGreaterThan(9000);
-    expect((error as RateLimitedError).retryAfterMs).toBeLessThanOrEqual(10_025);
+    expect((error as RateLimitedError).retryAfterMs).toBeLessThanOrEqual(10_250);
     expect((error as Error).message).toContain('5 requests per 10000 ms');
     expect((await a.usage()).windows).toEqual([{ max: 5, windowMs: 10_000, used: 5 }]);
   });

@@ -8,7 +8,7 @@ import { captureLogs, startLocalServer, type Answer, type LocalServer, type Seen
 
 const PASSWORD = 'pa55-w0rd-not-for-logs';
 const APP_ID = 'app-9f8e7d6c5b4a';
-const http: HttpConfig = { connectTimeoutMs: 2000, readTimeoutMs: 2000, retries: 2, maxInlineWaitMs: 5000 };
+const http: HttpConfig = { connectTimeoutMs: 2000, readTimeoutMs: 2000, retries: 2, maxInlineWaitMs: 5000, retryBackoffMs: 1000 };
 const PREFIX = '/webservice/rest-api/enterprise-interface/v1.0';
 
 async function rejection(promise: Promise<unknown>): Promise<unknown> {

@@ -6,7 +6,7 @@ import { createCin7Client } from '../../src/sources/cin7/client.ts';
 import { captureLogs, startLocalServer, type Answer, type LocalServer, type SeenRequest } from '../http/local-server.ts';
 
 const API_KEY = 'k3y-0f-the-connection';
-const http: HttpConfig = { connectTimeoutMs: 2000, readTimeoutMs: 2000, retries: 2, maxInlineWaitMs: 5000 };
+const http: HttpConfig = { connectTimeoutMs: 2000, readTimeoutMs: 2000, retries: 2, maxInlineWaitMs: 5000, retryBackoffMs: 1000 };
 
 async function rejection(promise: Promise<unknown>): Promise<unknown> {
   try {

@@ -52,11 +52,17 @@ async function scanWithChurn(seed: number, direction: 'ASC' | 'DESC', churn: { d
       const ids = [...list.rows.keys()];
       for (let i = 0; i < churn.deletes; i++) {
         const id = ids[Math.floor(rand() * ids.length)]!;
-        if (list.rows.has(id)) (list.remove(id), deleted.add(id));
+        if (list.rows.has(id)) {
+          list.remove(id);
+          deleted.add(id);
+        }
       }
       for (let i = 0; i < churn.touches; i++) {
         const id = ids[Math.floor(rand() * ids.length)]!;
-        if (list.rows.has(id)) (list.touch(id), touched.add(id));
+        if (list.rows.has(id)) {
+          list.touch(id);
+          touched.add(id);
+        }
       }
       for (let i = 0; i < churn.inserts; i++) list.insert(`n${seed}-${requests}-${i}`);
       return list.fetch(offset, count);

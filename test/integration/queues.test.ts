@@ -1,0 +1,213 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { Queue, QueueEvents } from 'bullmq';
+import { Redis } from 'ioredis';
+import { afterEach, describe, expect, it } from 'vitest';
+import { isServiceCode } from '../../src/fake/carecloud-data.ts';
+import { runOnce } from '../../jobs/run-once.ts';
+import { startService, type Service } from '../../jobs/service.ts';
+import type { SyncJobData, SyncJobResult } from '../../jobs/queues.ts';
+import { createHarness, REDIS_URL, type Harness, type HarnessOptions } from '../helpers/sync-harness.ts';
+
+let h: Harness | undefined;
+let service: Service | undefined;
+const children: ChildProcess[] = [];
+
+afterEach(async () => {
+  for (const child of children.splice(0)) if (child.exitCode === null) child.kill('SIGKILL');
+  await service?.stop();
+  service = undefined;
+  await h?.close();
+  h = undefined;
+});
+
+async function setUp(options: HarnessOptions = {}) {
+  h = await createHarness(options);
+  return h;
+}
+
+/** A worker process of the real service, as `npm start -- --role worker` runs it. */
+function spawnWorker(env: Record<string, string>, output: string[] = []): ChildProcess {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/start.ts', '--role', 'worker'], {
+    env: { PATH: process.env.PATH ?? '', ...env, LOG_LEVEL: 'info' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  child.stdout!.on('data', (chunk: Buffer) => output.push(String(chunk)));
+  child.stderr!.on('data', (chunk: Buffer) => output.push(String(chunk)));
+  children.push(child);
+  return child;
+}
+
+async function waitFor(check: () => Promise<boolean>, timeoutMs = 30_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error('timed out waiting');
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
+function overlaps(runs: { startedAt: Date; finishedAt: Date | null }[]): boolean {
+  const sorted = [...runs].sort((a, b) => a.startedAt.getTime() - b.startedAt.getTime());
+  return sorted.some((run, i) => i > 0 && (sorted[i - 1]!.finishedAt?.getTime() ?? Infinity) > run.startedAt.getTime());
+}
+
+describe('through the real queues', () => {
+  it('syncs both sources once and reports what it did; a second run writes nothing', async () => {
+    const harness = await setUp();
+    service = await startService(harness.config, harness.logger, { schedulers: false });
+    const first = await runOnce(service, REDIS_URL, harness.prefix, 'incremental', 'cli');
+    expect(first.map((o) => o.ok)).toEqual([true, true]);
+    const careCloudCount = harness.careCloud.store.all().filter((v) => !isServiceCode(v.code)).length;
+    expect(await harness.db.voucher.count({ where: { source: 'carecloud' } })).toBe(careCloudCount);
+    expect(await harness.db.voucher.count({ where: { source: 'cin7' } })).toBe(harness.cin7.store.all().length);
+    const second = await runOnce(service, REDIS_URL, harness.prefix, 'incremental', 'cli');
+    for (const outcome of second) expect(outcome.ok && outcome.result.counters).toMatchObject({ inserted: 0, updated: 0, pages: 1 });
+  });
+
+  it('schedules incremental syncs and the reconciliation with Job Schedulers', async () => {
+    const harness = await setUp({ env: { CIN7_SCHEDULE: '1h', CIN7_RECONCILE_SCHEDULE: '0 3 * * *', CARECLOUD_FULL_SCHEDULE: 'off' } });
+    service = await startService(harness.config, harness.logger, { workers: false });
+    const cin7 = await service.queues.get('cin7')!.getJobSchedulers();
+    expect(cin7.map((s) => [s.key, s.every ?? s.pattern])).toEqual(
+      expect.arrayContaining([
+        ['cin7-incremental', 3_600_000],
+        ['cin7-full', '0 3 * * *'],
+      ]),
+    );
+    const careCloud = await service.queues.get('carecloud')!.getJobSchedulers();
+    expect(careCloud.map((s) => s.key)).toEqual(['carecloud-incremental']);
+  });
+
+  it('fails a job without retrying when the credentials are wrong, with a clear reason', async () => {
+    const harness = await setUp({ env: { CIN7_API_KEY: 'wrong-key' } });
+    service = await startService(harness.config, harness.logger, { schedulers: false, only: ['cin7'] });
+    const [outcome] = await runOnce(service, REDIS_URL, harness.prefix, 'incremental', 'cli');
+    expect(outcome).toMatchObject({ ok: false, error: expect.stringContaining('Cin7 rejected the API username or key') });
+    expect(outcome && !outcome.ok && outcome.error).not.toContain('wrong-key');
+    const [failed] = await service.queues.get('cin7')!.getFailed();
+    expect(failed!.attemptsMade).toBe(1);
+    expect(await harness.db.syncRun.findFirstOrThrow()).toMatchObject({ status: 'failed' });
+  });
+
+  it('pauses the source on a long Retry-After instead of failing, then finishes the same scan', async () => {
+    const harness = await setUp({ env: { HTTP_MAX_INLINE_WAIT: '1s' } });
+    harness.careCloud.faults.inject({ kind: 'status', status: 429, retryAfter: 2 }, { on: 'list' });
+    service = await startService(harness.config, harness.logger, { schedulers: false, only: ['carecloud'] });
+    const [outcome] = await runOnce(service, REDIS_URL, harness.prefix, 'incremental', 'cli');
+    expect(outcome?.ok).toBe(true);
+    const runs = await harness.db.syncRun.findMany({ orderBy: { id: 'asc' } });
+    expect(runs.map((r) => r.status)).toEqual(['interrupted', 'succeeded']);
+    expect(runs[0]!.error).toContain('wait');
+    expect(runs[1]!.startedAt.getTime() - runs[0]!.finishedAt!.getTime()).toBeGreaterThanOrEqual(1500);
+  });
+
+  it('two worker processes never run a source twice at once and together keep every rate limit', async () => {
+    const limits = { cin7: [{ max: 3, windowMs: 1000 }, { max: 20, windowMs: 5000 }], careCloud: [{ max: 5, windowMs: 1000 }] };
+    const harness = await setUp({
+      careCloud: { rateLimits: limits.careCloud, count: 400 },
+      cin7: { rateLimits: limits.cin7, count: 400 },
+      env: { CIN7_RATE_LIMIT: '3/s,20/5s', CARECLOUD_RATE_LIMIT: '5/s', CIN7_PAGE_SIZE: '100' },
+    });
+    const output: string[] = [];
+    spawnWorker(harness.env, output);
+    spawnWorker(harness.env, output);
+    // Both processes compete for the jobs from the start.
+    await waitFor(async () => output.join('').split('voucher-sync is running').length - 1 === 2);
+    const connection = new Redis(REDIS_URL, { maxRetriesPerRequest: null });
+    const listeners: QueueEvents[] = [];
+    try {
+      const finished: Promise<unknown>[] = [];
+      for (const source of ['cin7', 'carecloud']) {
+        const queue = new Queue<SyncJobData, SyncJobResult>(source, { connection, prefix: harness.prefix });
+        const events = new QueueEvents(source, { connection: { url: REDIS_URL }, prefix: harness.prefix });
+        listeners.push(events);
+        await events.waitUntilReady();
+        for (let i = 0; i < 3; i++) {
+          const job = await queue.add('full', { mode: 'full', requestedBy: 'cli' }, { jobId: `${source}-${i}` });
+          finished.push(job.waitUntilFinished(events, 120_000));
+        }
+      }
+      await Promise.all(finished);
+    } finally {
+      await Promise.all(listeners.map((e) => e.close()));
+      connection.disconnect();
+    }
+    const runs = await harness.db.syncRun.findMany();
+    expect(runs.filter((r) => r.status === 'succeeded')).toHaveLength(6);
+    expect(overlaps(runs.filter((r) => r.source === 'cin7'))).toBe(false);
+    expect(overlaps(runs.filter((r) => r.source === 'carecloud'))).toBe(false);
+    expect(new Set(runs.map((r) => r.worker)).size).toBeGreaterThanOrEqual(1);
+    expect(harness.cin7.stats.limitViolations).toBe(0);
+    expect(harness.careCloud.stats.limitViolations).toBe(0);
+    for (const window of [...harness.cin7.stats.maxInWindow, ...harness.careCloud.stats.maxInWindow]) {
+      expect(window.peak).toBeLessThanOrEqual(window.limit);
+    }
+    // The limit was what bounded the pace: the busiest second used all of it.
+    expect(harness.cin7.stats.maxInWindow[0]!.peak).toBe(3);
+  }, 150_000);
+
+  it('stops gracefully on SIGTERM: the run is interrupted after a committed page and the next worker resumes it', async () => {
+    const harness = await setUp({ careCloud: { latencyMs: 150, count: 1500 }, env: { CARECLOUD_PAGE_SIZE: '50' } });
+    const output: string[] = [];
+    const worker = spawnWorker(harness.env, output);
+    const connection = new Redis(REDIS_URL, { maxRetriesPerRequest: null });
+    const queue = new Queue<SyncJobData, SyncJobResult>('carecloud', { connection, prefix: harness.prefix });
+    try {
+      await queue.add('full', { mode: 'full', requestedBy: 'cli' }, { jobId: 'graceful' });
+      await waitFor(async () => ((await harness.db.syncRun.findFirst())?.pages ?? 0) >= 3);
+      worker.kill('SIGTERM');
+      const [code] = await once(worker, 'exit');
+      expect(code).toBe(0);
+      const interrupted = await harness.db.syncRun.findFirstOrThrow();
+      expect(interrupted.status).toBe('interrupted');
+      const state = await harness.db.syncState.findFirstOrThrow({ where: { source: 'carecloud' } });
+      expect(state.progress).toHaveProperty('full');
+      const committed = await harness.db.voucher.count();
+      expect(committed).toBe(interrupted.inserted);
+
+      spawnWorker(harness.env, output);
+      await waitFor(async () => (await harness.db.syncRun.count({ where: { status: 'succeeded' } })) === 1, 60_000);
+      const resumed = await harness.db.syncRun.findFirstOrThrow({ where: { status: 'succeeded' } });
+      const expected = harness.careCloud.store.all().filter((v) => !isServiceCode(v.code)).length;
+      expect(interrupted.inserted + resumed.inserted).toBe(expected);
+      expect(await harness.db.voucher.count()).toBe(expected);
+      expect(resumed.pages).toBeLessThan(Math.ceil(expected / 45) + 2);
+    } finally {
+      await queue.close();
+      connection.disconnect();
+    }
+  }, 90_000);
+});
+
+describe('npm run sync', () => {
+  function runSyncCommand(args: string[], env: Record<string, string>) {
+    const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/sync.ts', ...args], { env: { PATH: process.env.PATH ?? '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const out: string[] = [];
+    child.stdout.on('data', (c: Buffer) => out.push(String(c)));
+    child.stderr.on('data', (c: Buffer) => out.push(String(c)));
+    return once(child, 'exit').then(([code]) => ({ code: code as number, output: out.join('') }));
+  }
+
+  it('prints a usage message and exits 2 on bad arguments', async () => {
+    const bad = await runSyncCommand(['--source', 'shopify'], {});
+    expect(bad.code).toBe(2);
+    expect(bad.output).toContain('--source must be one of carecloud, cin7, all (got "shopify")');
+    expect(bad.output).toContain('Usage: npm run sync');
+    expect((await runSyncCommand(['--source', 'cin7', '--mode', 'sometimes'], {})).code).toBe(2);
+    expect((await runSyncCommand(['--bogus'], {})).code).toBe(2);
+  });
+
+  it('exits 1 with one line naming a bad variable', async () => {
+    const result = await runSyncCommand(['--source', 'cin7'], { CIN7_USERNAME: 'x', CIN7_API_KEY: 'y', CIN7_PAGE_SIZE: 'lots' });
+    expect(result.code).toBe(1);
+    expect(result.output.trim()).toBe('Configuration error: CIN7_PAGE_SIZE must be a whole number from 1 to 250 (got "lots")');
+  });
+
+  it('syncs a source through the queues and prints a summary', async () => {
+    const harness = await setUp();
+    const result = await runSyncCommand(['--source', 'cin7'], { ...harness.env, LOG_LEVEL: 'warn' });
+    expect(result.output).toMatch(/cin7\s+ok\s+fetched \d+, inserted \d+, updated 0, unchanged \d+, rejected 0, deleted 0/);
+    expect(result.code).toBe(0);
+    expect(await harness.db.voucher.count({ where: { source: 'cin7' } })).toBe(harness.cin7.store.all().length);
+  });
+});
