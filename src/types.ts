@@ -106,6 +106,8 @@ export interface ScanContext<Client> {
   /** Watermark of the last completed scan; null before the first. */
   watermark: Date | null;
   lookbackMs: number;
+  /** When this run started (the engine's clock). */
+  now: Date;
   /** Progress saved by the unfinished scan this run resumes; null to start a new scan. */
   progress: Json | null;
   call: CallContext;

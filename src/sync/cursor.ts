@@ -1,6 +1,7 @@
 /**
  * Cursor math: pure functions, unit-tested on their own.
  */
+import { DateTime } from 'luxon';
 import type { VoucherRow } from '../types.ts';
 
 /** The highest cursor value among rows, as epoch ms; null when no row has one. */
@@ -39,4 +40,20 @@ export function nextWatermark(previous: Date | null, highMark: string | null, sc
 /** Where an incremental scan starts reading: the watermark minus the lookback; null = everything. */
 export function scanThreshold(watermark: Date | null, lookbackMs: number): Date | null {
   return watermark === null ? null : new Date(watermark.getTime() - lookbackMs);
+}
+
+/**
+ * For a source that orders by local wall-clock text (CareCloud's `last_change`): when the zone's clocks
+ * went back between `threshold` and `now`, a record changed after the change carries a wall time up to
+ * that much *below* records changed before it, so a scan that stops at `threshold` could stop above it.
+ * Lower the threshold by the largest such drop. Offsets are sampled at both ends and every 6 hours
+ * between (no zone changes its offset twice within 6 hours).
+ */
+export function wallClockSafeThreshold(threshold: Date, now: Date, zone: string): Date {
+  const offsetAt = (ms: number) => DateTime.fromMillis(ms, { zone }).offset;
+  const start = offsetAt(threshold.getTime());
+  let lowest = Math.min(start, offsetAt(now.getTime()));
+  const step = 6 * 3_600_000;
+  for (let t = threshold.getTime() + step, n = 0; t < now.getTime() && n < 4 * 366; t += step, n++) lowest = Math.min(lowest, offsetAt(t));
+  return new Date(threshold.getTime() - Math.max(0, start - lowest) * 60_000);
 }

@@ -71,6 +71,7 @@ export async function runSync<Client>(options: RunSyncOptions<Client>): Promise<
       mode,
       watermark: state.watermark,
       lookbackMs: options.settings.lookbackMs,
+      now: started,
       progress: resumed ? resumed.scan : null,
       call: { signal: options.signal, observer },
     });

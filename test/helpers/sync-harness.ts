@@ -10,7 +10,7 @@ import { createFakeCareCloud, type FakeCareCloud, type FakeCareCloudOptions } fr
 import { createFakeCin7, type FakeCin7, type FakeCin7Options } from '../../src/fake/cin7.ts';
 import { createLogger, type Logger } from '../../src/logger.ts';
 import { runSync } from '../../src/sync/run-sync.ts';
-import type { SyncMode } from '../../src/types.ts';
+import type { Clock, SyncMode } from '../../src/types.ts';
 import { createSourceRuntimes, type SourceRuntime } from '../../jobs/runtime.ts';
 import { createTestDatabase } from './db.ts';
 
@@ -68,9 +68,9 @@ export async function createHarness(options: HarnessOptions = {}) {
     redis,
     runtime: (source: string) => runtimes.get(source)!,
     /** One run of a source's vouchers stream, straight through the engine (no queue). */
-    async sync(source: 'carecloud' | 'cin7', mode: SyncMode = 'incremental', signal?: AbortSignal) {
+    async sync(source: 'carecloud' | 'cin7', mode: SyncMode = 'incremental', options: { signal?: AbortSignal; clock?: Clock } = {}) {
       const runtime = runtimes.get(source)!;
-      return runSync({ source, stream: runtime.streams[0]!, mode, client: runtime.client, db: database.prisma, logger, settings: runtime.settings, signal });
+      return runSync({ source, stream: runtime.streams[0]!, mode, client: runtime.client, db: database.prisma, logger, settings: runtime.settings, ...options });
     },
     async vouchers(source: string) {
       return database.prisma.voucher.findMany({ where: { source }, orderBy: { sourceId: 'asc' } });

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { highestCursor, nextWatermark, raiseHighMark, scanThreshold } from '../../src/sync/cursor.ts';
+import { highestCursor, nextWatermark, raiseHighMark, scanThreshold, wallClockSafeThreshold } from '../../src/sync/cursor.ts';
 import type { VoucherRow } from '../../src/types.ts';
 
 const row = (sourceModifiedAt: string | null): VoucherRow => ({
@@ -30,5 +30,24 @@ describe('cursor math', () => {
   it('starts an incremental scan a lookback below the watermark', () => {
     expect(scanThreshold(new Date('2024-06-01T12:00:00Z'), 600_000)).toEqual(new Date('2024-06-01T11:50:00Z'));
     expect(scanThreshold(null, 600_000)).toBeNull();
+  });
+});
+
+describe('wallClockSafeThreshold', () => {
+  const zone = 'Europe/Prague';
+
+  it('lowers the threshold by an hour when the clocks went back since it', () => {
+    // Prague falls back from 03:00 CEST to 02:00 CET at 2024-10-27T01:00Z.
+    const threshold = new Date('2024-10-27T00:45:00Z');
+    expect(wallClockSafeThreshold(threshold, new Date('2024-10-27T01:20:00Z'), zone)).toEqual(new Date('2024-10-26T23:45:00Z'));
+    expect(wallClockSafeThreshold(threshold, new Date('2024-10-29T12:00:00Z'), zone)).toEqual(new Date('2024-10-26T23:45:00Z'));
+  });
+
+  it('leaves it alone otherwise, the spring change included', () => {
+    const threshold = new Date('2024-10-27T01:30:00Z');
+    expect(wallClockSafeThreshold(threshold, new Date('2024-10-27T02:00:00Z'), zone)).toEqual(threshold);
+    const spring = new Date('2024-03-31T00:30:00Z');
+    expect(wallClockSafeThreshold(spring, new Date('2024-03-31T02:00:00Z'), zone)).toEqual(spring);
+    expect(wallClockSafeThreshold(spring, new Date('2024-03-31T02:00:00Z'), 'UTC')).toEqual(spring);
   });
 });

@@ -5,6 +5,7 @@
  */
 import type { CareCloudConfig } from '../../config.ts';
 import type { MapResult, ScanContext, StreamDefinition, VoucherRow } from '../../types.ts';
+import { scanThreshold, wallClockSafeThreshold } from '../../sync/cursor.ts';
 import { offsetScan, type OffsetProgress } from '../../sync/offset-scan.ts';
 import { parseLocalDateTime } from '../parse.ts';
 import { RecordReader } from '../record-reader.ts';
@@ -56,9 +57,12 @@ export function createCareCloudVouchers(config: CareCloudConfig): StreamDefiniti
     name: 'vouchers',
     cursorField: 'sourceModifiedAt',
     map: (raw) => mapCareCloudVoucher(raw, config.timezone),
-    scan({ client, mode, watermark, lookbackMs, progress, call }: ScanContext<CareCloudClient>) {
+    scan({ client, mode, watermark, lookbackMs, now, progress, call }: ScanContext<CareCloudClient>) {
       const direction = mode === 'incremental' ? 'DESC' : 'ASC';
-      const threshold = mode === 'incremental' && watermark ? watermark.getTime() - lookbackMs : null;
+      // CareCloud sorts last_change as local wall-clock text (positions below are read with the same
+      // earliest-instant rule, so they follow that order); see wallClockSafeThreshold.
+      const start = mode === 'incremental' ? scanThreshold(watermark, lookbackMs) : null;
+      const threshold = start ? wallClockSafeThreshold(start, now, config.timezone).getTime() : null;
       return offsetScan({
         fetch: async (offset, count) => {
           const page = await client.listVouchers({ count, offset, sort_field: 'last_change', sort_direction: direction }, call);

@@ -6,6 +6,7 @@
  */
 import type { Cin7Config } from '../../config.ts';
 import type { MapResult, ScanContext, StreamDefinition, VoucherRow } from '../../types.ts';
+import { scanThreshold } from '../../sync/cursor.ts';
 import { keysetScan, type KeysetProgress } from '../../sync/keyset-scan.ts';
 import { pageScan, type PageProgress } from '../../sync/page-scan.ts';
 import { parseIsoDateTime } from '../parse.ts';
@@ -66,7 +67,7 @@ export function createCin7Vouchers(config: Cin7Config): StreamDefinition<Cin7Cli
           start: (progress as PageProgress | null) ?? { page: 1 },
         });
       }
-      const from = watermark ? new Date(watermark.getTime() - lookbackMs) : null;
+      const from = scanThreshold(watermark, lookbackMs);
       return keysetScan({
         fetch: (since, page, rows) => client.listVouchers({ where: since ? createdSince(since) : undefined, order, page, rows }, call),
         rows: config.pageSize,
