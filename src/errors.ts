@@ -4,9 +4,8 @@
  * RetriableSourceError → the job's exponential backoff.
  */
 
-/** Bad credentials, forbidden, bad request, not found: retrying cannot help. */
-export class FatalSourceError extends Error {
-  override readonly name = 'FatalSourceError';
+/** An error answered by (or on the way to) a source; `status` is the HTTP status when there was one. */
+abstract class SourceError extends Error {
   constructor(
     message: string,
     readonly status?: number,
@@ -16,16 +15,14 @@ export class FatalSourceError extends Error {
   }
 }
 
+/** Bad credentials, forbidden, bad request, not found: retrying cannot help. */
+export class FatalSourceError extends SourceError {
+  override readonly name = 'FatalSourceError';
+}
+
 /** 5xx, timeouts, network errors, unreadable bodies: worth another try later. */
-export class RetriableSourceError extends Error {
+export class RetriableSourceError extends SourceError {
   override readonly name = 'RetriableSourceError';
-  constructor(
-    message: string,
-    readonly status?: number,
-    options?: { cause?: unknown },
-  ) {
-    super(message, options);
-  }
 }
 
 /**

@@ -7,17 +7,9 @@ import { createRateLimiter, type RateLimiter } from '../../src/http/rate-limiter
 import { createLogger } from '../../src/logger.ts';
 import { createTestRedis, type TestRedis } from '../helpers/redis.ts';
 import { captureLogs, startLocalServer, type Answer, type LocalServer, type SeenRequest } from './local-server.ts';
+import { rejection } from '../helpers/rejection.ts';
 
 const http: HttpConfig = { connectTimeoutMs: 2000, readTimeoutMs: 2000, retries: 3, maxInlineWaitMs: 5000, retryBackoffMs: 1000 };
-
-async function rejection(promise: Promise<unknown>): Promise<unknown> {
-  try {
-    await promise;
-  } catch (error) {
-    return error;
-  }
-  throw new Error('expected the promise to reject');
-}
 
 function countingObserver() {
   const counts = { requests: 0, rateLimited: 0 };

@@ -4,6 +4,7 @@ import type { RateWindow } from '../../src/config.ts';
 import { AbortedError, RateLimitedError } from '../../src/errors.ts';
 import { createRateLimiter } from '../../src/http/rate-limiter.ts';
 import { createTestRedis, type TestRedis } from '../helpers/redis.ts';
+import { rejection } from '../helpers/rejection.ts';
 
 /** The largest number of timestamps that fall in any rolling window of `windowMs`. */
 function busiestWindow(times: number[], windowMs: number): number {
@@ -14,15 +15,6 @@ function busiestWindow(times: number[], windowMs: number): number {
     busiest = Math.max(busiest, i - j + 1);
   }
   return busiest;
-}
-
-async function rejection(promise: Promise<unknown>): Promise<unknown> {
-  try {
-    await promise;
-  } catch (error) {
-    return error;
-  }
-  throw new Error('expected the promise to reject');
 }
 
 describe('createRateLimiter', () => {

@@ -5,20 +5,12 @@ import { createLogger } from '../../src/logger.ts';
 import { createCareCloudClient } from '../../src/sources/carecloud/client.ts';
 import type { Clock } from '../../src/types.ts';
 import { captureLogs, startLocalServer, type Answer, type LocalServer, type SeenRequest } from '../http/local-server.ts';
+import { rejection } from '../helpers/rejection.ts';
 
 const PASSWORD = 'pa55-w0rd-not-for-logs';
 const APP_ID = 'app-9f8e7d6c5b4a';
 const http: HttpConfig = { connectTimeoutMs: 2000, readTimeoutMs: 2000, retries: 2, maxInlineWaitMs: 5000, retryBackoffMs: 1000 };
 const PREFIX = '/webservice/rest-api/enterprise-interface/v1.0';
-
-async function rejection(promise: Promise<unknown>): Promise<unknown> {
-  try {
-    await promise;
-  } catch (error) {
-    return error;
-  }
-  throw new Error('expected the promise to reject');
-}
 
 /** A CareCloud that issues tokens `tok-1`, `tok-2`… and accepts only the latest, unless told otherwise. */
 function fakeCareCloud(options: { loginAnswer?: () => Answer; validTo?: string; acceptToken?: (token: string, latest: string) => boolean } = {}) {

@@ -4,18 +4,10 @@ import { FatalSourceError, RetriableSourceError } from '../../src/errors.ts';
 import { createLogger } from '../../src/logger.ts';
 import { createCin7Client } from '../../src/sources/cin7/client.ts';
 import { captureLogs, startLocalServer, type Answer, type LocalServer, type SeenRequest } from '../http/local-server.ts';
+import { rejection } from '../helpers/rejection.ts';
 
 const API_KEY = 'k3y-0f-the-connection';
 const http: HttpConfig = { connectTimeoutMs: 2000, readTimeoutMs: 2000, retries: 2, maxInlineWaitMs: 5000, retryBackoffMs: 1000 };
-
-async function rejection(promise: Promise<unknown>): Promise<unknown> {
-  try {
-    await promise;
-  } catch (error) {
-    return error;
-  }
-  throw new Error('expected the promise to reject');
-}
 
 describe('createCin7Client', () => {
   let server: LocalServer | undefined;
