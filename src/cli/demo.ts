@@ -82,6 +82,10 @@ runCli(USAGE, async () => {
   const churn = values.once ? undefined : { everyMs: 5_000, changes: 5 };
   const careCloud = createFakeCareCloud({ seed, count: 3_000, churn, rateLimits: [{ max: 10, windowMs: 1000 }] });
   const cin7 = createFakeCin7({ seed, count: 1_500, churn });
+  // A few malformed records, as real APIs send now and then: they are rejected with a reason and kept aside.
+  careCloud.store.insertMalformed('comma-number');
+  careCloud.store.insertMalformed('zero-date');
+  cin7.store.insertMalformed('missing-code');
   const careCloudUrl = await careCloud.start();
   const cin7Url = await cin7.start();
 
@@ -110,7 +114,12 @@ runCli(USAGE, async () => {
   await clearQueues(config.redisUrl.reveal());
   await migrate(databaseUrl, { logger });
 
-  const hint = `\nTry:  psql "${databaseUrl.replace(/:[^:@/]*@/, '@')}" -c "SELECT source, status, count(*), sum(amount) FROM reporting.vouchers GROUP BY 1, 2"`;
+  const psql = `psql "${databaseUrl.replace(/:[^:@/]*@/, '@')}"`;
+  const hint = [
+    `\nTry:  ${psql} -c "SELECT source, status, count(*), sum(amount) FROM reporting.vouchers GROUP BY 1, 2"`,
+    `      ${psql} -c "SELECT source, reason FROM rejected_records"`,
+    `      ${psql} -c "SELECT source, mode, status, fetched, inserted, updated, api_calls FROM sync_runs ORDER BY id DESC LIMIT 5"`,
+  ].join('\n');
   if (values.once) {
     const service = await startService(config, logger, { schedulers: false });
     try {

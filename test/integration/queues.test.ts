@@ -101,6 +101,33 @@ describe('through the real queues', () => {
     expect(runs[1]!.startedAt.getTime() - runs[0]!.finishedAt!.getTime()).toBeGreaterThanOrEqual(1500);
   });
 
+  it('retries a run that failed on a passing outage, with backoff, until it succeeds', async () => {
+    const harness = await setUp({ env: { HTTP_RETRIES: '1', JOB_BACKOFF: '300ms' } });
+    // Two 503s exhaust the request's retries: the first attempt of the job fails, the second succeeds.
+    harness.cin7.faults.inject({ kind: 'status', status: 503 }, { on: 'list', times: 2 });
+    service = await startService(harness.config, harness.logger, { schedulers: false, only: ['cin7'] });
+    const [outcome] = await runOnce(service, REDIS_URL, harness.prefix, 'incremental', 'cli');
+    expect(outcome?.ok).toBe(true);
+    const runs = await harness.db.syncRun.findMany({ orderBy: { id: 'asc' } });
+    expect(runs.map((r) => r.status)).toEqual(['failed', 'succeeded']);
+    expect(runs[0]!.error).toContain('503');
+    expect(await harness.db.voucher.count()).toBe(harness.cin7.store.all().length);
+  });
+
+  it('a requested run waits for the run under way and then makes its own', async () => {
+    const harness = await setUp({ cin7: { latencyMs: 100 }, env: { CIN7_PAGE_SIZE: '50' } });
+    service = await startService(harness.config, harness.logger, { schedulers: false, only: ['cin7'] });
+    const first = runOnce(service, REDIS_URL, harness.prefix, 'full', 'cli');
+    await waitFor(async () => (await harness.db.syncRun.count()) === 1);
+    const fresh = harness.cin7.store.insert();
+    const [second] = await runOnce(service, REDIS_URL, harness.prefix, 'incremental', 'cli');
+    await first;
+    expect(second?.ok).toBe(true);
+    const [full, incremental] = await harness.db.syncRun.findMany({ orderBy: { id: 'asc' } });
+    expect(incremental!.startedAt.getTime()).toBeGreaterThanOrEqual(full!.finishedAt!.getTime());
+    expect(await harness.db.voucher.count({ where: { sourceId: fresh.code } })).toBe(1);
+  });
+
   it('two worker processes never run a source twice at once and together keep every rate limit', async () => {
     const limits = { cin7: [{ max: 3, windowMs: 1000 }, { max: 20, windowMs: 5000 }], careCloud: [{ max: 5, windowMs: 1000 }] };
     const harness = await setUp({
