@@ -13,7 +13,9 @@
  * - otherwise rows were pulled up more than the overlap (or the anchors vanished): step back and retry.
  *
  * A scan started at offset 0 needs no anchor. Progress (offset + anchors) is saved after each committed
- * page, so a later run resumes where this one stopped.
+ * page, so a later run resumes where this one stopped. When the anchors cannot be found again (a scan
+ * resumed long after it stopped, with thousands of rows moved since), the scan starts over from the top:
+ * re-reading is harmless, skipping is not.
  */
 import { RetriableSourceError } from '../errors.ts';
 import type { Json } from '../types.ts';
@@ -52,9 +54,10 @@ export async function* offsetScan(options: OffsetScanOptions): AsyncGenerator<Of
   const { pageSize, overlap, keyOf } = options;
   let offset = options.start?.offset ?? 0;
   let anchors = options.start?.anchors ?? [];
+  const scan = { restarts: 0 };
   for (;;) {
-    const { records, total, from } = await fetchAligned(options, offset, anchors);
-    const fresh = freshRecords(records, anchors, keyOf);
+    const { records, total, from, restarted } = await fetchAligned(options, offset, anchors, scan);
+    const fresh = restarted ? records : freshRecords(records, anchors, keyOf);
     offset = from + records.length;
     anchors = records
       .slice(-Math.max(overlap * 2, 1))
@@ -74,7 +77,8 @@ export async function* offsetScan(options: OffsetScanOptions): AsyncGenerator<Of
   }
 }
 
-async function fetchAligned(options: OffsetScanOptions, offset: number, anchors: OffsetProgress['anchors']) {
+/** `scan.restarts` counts how often this scan started over from the top. */
+async function fetchAligned(options: OffsetScanOptions, offset: number, anchors: OffsetProgress['anchors'], scan: { restarts: number }) {
   const step = Math.max(1, options.pageSize - options.overlap);
   let from = Math.max(0, offset - Math.min(anchors.length, options.overlap));
   for (let attempt = 0; ; attempt++) {
@@ -85,12 +89,15 @@ async function fetchAligned(options: OffsetScanOptions, offset: number, anchors:
         from = Math.max(0, from - step);
         continue;
       }
-      return { records, total, from };
+      return { records, total, from, restarted: false };
     }
     if (attempt >= (options.maxRealign ?? 8)) {
-      throw new RetriableSourceError(
-        `records kept shifting by more than a page while paging (offset ${from}); the scan will resume later`,
-      );
+      if (scan.restarts >= 2) {
+        throw new RetriableSourceError(`records kept shifting by more than a page while paging (offset ${from}); the scan will resume later`);
+      }
+      scan.restarts++;
+      const top = await options.fetch(0, options.pageSize);
+      return { ...top, from: 0, restarted: true };
     }
     from = liesBeforeAnchors(records, anchors, options) ? from + step : Math.max(0, from - step);
   }

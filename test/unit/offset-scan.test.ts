@@ -160,4 +160,24 @@ describe('offsetScan over a list that changes while we page', () => {
     for await (const page of offsetScan({ ...options, start: page1.progress })) for (const r of page.records) seen.add((r as { id: string }).id);
     expect(seen.size).toBe(200);
   });
+
+  it('starts over from the top when a resumed scan cannot find its place again', async () => {
+    const list = createLiveList(300, 'DESC');
+    const options = {
+      fetch: (o: number, c: number) => list.fetch(o, c),
+      pageSize: 20,
+      overlap: 3,
+      direction: 'DESC' as const,
+      keyOf: (r: unknown) => (r as { id: string }).id,
+      positionOf: (r: unknown) => (r as { t: number }).t,
+      requireEmptyPage: true,
+    };
+    const first = offsetScan(options);
+    const page1 = (await first.next()).value!;
+    // While the scan was stopped, 250 records changed: everything shifted down far past eight steps.
+    for (let i = 299; i >= 50; i--) list.touch(`v${i}`);
+    const seen = new Set<string>();
+    for await (const page of offsetScan({ ...options, start: page1.progress })) for (const r of page.records) seen.add((r as { id: string }).id);
+    expect(seen.size).toBe(300);
+  });
 });
