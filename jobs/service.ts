@@ -20,6 +20,8 @@ export interface ServiceOptions {
   schedulers?: boolean;
   /** Only these sources (default: every configured source). */
   only?: string[];
+  /** How often the queue settings and schedulers are re-asserted, in ms (default 30 s). */
+  maintenanceMs?: number;
 }
 
 export interface Service {
@@ -47,12 +49,25 @@ export async function startService(config: Config, logger: Logger, options: Serv
     }
   }
   if (runtimes.length === 0) logger.warn('no source is configured: set the CareCloud or Cin7 credentials (see .env.example)');
+  // A Redis that lost its data (restarted without persistence, flushed, failed over) forgets the Job
+  // Schedulers and the queues' global concurrency. Re-assert both regularly: the calls are idempotent.
+  const maintenance = setInterval(() => {
+    for (const runtime of runtimes) {
+      const queue = queues.get(runtime.name)!;
+      void (async () => {
+        await queue.setGlobalConcurrency(1);
+        if (options.schedulers !== false) await scheduleSource(queue, runtime.settings, config.jobs);
+      })().catch((error: unknown) => logger.warn({ err: error, source: runtime.name }, 'could not re-assert the queue settings; will try again'));
+    }
+  }, options.maintenanceMs ?? 30_000);
+  maintenance.unref();
   let stopping: Promise<void> | undefined;
   return {
     sources: runtimes.map((r) => r.name),
     queues,
     stop() {
       stopping ??= (async () => {
+        clearInterval(maintenance);
         controller.abort();
         await Promise.all(workers.map((w) => w.close()));
         await Promise.all(workers.map((w) => w.disconnect()));

@@ -78,6 +78,17 @@ describe('through the real queues', () => {
     expect(careCloud.map((s) => s.key)).toEqual(['carecloud-incremental']);
   });
 
+  it('re-creates its schedulers and queue settings after Redis lost its data', async () => {
+    const harness = await setUp();
+    service = await startService(harness.config, harness.logger, { workers: false, maintenanceMs: 200 });
+    const queue = service.queues.get('cin7')!;
+    expect(await queue.getJobSchedulersCount()).toBe(2);
+    const keys = await harness.redis.keys(`${harness.prefix}:*`);
+    await harness.redis.del(...keys);
+    expect(await queue.getJobSchedulersCount()).toBe(0);
+    await waitFor(async () => (await queue.getJobSchedulersCount()) === 2 && Number(await queue.getGlobalConcurrency()) === 1, 5_000);
+  });
+
   it('fails a job without retrying when the credentials are wrong, with a clear reason', async () => {
     const harness = await setUp({ env: { CIN7_API_KEY: 'wrong-key' } });
     service = await startService(harness.config, harness.logger, { schedulers: false, only: ['cin7'] });
