@@ -11,6 +11,7 @@ import type { Logger } from '../src/logger.ts';
 import { createRedis, createSourceQueue, type SyncJobData, type SyncJobResult } from './queues.ts';
 import { createSourceRuntimes } from './runtime.ts';
 import { scheduleSource } from './scheduler.ts';
+import { createSliceDispatcher, createSliceQueue, createSliceWorker } from './slices.ts';
 import { createSourceWorker } from './worker.ts';
 
 export interface ServiceOptions {
@@ -37,6 +38,7 @@ export async function startService(config: Config, logger: Logger, options: Serv
   const runtimes = createSourceRuntimes(config, { redis, logger }).filter((r) => !options.only || options.only.includes(r.name));
   const queues = new Map<string, Queue<SyncJobData, SyncJobResult>>();
   const workers: Worker[] = [];
+  const sliceQueues: Queue[] = [];
   for (const runtime of runtimes) {
     const queue = await createSourceQueue(runtime.name, redis, config.jobs);
     queues.set(runtime.name, queue);
@@ -45,7 +47,12 @@ export async function startService(config: Config, logger: Logger, options: Serv
       logger.info({ source: runtime.name, schedules }, 'scheduled');
     }
     if (options.workers !== false) {
-      workers.push(createSourceWorker({ config, runtime, queue, connection: createRedis(config.redisUrl.reveal()), db, logger, signal: controller.signal }));
+      const sliceQueue = createSliceQueue(runtime.name, redis, config);
+      const slices = createSliceDispatcher(sliceQueue, config.redisUrl.reveal());
+      const common = { config, runtime, db, logger, signal: controller.signal };
+      workers.push(createSourceWorker({ ...common, queue, connection: createRedis(config.redisUrl.reveal()), slices }));
+      workers.push(createSliceWorker({ ...common, queue: sliceQueue, connection: createRedis(config.redisUrl.reveal()) }));
+      sliceQueues.push(sliceQueue);
     }
   }
   if (runtimes.length === 0) logger.warn('no source is configured: set the CareCloud or Cin7 credentials (see .env.example)');
@@ -71,7 +78,7 @@ export async function startService(config: Config, logger: Logger, options: Serv
         controller.abort();
         await Promise.all(workers.map((w) => w.close()));
         await Promise.all(workers.map((w) => w.disconnect()));
-        await Promise.all([...queues.values()].map((q) => q.close()));
+        await Promise.all([...queues.values(), ...sliceQueues].map((q) => q.close()));
         await db.$disconnect();
         redis.disconnect();
       })();

@@ -4,10 +4,9 @@
  * queue, a shutdown or a busy source puts the job back without spending an attempt.
  */
 import { hostname } from 'node:os';
-import { DelayedError, UnrecoverableError, Worker, type Job, type Queue } from 'bullmq';
+import { DelayedError, Worker, type Job, type Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Config } from '../src/config.ts';
-import { FatalSourceError, RateLimitedError } from '../src/errors.ts';
 import { acquireSourceLock, SourceBusyError } from '../src/db/source-lock.ts';
 import type { Logger } from '../src/logger.ts';
 import type { Db } from '../src/sync/ledger.ts';
@@ -15,6 +14,8 @@ import { runSync } from '../src/sync/run-sync.ts';
 import { emptyCounters, type RunCounters } from '../src/types.ts';
 import type { SyncJobData, SyncJobResult } from './queues.ts';
 import type { SourceRuntime } from './runtime.ts';
+import { steerError } from './steer-error.ts';
+import type { SliceDispatcher } from '../src/sync/run-slice.ts';
 
 export interface SourceWorkerOptions {
   config: Config;
@@ -25,6 +26,8 @@ export interface SourceWorkerOptions {
   logger: Logger;
   /** Aborted on shutdown: the run stops after committing its current page. */
   signal: AbortSignal;
+  /** Where the slices of a split scan are read: by any worker. */
+  slices?: SliceDispatcher;
 }
 
 /** How long a job waits before trying again when another run of its source holds the lock. */
@@ -74,24 +77,14 @@ async function processJob(options: SourceWorkerOptions, job: Job<SyncJobData, Sy
         signal,
         jobId: job.id,
         worker: `${hostname()}:${process.pid}`,
+        slices: options.slices,
       });
       for (const key of Object.keys(counters) as (keyof RunCounters)[]) counters[key] += result.counters[key];
       last = { runId: String(result.runId), source: runtime.name, mode: result.mode, counters, watermarkAfter: result.watermarkAfter?.toISOString() ?? null, durationMs: 0 };
     }
     return { ...last!, counters, durationMs: Date.now() - started };
   } catch (error) {
-    if (signal.aborted) {
-      // Shutting down: the scan's progress is committed; put the job back so the next worker resumes it.
-      await job.moveToDelayed(Date.now() + 1000, token);
-      throw new DelayedError();
-    }
-    if (error instanceof RateLimitedError) {
-      logger.warn({ retryAfterMs: error.retryAfterMs }, 'rate limited: pausing this source\'s queue');
-      await options.queue.rateLimit(error.retryAfterMs);
-      throw Worker.RateLimitError();
-    }
-    if (error instanceof FatalSourceError) throw new UnrecoverableError(error.message);
-    throw error;
+    return await steerError(error, { job, token, queue: options.queue, signal, logger });
   } finally {
     await lock.release();
   }

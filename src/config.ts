@@ -53,6 +53,8 @@ export interface CareCloudConfig {
   pageSize: number;
   /** Records re-read at each page boundary, to detect rows shifting while we page. */
   pageOverlap: number;
+  /** Pages per slice when a full scan or first backfill is split across workers. */
+  slicePages: number;
   lookbackMs: number;
   schedule: Schedule;
   fullSchedule: Schedule;
@@ -195,6 +197,7 @@ const schema = z.object({
   CARECLOUD_TIMEZONE: timezone.optional(),
   CARECLOUD_PAGE_SIZE: int(1, 1000).default(100),
   CARECLOUD_PAGE_OVERLAP: int(1, 50).default(5),
+  CARECLOUD_SLICE_PAGES: int(1, 100_000).default(20),
   CARECLOUD_LOOKBACK: duration.default(600_000),
   CARECLOUD_SCHEDULE: schedule.default({ every: 300_000 }),
   CARECLOUD_FULL_SCHEDULE: schedule.default({ pattern: '0 4 * * 0' }),
@@ -273,6 +276,7 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
             timezone: e.CARECLOUD_TIMEZONE,
             pageSize: e.CARECLOUD_PAGE_SIZE,
             pageOverlap: Math.min(e.CARECLOUD_PAGE_OVERLAP, e.CARECLOUD_PAGE_SIZE - 1),
+            slicePages: e.CARECLOUD_SLICE_PAGES,
             lookbackMs: e.CARECLOUD_LOOKBACK,
             schedule: e.CARECLOUD_SCHEDULE,
             fullSchedule: e.CARECLOUD_FULL_SCHEDULE,

@@ -128,6 +128,13 @@ export interface StreamDefinition<Client> {
   /** The pages to read for this mode, resuming from `progress` when given. */
   scan(context: ScanContext<Client>): AsyncIterable<ScanPage>;
   /**
+   * Optional: splits a full scan (or a first backfill) into independent slices that any worker can read,
+   * so throughput grows with workers. Returns null when the scan is too small to be worth splitting.
+   */
+  planSlices?(context: ScanContext<Client>): Promise<Json[] | null>;
+  /** Reads one slice planned by planSlices, resuming from `context.progress`. */
+  scanSlice?(context: ScanContext<Client>, slice: Json): AsyncIterable<ScanPage>;
+  /**
    * Re-reads records that a full scan did not see, to confirm their absence before they are marked
    * deleted: returns the raw records still there. Keys it does not return are gone.
    */

@@ -41,6 +41,8 @@ export interface OffsetScanOptions {
   /** Stop only on an empty page or a reached total, never on a short page (full scans). */
   requireEmptyPage?: boolean;
   start?: OffsetProgress | null;
+  /** Stop once this position is read (a slice of a larger scan); default: read to the end. */
+  endOffset?: number;
   /** How many times one boundary may be re-requested before giving up for now. Default 8. */
   maxRealign?: number;
 }
@@ -68,6 +70,7 @@ export async function* offsetScan(options: OffsetScanOptions): AsyncGenerator<Of
       .slice(-overlap);
     yield { records: fresh, progress: { offset, anchors } };
     if (records.length === 0) return;
+    if (options.endOffset !== undefined && offset >= options.endOffset) return;
     if (total !== null && offset >= total) return;
     // A short page ends the list when it holds nothing beyond the anchors; otherwise (a server that
     // sent fewer records than asked) only when the caller accepts short pages as the end.

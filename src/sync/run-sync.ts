@@ -9,6 +9,8 @@
 import { AbortedError, RateLimitedError } from '../errors.ts';
 import type { Logger } from '../logger.ts';
 import { writePage } from '../db/write-page.ts';
+import { commitPage, mapPage } from './commit-page.ts';
+import { inlineDispatcher, type SliceDispatcher, type SliceResult, type SliceTask } from './run-slice.ts';
 import { clearScan, listUnseen, markVanished } from '../db/vanished.ts';
 import {
   emptyCounters,
@@ -18,12 +20,12 @@ import {
   type RunCounters,
   type SourceSettings,
   type StreamDefinition,
+  type Json,
+  type ScanContext,
   type SyncMode,
-  type VoucherRow,
-  type RejectedRow,
 } from '../types.ts';
 import { highestCursor, nextWatermark, raiseHighMark } from './cursor.ts';
-import { abandonRunning, finishRun, loadState, recordPage, saveProgress, startRun, type Db, type ScanState } from './ledger.ts';
+import { abandonRunning, finishRun, loadState, recordPage, saveProgress, startRun, type Db, type ProgressByMode, type ScanState } from './ledger.ts';
 
 export interface RunSyncOptions<Client> {
   source: string;
@@ -37,6 +39,8 @@ export interface RunSyncOptions<Client> {
   signal?: AbortSignal;
   jobId?: string;
   worker?: string;
+  /** Where the slices of a split scan are read (default: in this process, one after another). */
+  slices?: SliceDispatcher;
 }
 
 export interface RunResult {
@@ -66,7 +70,7 @@ export async function runSync<Client>(options: RunSyncOptions<Client>): Promise<
   logger.info({ mode, watermark: state.watermark, resumed: resumed !== undefined }, 'run started');
 
   try {
-    const pages = stream.scan({
+    const context = {
       client: options.client,
       mode,
       watermark: state.watermark,
@@ -74,31 +78,20 @@ export async function runSync<Client>(options: RunSyncOptions<Client>): Promise<
       now: started,
       progress: resumed ? resumed.scan : null,
       call: { signal: options.signal, observer },
-    });
-    for await (const page of pages) {
-      const { rows, rejects } = mapPage(stream, page.records);
-      scan.scan = page.progress;
-      scan.highMark = raiseHighMark(scan.highMark, highestCursor(rows, stream.cursorField));
-      await db.$transaction(async (tx) => {
-        const written = await writePage(tx, {
-          source,
-          stream: stream.name,
-          runId,
-          rows,
-          rejects,
-          scanId: mode === 'full' ? BigInt(scan.scanId) : undefined,
+    };
+    const sliced = await readSlices(options, context, { runId, scan, state, counters, logger });
+    if (!sliced) {
+      for await (const page of stream.scan(context)) {
+        await db.$transaction(async (tx) => {
+          const scanId = mode === 'full' ? BigInt(scan.scanId) : undefined;
+          const { rows } = await commitPage(tx, stream, page.records, counters, { source, runId, scanId, logger });
+          scan.scan = page.progress;
+          scan.highMark = raiseHighMark(scan.highMark, highestCursor(rows, stream.cursorField));
+          await saveProgress(tx, source, stream.name, { ...state.progress, [mode]: scan });
+          await recordPage(tx, runId, counters);
         });
-        counters.pages++;
-        counters.fetched += page.records.length;
-        counters.inserted += written.inserted;
-        counters.updated += written.updated;
-        counters.unchanged += written.unchanged;
-        counters.rejected += written.rejected;
-        await saveProgress(tx, source, stream.name, { ...state.progress, [mode]: scan });
-        await recordPage(tx, runId, counters);
-      });
-      for (const reject of rejects) logger.warn({ sourceId: reject.sourceId, reason: reject.reason }, 'record rejected');
-      if (options.signal?.aborted) throw new AbortedError('stopped after committing the current page');
+        if (options.signal?.aborted) throw new AbortedError('stopped after committing the current page');
+      }
     }
     if (mode === 'full') counters.deleted += await removeVanished(options, runId, scan, observer, counters, logger);
     const watermarkAfter = nextWatermark(state.watermark, scan.highMark, new Date(scan.startedAt));
@@ -130,17 +123,6 @@ export async function runSync<Client>(options: RunSyncOptions<Client>): Promise<
     logger[interrupted ? 'warn' : 'error']({ err: error, ...counters }, interrupted ? 'run interrupted; the scan resumes later' : 'run failed');
     throw error;
   }
-}
-
-function mapPage<Client>(stream: StreamDefinition<Client>, records: unknown[]): { rows: VoucherRow[]; rejects: RejectedRow[] } {
-  const rows: VoucherRow[] = [];
-  const rejects: RejectedRow[] = [];
-  for (const raw of records) {
-    const result = stream.map(raw);
-    if (result.ok) rows.push(result.row);
-    else rejects.push(result.reject);
-  }
-  return { rows, rejects };
 }
 
 /**
@@ -177,4 +159,54 @@ async function removeVanished<Client>(
   const deleted = await markVanished(db, { source, scanId, sourceIds: gone, runId });
   if (deleted > 0) logger.info({ deleted }, 'marked vouchers that vanished from the source as deleted');
   return deleted;
+}
+
+/**
+ * Splits a full scan or a first backfill into slices when the stream can, and waits for them. Each slice's
+ * result is accounted once, in the scan's saved state, so a run that resumes this scan after a crash or a
+ * shutdown neither waits for nor counts again the slices an earlier run saw finish.
+ */
+async function readSlices<Client>(
+  options: RunSyncOptions<Client>,
+  context: ScanContext<Client>,
+  run: { runId: bigint; scan: ScanState; state: { progress: ProgressByMode }; counters: RunCounters; logger: Logger },
+): Promise<boolean> {
+  const { stream, mode, db, source } = options;
+  const { scan, counters } = run;
+  if (!stream.planSlices || !stream.scanSlice || (mode !== 'full' && context.watermark !== null)) return false;
+  const save = () =>
+    db.$transaction(async (tx) => {
+      await saveProgress(tx, source, stream.name, { ...run.state.progress, [mode]: scan });
+      await recordPage(tx, run.runId, counters);
+    });
+  if (scan.slices === undefined) {
+    scan.slices = await stream.planSlices(context);
+    scan.done = {};
+    await save();
+  }
+  const slices = scan.slices as Json[] | null;
+  if (slices === null) return false;
+  const done = scan.done as unknown as Record<string, SliceResult>;
+  const tasks: SliceTask[] = slices
+    .map((slice, index) => ({ source, stream: stream.name, mode, runId: String(run.runId), scanId: scan.scanId, index, slice }))
+    .filter((task) => done[task.index] === undefined);
+  run.logger.info({ slices: slices.length, pending: tasks.length }, 'reading the scan in slices');
+  const dispatcher = options.slices ?? inlineDispatcher({ stream, client: options.client, db, logger: run.logger, lookbackMs: options.settings.lookbackMs });
+  let saving = Promise.resolve();
+  await dispatcher.run(
+    tasks,
+    (task, result) => {
+      // Results can arrive together: save them one at a time.
+      saving = saving.then(async () => {
+        done[task.index] = result;
+        scan.highMark = raiseHighMark(scan.highMark, result.highMark === null ? null : Date.parse(result.highMark));
+        for (const key of Object.keys(counters) as (keyof RunCounters)[]) counters[key] += result.counters[key];
+        await save();
+      });
+      return saving;
+    },
+    options.signal,
+  );
+  await saving;
+  return true;
 }

@@ -42,6 +42,7 @@ export async function createHarness(options: HarnessOptions = {}) {
     CARECLOUD_APP_ID: careCloud.credentials.appId,
     CARECLOUD_TIMEZONE: careCloud.timezone,
     CARECLOUD_RATE_LIMIT: '1000/s',
+    CARECLOUD_SLICE_PAGES: process.env.TEST_SLICE_PAGES ?? '20',
     CIN7_BASE_URL: await cin7.start(),
     CIN7_USERNAME: cin7.credentials.username,
     CIN7_API_KEY: cin7.credentials.apiKey,

@@ -84,6 +84,35 @@ export function createCareCloudVouchers(config: CareCloudConfig): StreamDefiniti
         start: progress as OffsetProgress | null,
       });
     },
+    async planSlices({ client, call }) {
+      // One cheap request for the total; ranges of `slicePages` pages each, the last one open-ended so that
+      // records changed during the scan (they move to the end in ASC order) are still read.
+      const probe = await client.listVouchers({ count: 1, offset: 0, sort_field: 'last_change', sort_direction: 'ASC' }, call);
+      const size = config.pageSize * config.slicePages;
+      if (probe.totalItems === null || probe.totalItems <= size) return null;
+      const slices: { start: number; end: number | null }[] = [];
+      for (let start = 0; start < probe.totalItems; start += size) slices.push({ start, end: start + size < probe.totalItems ? start + size : null });
+      return slices;
+    },
+    scanSlice({ client, progress, call }, slice) {
+      const { start, end } = slice as { start: number; end: number | null };
+      // Each slice reads `pageOverlap` records past both of its ends, so a record that rows shifting moved
+      // across a boundary between the two slices' reads is still seen by one of them.
+      return offsetScan({
+        fetch: async (offset, count) => {
+          const page = await client.listVouchers({ count, offset, sort_field: 'last_change', sort_direction: 'ASC' }, call);
+          return { records: page.vouchers, total: page.totalItems };
+        },
+        pageSize: config.pageSize,
+        overlap: config.pageOverlap,
+        direction: 'ASC',
+        keyOf,
+        positionOf,
+        requireEmptyPage: end === null,
+        endOffset: end === null ? undefined : end + config.pageOverlap,
+        start: (progress as OffsetProgress | null) ?? { offset: Math.max(0, start - config.pageOverlap), anchors: [] },
+      });
+    },
     async lookup(client, keys, call) {
       const found: unknown[] = [];
       for (const key of keys) {

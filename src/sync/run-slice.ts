@@ -1,0 +1,92 @@
+/**
+ * Slices: a full scan (or a first backfill) split into independent parts that any worker can read, so
+ * throughput grows with workers until the source's rate limit binds. The run that planned them stays the
+ * one run of its source: it waits for the slices, then sets the watermark and checks for vanished vouchers.
+ */
+import type { Logger } from '../logger.ts';
+import { AbortedError } from '../errors.ts';
+import { emptyCounters, type Json, type RequestObserver, type RunCounters, type StreamDefinition, type SyncMode } from '../types.ts';
+import { highestCursor, raiseHighMark } from './cursor.ts';
+import type { Db } from './ledger.ts';
+import { commitPage } from './commit-page.ts';
+
+/** What a finished slice reports to the run that planned it. */
+export interface SliceResult {
+  highMark: string | null;
+  counters: RunCounters;
+}
+
+export interface SliceTask {
+  source: string;
+  stream: string;
+  mode: SyncMode;
+  runId: string;
+  scanId: string;
+  index: number;
+  slice: Json;
+}
+
+/** Runs slices somewhere (the job layer: any worker) and reports each result as it arrives. */
+export interface SliceDispatcher {
+  run(tasks: SliceTask[], onDone: (task: SliceTask, result: SliceResult) => Promise<void>, signal?: AbortSignal): Promise<void>;
+}
+
+export interface RunSliceOptions<Client> {
+  task: SliceTask;
+  stream: StreamDefinition<Client>;
+  client: Client;
+  db: Db;
+  logger: Logger;
+  lookbackMs: number;
+  /** Where a previous attempt of this slice stopped, and what it had counted. */
+  resume?: { progress: Json; counters: RunCounters; highMark: string | null } | null;
+  /** Called after each committed page, to save where the slice stands. */
+  onPage?(state: { progress: Json; counters: RunCounters; highMark: string | null }): Promise<void>;
+  signal?: AbortSignal;
+}
+
+export async function runSlice<Client>(options: RunSliceOptions<Client>): Promise<SliceResult> {
+  const { task, stream, db } = options;
+  if (!stream.scanSlice) throw new Error(`stream ${task.source}/${task.stream} cannot read slices`);
+  const counters = options.resume ? { ...options.resume.counters } : emptyCounters();
+  let highMark = options.resume?.highMark ?? null;
+  const observer: RequestObserver = { onRequest: () => counters.apiCalls++, onRateLimited: () => counters.rateLimited++ };
+  const pages = stream.scanSlice(
+    {
+      client: options.client,
+      mode: task.mode,
+      watermark: null,
+      lookbackMs: options.lookbackMs,
+      now: new Date(),
+      progress: options.resume?.progress ?? null,
+      call: { signal: options.signal, observer },
+    },
+    task.slice,
+  );
+  for await (const page of pages) {
+    const { rows } = await db.$transaction((tx) =>
+      commitPage(tx, stream, page.records, counters, {
+        source: task.source,
+        runId: BigInt(task.runId),
+        scanId: task.mode === 'full' ? BigInt(task.scanId) : undefined,
+        logger: options.logger,
+      }),
+    );
+    highMark = raiseHighMark(highMark, highestCursor(rows, stream.cursorField));
+    await options.onPage?.({ progress: page.progress, counters, highMark });
+    if (options.signal?.aborted) throw new AbortedError('stopped after committing the current page');
+  }
+  return { highMark, counters };
+}
+
+/** Runs the slices one after another in this process: for direct engine calls and tests. */
+export function inlineDispatcher<Client>(deps: Omit<RunSliceOptions<Client>, 'task' | 'resume' | 'onPage'>): SliceDispatcher {
+  return {
+    async run(tasks, onDone, signal) {
+      for (const task of tasks) {
+        const result = await runSlice({ ...deps, task, signal });
+        await onDone(task, result);
+      }
+    },
+  };
+}
