@@ -48,7 +48,7 @@ export async function startService(config: Config, logger: Logger, options: Serv
     }
     if (options.workers !== false) {
       const sliceQueue = createSliceQueue(runtime.name, redis, config);
-      const slices = createSliceDispatcher(sliceQueue, config.redisUrl.reveal());
+      const slices = createSliceDispatcher(sliceQueue);
       const common = { config, runtime, db, logger, signal: controller.signal };
       workers.push(createSourceWorker({ ...common, queue, connection: createRedis(config.redisUrl.reveal()), slices }));
       workers.push(createSliceWorker({ ...common, queue: sliceQueue, connection: createRedis(config.redisUrl.reveal()) }));

@@ -4,7 +4,8 @@
  * after every committed page: a slice whose worker died is resumed by another from there.
  */
 import { hostname } from 'node:os';
-import { Queue, QueueEvents, Worker, type Job } from 'bullmq';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Queue, Worker, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Config } from '../src/config.ts';
 import { AbortedError } from '../src/errors.ts';
@@ -12,7 +13,7 @@ import type { Logger } from '../src/logger.ts';
 import type { Db } from '../src/sync/ledger.ts';
 import { runSlice, type SliceDispatcher, type SliceResult, type SliceTask } from '../src/sync/run-slice.ts';
 import type { RunCounters, Json } from '../src/types.ts';
-import { createRedis, jobOptions } from './queues.ts';
+import { jobOptions } from './queues.ts';
 import type { SourceRuntime } from './runtime.ts';
 import { steerError } from './steer-error.ts';
 
@@ -69,32 +70,38 @@ export function createSliceWorker(options: {
   return worker;
 }
 
-/** Puts slices on the queue (idempotently: job ids are the scan's and the slice's) and waits for them. */
-export function createSliceDispatcher(queue: Queue<SliceJobData, SliceResult>, redisUrl: string): SliceDispatcher {
+/**
+ * Puts slices on the queue (idempotently: job ids are the scan's and the slice's) and waits for them by
+ * polling their state rather than by listening to queue events: a slice that vanished from Redis (restarted
+ * without persistence, flushed) is put back instead of being waited for forever.
+ */
+export function createSliceDispatcher(queue: Queue<SliceJobData, SliceResult>, options: { pollMs?: number } = {}): SliceDispatcher {
+  const pollMs = options.pollMs ?? 500;
+  const jobIdOf = (task: SliceTask) => `${task.scanId}-${task.index}`;
+  const put = (tasks: SliceTask[]) => queue.addBulk(tasks.map((task) => ({ name: 'slice', data: task, opts: { jobId: jobIdOf(task) } })));
   return {
     async run(tasks, onDone, signal) {
-      const connection = createRedis(redisUrl);
-      const events = new QueueEvents(queue.name, { connection, prefix: queue.opts.prefix });
-      try {
-        await events.waitUntilReady();
-        const jobs = await queue.addBulk(tasks.map((task) => ({ name: 'slice', data: task, opts: { jobId: `${task.scanId}-${task.index}` } })));
-        // A slice that failed for good in an earlier attempt of this run gets another chance now.
-        for (const job of jobs) {
-          const stored = await queue.getJob(job.id!);
-          if (stored && (await stored.getState()) === 'failed') await stored.retry();
+      await put(tasks);
+      // A slice that failed for good in an earlier attempt of this run gets another chance now.
+      for (const task of tasks) {
+        const job = await queue.getJob(jobIdOf(task));
+        if (job && (await job.isFailed())) await job.retry();
+      }
+      let pending = tasks;
+      while (pending.length > 0) {
+        if (signal?.aborted) throw new AbortedError('stopped while waiting for slices');
+        const still: SliceTask[] = [];
+        const lost: SliceTask[] = [];
+        for (const task of pending) {
+          const job = await queue.getJob(jobIdOf(task));
+          if (!job) lost.push(task);
+          else if (job.finishedOn && job.failedReason && (await job.isFailed())) throw new Error(`slice ${task.index} failed: ${job.failedReason}`);
+          else if (await job.isCompleted()) await onDone(task, job.returnvalue);
+          else still.push(task);
         }
-        const aborted = new Promise<never>((_, reject) => {
-          if (signal?.aborted) reject(new AbortedError('stopped while waiting for slices'));
-          signal?.addEventListener('abort', () => reject(new AbortedError('stopped while waiting for slices')), { once: true });
-        });
-        aborted.catch(() => undefined);
-        await Promise.race([
-          Promise.all(jobs.map(async (job, i) => onDone(tasks[i]!, (await job.waitUntilFinished(events)) as SliceResult))),
-          aborted,
-        ]);
-      } finally {
-        await events.close();
-        connection.disconnect();
+        if (lost.length > 0) await put(lost);
+        pending = [...still, ...lost];
+        if (pending.length > 0) await sleep(pollMs, undefined, { signal }).catch(() => undefined);
       }
     },
   };

@@ -220,6 +220,23 @@ describe('through the real queues', () => {
     }
   }, 90_000);
 
+  it('puts back slices that vanished from Redis instead of waiting for them forever', async () => {
+    const harness = await setUp({
+      careCloud: { count: 1200, latencyMs: 20 },
+      env: { CARECLOUD_PAGE_SIZE: '50', CARECLOUD_SLICE_PAGES: '2', CIN7_USERNAME: '', CIN7_API_KEY: '' },
+    });
+    service = await startService(harness.config, harness.logger, { schedulers: false });
+    const slices = new Queue('carecloud-slices', { connection: harness.redis, prefix: harness.prefix });
+    const outcome = runOnce(service, REDIS_URL, harness.prefix, 'incremental', 'cli');
+    await waitFor(async () => (await slices.getCompletedCount()) >= 1);
+    await slices.drain(); // the waiting slices are gone, as after a Redis restart without persistence
+    const [result] = await outcome;
+    await slices.close();
+    expect(result?.ok).toBe(true);
+    const expected = harness.careCloud.store.all().filter((v) => !isServiceCode(v.code));
+    expect(await harness.db.voucher.count()).toBe(expected.length);
+  });
+
   it('stops gracefully on SIGTERM: the run is interrupted after a committed page and the next worker resumes it', async () => {
     const harness = await setUp({ careCloud: { latencyMs: 150, count: 1500 }, env: { CARECLOUD_PAGE_SIZE: '50' } });
     const output: string[] = [];
