@@ -65,17 +65,45 @@ export async function saveProgress(tx: Tx, source: string, stream: string, progr
   });
 }
 
+/**
+ * Adds a slice's page to the counters of the run that currently owns the scan (named in the scan's saved
+ * state), in the page's own transaction: every committed page is counted once, in the run that was current
+ * when it committed, whichever process read it.
+ */
+export async function countSlicePage(tx: Tx, scan: { source: string; stream: string; mode: SyncMode }, delta: RunCounters): Promise<void> {
+  await tx.$executeRaw`
+    UPDATE sync_runs SET
+      pages = pages + ${delta.pages}, fetched = fetched + ${delta.fetched}, inserted = inserted + ${delta.inserted},
+      updated = updated + ${delta.updated}, unchanged = unchanged + ${delta.unchanged}, rejected = rejected + ${delta.rejected},
+      api_calls = api_calls + ${delta.apiCalls}, rate_limited = rate_limited + ${delta.rateLimited}, heartbeat_at = now()
+    WHERE id = (SELECT (progress #>> ARRAY[${scan.mode}, 'runId'])::bigint FROM sync_state WHERE source = ${scan.source} AND stream = ${scan.stream})`;
+}
+
+/** Reads back a run's counters (a sliced run's pages were counted by the slices). */
+export async function runCounters(db: Db | Tx, runId: bigint): Promise<RunCounters> {
+  const row = await db.syncRun.findUniqueOrThrow({ where: { id: runId } });
+  const { pages, fetched, inserted, updated, unchanged, rejected, deleted, apiCalls, rateLimited } = row;
+  return { pages, fetched, inserted, updated, unchanged, rejected, deleted, apiCalls, rateLimited };
+}
+
+/**
+ * Ends a run. `counters` are written as they are, or — with `add` — added to what the row already holds
+ * (a sliced run, whose pages the slices counted).
+ */
 export async function finishRun(
   db: Db | Tx,
   runId: bigint,
   status: Exclude<RunStatus, 'running'>,
   counters: RunCounters,
-  extra: { watermarkAfter?: Date | null; error?: string } = {},
+  extra: { watermarkAfter?: Date | null; error?: string; add?: boolean } = {},
 ): Promise<void> {
+  const values = extra.add
+    ? Object.fromEntries(Object.entries(counters).map(([key, value]) => [key, { increment: value }]))
+    : counters;
   await db.syncRun.update({
     where: { id: runId },
     data: {
-      ...counters,
+      ...values,
       status,
       finishedAt: new Date(),
       heartbeatAt: new Date(),

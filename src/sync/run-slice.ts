@@ -7,7 +7,7 @@ import type { Logger } from '../logger.ts';
 import { AbortedError } from '../errors.ts';
 import { emptyCounters, type Json, type RequestObserver, type RunCounters, type StreamDefinition, type SyncMode } from '../types.ts';
 import { highestCursor, raiseHighMark } from './cursor.ts';
-import type { Db } from './ledger.ts';
+import { countSlicePage, type Db } from './ledger.ts';
 import { commitPage } from './commit-page.ts';
 
 /** What a finished slice reports to the run that planned it. */
@@ -50,7 +50,9 @@ export async function runSlice<Client>(options: RunSliceOptions<Client>): Promis
   if (!stream.scanSlice) throw new Error(`stream ${task.source}/${task.stream} cannot read slices`);
   const counters = options.resume ? { ...options.resume.counters } : emptyCounters();
   let highMark = options.resume?.highMark ?? null;
-  const observer: RequestObserver = { onRequest: () => counters.apiCalls++, onRateLimited: () => counters.rateLimited++ };
+  // What happened since the last committed page: added to the run's counters with the next page.
+  let delta = emptyCounters();
+  const observer: RequestObserver = { onRequest: () => delta.apiCalls++, onRateLimited: () => delta.rateLimited++ };
   const pages = stream.scanSlice(
     {
       client: options.client,
@@ -64,14 +66,18 @@ export async function runSlice<Client>(options: RunSliceOptions<Client>): Promis
     task.slice,
   );
   for await (const page of pages) {
-    const { rows } = await db.$transaction((tx) =>
-      commitPage(tx, stream, page.records, counters, {
+    const { rows } = await db.$transaction(async (tx) => {
+      const committed = await commitPage(tx, stream, page.records, delta, {
         source: task.source,
         runId: BigInt(task.runId),
         scanId: task.mode === 'full' ? BigInt(task.scanId) : undefined,
         logger: options.logger,
-      }),
-    );
+      });
+      await countSlicePage(tx, task, delta);
+      return committed;
+    });
+    for (const key of Object.keys(counters) as (keyof RunCounters)[]) counters[key] += delta[key];
+    delta = emptyCounters();
     highMark = raiseHighMark(highMark, highestCursor(rows, stream.cursorField));
     await options.onPage?.({ progress: page.progress, counters, highMark });
     if (options.signal?.aborted) throw new AbortedError('stopped after committing the current page');

@@ -25,7 +25,7 @@ import {
   type SyncMode,
 } from '../types.ts';
 import { highestCursor, nextWatermark, raiseHighMark } from './cursor.ts';
-import { abandonRunning, finishRun, loadState, recordPage, saveProgress, startRun, type Db, type ProgressByMode, type ScanState } from './ledger.ts';
+import { abandonRunning, finishRun, loadState, recordPage, runCounters, saveProgress, startRun, type Db, type ProgressByMode, type ScanState } from './ledger.ts';
 
 export interface RunSyncOptions<Client> {
   source: string;
@@ -69,6 +69,7 @@ export async function runSync<Client>(options: RunSyncOptions<Client>): Promise<
   const scan: ScanState = resumed ?? { scan: null, highMark: null, scanId: String(runId), startedAt: started.toISOString() };
   logger.info({ mode, watermark: state.watermark, resumed: resumed !== undefined }, 'run started');
 
+  const slicing = { runId, scan, state, counters, logger, sliced: false };
   try {
     const context = {
       client: options.client,
@@ -79,8 +80,8 @@ export async function runSync<Client>(options: RunSyncOptions<Client>): Promise<
       progress: resumed ? resumed.scan : null,
       call: { signal: options.signal, observer },
     };
-    const sliced = await readSlices(options, context, { runId, scan, state, counters, logger });
-    if (!sliced) {
+    await readSlices(options, context, slicing);
+    if (!slicing.sliced) {
       for await (const page of stream.scan(context)) {
         await db.$transaction(async (tx) => {
           const scanId = mode === 'full' ? BigInt(scan.scanId) : undefined;
@@ -108,8 +109,9 @@ export async function runSync<Client>(options: RunSyncOptions<Client>): Promise<
           updatedAt: new Date(),
         },
       });
-      await finishRun(tx, runId, 'succeeded', counters, { watermarkAfter });
+      await finishRun(tx, runId, 'succeeded', counters, { watermarkAfter, add: slicing.sliced });
     });
+    if (slicing.sliced) Object.assign(counters, await runCounters(db, runId));
     if (mode === 'full') await clearScan(db, BigInt(scan.scanId));
     const durationMs = clock.now().getTime() - started.getTime();
     logger.info({ ...counters, watermarkAfter, durationMs }, 'run succeeded');
@@ -117,7 +119,7 @@ export async function runSync<Client>(options: RunSyncOptions<Client>): Promise<
   } catch (error) {
     const interrupted = error instanceof AbortedError || error instanceof RateLimitedError || options.signal?.aborted === true;
     const message = error instanceof Error ? error.message : String(error);
-    await finishRun(db, runId, interrupted ? 'interrupted' : 'failed', counters, { error: message }).catch((cause: unknown) =>
+    await finishRun(db, runId, interrupted ? 'interrupted' : 'failed', counters, { error: message, add: slicing.sliced }).catch((cause: unknown) =>
       logger.error({ err: cause }, 'could not record the end of the run'),
     );
     logger[interrupted ? 'warn' : 'error']({ err: error, ...counters }, interrupted ? 'run interrupted; the scan resumes later' : 'run failed');
@@ -169,23 +171,25 @@ async function removeVanished<Client>(
 async function readSlices<Client>(
   options: RunSyncOptions<Client>,
   context: ScanContext<Client>,
-  run: { runId: bigint; scan: ScanState; state: { progress: ProgressByMode }; counters: RunCounters; logger: Logger },
+  run: { runId: bigint; scan: ScanState; state: { progress: ProgressByMode }; counters: RunCounters; logger: Logger; sliced: boolean },
 ): Promise<boolean> {
   const { stream, mode, db, source } = options;
-  const { scan, counters } = run;
+  const { scan } = run;
   if (!stream.planSlices || !stream.scanSlice || (mode !== 'full' && context.watermark !== null)) return false;
-  const save = () =>
-    db.$transaction(async (tx) => {
-      await saveProgress(tx, source, stream.name, { ...run.state.progress, [mode]: scan });
-      await recordPage(tx, run.runId, counters);
-    });
+  const save = () => saveProgress(db, source, stream.name, { ...run.state.progress, [mode]: scan });
   if (scan.slices === undefined) {
     scan.slices = await stream.planSlices(context);
     scan.done = {};
-    await save();
   }
   const slices = scan.slices as Json[] | null;
-  if (slices === null) return false;
+  if (slices === null) {
+    await save();
+    return false;
+  }
+  // From now on the slices count their pages in this run (see countSlicePage).
+  scan.runId = String(run.runId);
+  await save();
+  run.sliced = true;
   const done = scan.done as unknown as Record<string, SliceResult>;
   const tasks: SliceTask[] = slices
     .map((slice, index) => ({ source, stream: stream.name, mode, runId: String(run.runId), scanId: scan.scanId, index, slice }))
@@ -200,7 +204,6 @@ async function readSlices<Client>(
       saving = saving.then(async () => {
         done[task.index] = result;
         scan.highMark = raiseHighMark(scan.highMark, result.highMark === null ? null : Date.parse(result.highMark));
-        for (const key of Object.keys(counters) as (keyof RunCounters)[]) counters[key] += result.counters[key];
         await save();
       });
       return saving;
