@@ -73,7 +73,7 @@ runCli(USAGE, async () => {
     usageErrorFrom(error);
   }
   const seed = Number(values.seed);
-  if (!Number.isInteger(seed)) throw new UsageError(`--seed must be a whole number (got "${values.seed}")`);
+  if (!/^\d+$/.test(values.seed) || !Number.isSafeInteger(seed)) throw new UsageError(`--seed must be a whole number (got "${values.seed}")`);
 
   loadDotEnv();
   const base = loadConfig({ DATABASE_URL: process.env.DATABASE_URL, REDIS_URL: process.env.REDIS_URL, LOG_LEVEL: process.env.LOG_LEVEL });

@@ -8,7 +8,13 @@ import { migrate } from '../db/migrate.ts';
 import { ConfigError } from '../errors.ts';
 import { createLogger } from '../logger.ts';
 
+const USAGE = 'Usage: npm run db:migrate   (takes no arguments; reads DATABASE_URL)';
+
 async function main(): Promise<number> {
+  if (process.argv.length > 2) {
+    console.error(`db:migrate takes no arguments (got ${process.argv.slice(2).map((a) => JSON.stringify(a)).join(' ')})\n\n${USAGE}`);
+    return 2;
+  }
   loadDotEnv();
   let config;
   try {

@@ -8,12 +8,21 @@ export class UsageError extends Error {
   override readonly name = 'UsageError';
 }
 
+/** Thrown for --help: the usage goes to stdout and the command exits 0. */
+export class HelpRequested extends Error {
+  override readonly name = 'HelpRequested';
+}
+
 export function runCli(usage: string, main: () => Promise<number | void>): void {
   main().then(
     (code) => {
       process.exitCode = code ?? 0;
     },
     (error: unknown) => {
+      if (error instanceof HelpRequested) {
+        console.log(usage);
+        process.exit(0);
+      }
       if (error instanceof UsageError) {
         console.error(`${error.message}\n\n${usage}`);
         process.exit(2);

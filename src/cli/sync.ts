@@ -13,7 +13,7 @@ import { sourceNames } from '../sources/index.ts';
 import { SYNC_MODES, type SyncMode } from '../types.ts';
 import { formatOutcomes, runOnce } from '../../jobs/run-once.ts';
 import { startService } from '../../jobs/service.ts';
-import { runCli, UsageError, usageErrorFrom } from './run-cli.ts';
+import { HelpRequested, runCli, UsageError, usageErrorFrom } from './run-cli.ts';
 
 const USAGE = `Usage: npm run sync -- --source <${[...sourceNames, 'all'].join('|')}> [--mode <${SYNC_MODES.join('|')}>]
 
@@ -28,7 +28,7 @@ export function parseSyncArgs(args: string[]): { source: string; mode: SyncMode 
   } catch (error) {
     usageErrorFrom(error);
   }
-  if (values.help) throw new UsageError('Help:');
+  if (values.help) throw new HelpRequested();
   if (!values.source) throw new UsageError('--source is required');
   if (![...sourceNames, 'all'].includes(values.source)) throw new UsageError(`--source must be one of ${[...sourceNames, 'all'].join(', ')} (got "${values.source}")`);
   if (!SYNC_MODES.includes(values.mode as SyncMode)) throw new UsageError(`--mode must be one of ${SYNC_MODES.join(', ')} (got "${values.mode}")`);

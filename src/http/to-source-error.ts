@@ -21,9 +21,11 @@ export function describeRequest(error: RequestError): string {
  * `cause`, they would reach any log line that serializes the error: keep only what says what happened.
  */
 export function withoutRequest(error: RequestError): Error {
-  const plain = new Error(error.message);
+  // got's message names the URL with its query string (filters, voucher codes): keep only the path.
+  const dropQuery = (text: string | undefined) => text?.replace(/(https?:\/\/[^\s?]+)\?\S*/g, '$1');
+  const plain = new Error(dropQuery(error.message));
   plain.name = error.name;
-  return Object.assign(plain, { code: error.code, stack: error.stack });
+  return Object.assign(plain, { code: error.code, stack: dropQuery(error.stack) });
 }
 
 /**
