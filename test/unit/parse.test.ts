@@ -1,3 +1,4 @@
+import { DateTime } from 'luxon';
 import { describe, expect, it } from 'vitest';
 import { parseAmount, parseIsoDateTime, parseLocalDateTime } from '../../src/sources/parse.ts';
 
@@ -29,6 +30,44 @@ describe('parseLocalDateTime', () => {
     expect(() => parseLocalDateTime('2024-02-30 10:00:00', zone)).toThrow(/not a real date/);
     expect(() => parseLocalDateTime('yesterday', zone)).toThrow(/not a date-time of the form/);
   });
+});
+
+describe('parseLocalDateTime agrees with the reference rule everywhere', () => {
+  /** The rule stated plainly with Luxon: the earliest instant that shows this wall time, or none. */
+  function reference(text: string, zone: string): string | null {
+    const [date, time] = text.split(' ') as [string, string];
+    const [year, month, day] = date.split('-').map(Number) as [number, number, number];
+    const [hour, minute, second] = time.split(':').map(Number) as [number, number, number];
+    const candidates = DateTime.fromObject({ year, month, day, hour, minute, second }, { zone })
+      .getPossibleOffsets()
+      .filter((dt) => dt.hour === hour && dt.minute === minute && dt.day === day);
+    return candidates.length === 0 ? null : new Date(Math.min(...candidates.map((dt) => dt.toMillis()))).toISOString();
+  }
+
+  for (const zone of ['Europe/Prague', 'America/New_York', 'Australia/Lord_Howe', 'Pacific/Auckland', 'UTC']) {
+    it(`in ${zone}, through a year, and every two minutes around its clock changes`, () => {
+      const times: number[] = [];
+      for (let t = Date.UTC(2024, 0, 1); t < Date.UTC(2025, 0, 1); t += 7_993_000) times.push(t);
+      // Every 121 s across each day on which the zone's offset changes.
+      for (let day = Date.UTC(2024, 0, 1); day < Date.UTC(2025, 0, 1); day += 86_400_000) {
+        const offsetAt = (ms: number) => DateTime.fromMillis(ms, { zone }).offset;
+        if (offsetAt(day) !== offsetAt(day + 86_400_000)) for (let t = day - 43_200_000; t < day + 129_600_000; t += 121_000) times.push(t);
+      }
+      let mismatches = 0;
+      for (const t of times) {
+        const text = new Date(t).toISOString().slice(0, 19).replace('T', ' ');
+        const expected = reference(text, zone);
+        let actual: string | null;
+        try {
+          actual = parseLocalDateTime(text, zone);
+        } catch {
+          actual = null;
+        }
+        if (actual !== expected) mismatches++;
+      }
+      expect(mismatches).toBe(0);
+    });
+  }
 });
 
 describe('parseIsoDateTime', () => {
