@@ -9,6 +9,7 @@ import { emptyCounters, type Json, type RequestObserver, type RunCounters, type 
 import { highestCursor, raiseHighMark } from './cursor.ts';
 import { countSlicePage, type Db } from './ledger.ts';
 import { commitPage } from './commit-page.ts';
+import { prefetched } from './prefetch.ts';
 
 /** What a finished slice reports to the run that planned it. */
 export interface SliceResult {
@@ -65,7 +66,7 @@ export async function runSlice<Client>(options: RunSliceOptions<Client>): Promis
     },
     task.slice,
   );
-  for await (const page of pages) {
+  for await (const page of prefetched(pages)) {
     const { rows } = await db.$transaction(async (tx) => {
       const committed = await commitPage(tx, stream, page.records, delta, {
         source: task.source,

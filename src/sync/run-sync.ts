@@ -10,6 +10,7 @@ import { AbortedError, RateLimitedError } from '../errors.ts';
 import type { Logger } from '../logger.ts';
 import { writePage } from '../db/write-page.ts';
 import { commitPage, mapPage } from './commit-page.ts';
+import { prefetched } from './prefetch.ts';
 import { inlineDispatcher, type SliceDispatcher, type SliceResult, type SliceTask } from './run-slice.ts';
 import { clearScan, listUnseen, markVanished } from '../db/vanished.ts';
 import {
@@ -82,7 +83,7 @@ export async function runSync<Client>(options: RunSyncOptions<Client>): Promise<
     };
     await readSlices(options, context, slicing);
     if (!slicing.sliced) {
-      for await (const page of stream.scan(context)) {
+      for await (const page of prefetched(stream.scan(context))) {
         await db.$transaction(async (tx) => {
           const scanId = mode === 'full' ? BigInt(scan.scanId) : undefined;
           const { rows } = await commitPage(tx, stream, page.records, counters, { source, runId, scanId, logger });
