@@ -64,7 +64,7 @@ export function createSliceWorker(options: {
         return await steerError(error, { job, token, queue: options.queue, signal: options.signal, logger });
       }
     },
-    { connection: options.connection, prefix: config.jobs.prefix, concurrency: 1, limiter: { max: 100, duration: 1000 }, maxStalledCount: 10, name: `${hostname()}:${process.pid}` },
+    { connection: options.connection, prefix: config.jobs.prefix, concurrency: config.jobs.sliceConcurrency, limiter: { max: 100, duration: 1000 }, maxStalledCount: 10, name: `${hostname()}:${process.pid}` },
   );
   worker.on('error', (error) => options.logger.error({ err: error, source: runtime.name }, 'slice worker error'));
   return worker;

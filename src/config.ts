@@ -88,6 +88,8 @@ export interface HttpConfig {
 
 export interface JobsConfig {
   prefix: string;
+  /** Slices of a split scan one worker process reads at the same time. */
+  sliceConcurrency: number;
   attempts: number;
   backoffMs: number;
 }
@@ -188,6 +190,7 @@ const schema = z.object({
   HTTP_RETRY_BACKOFF: duration.default(1000),
   QUEUE_PREFIX: str.regex(/^[A-Za-z0-9_-]{1,64}$/, 'must be 1 to 64 letters, digits, - or _').default('voucher-sync'),
   JOB_ATTEMPTS: int(1, 100).default(8),
+  SLICE_CONCURRENCY: int(1, 32).default(2),
   JOB_BACKOFF: duration.default(30_000),
 
   CARECLOUD_BASE_URL: url(['http:', 'https:']).optional(),
@@ -265,7 +268,7 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
       maxInlineWaitMs: e.HTTP_MAX_INLINE_WAIT,
       retryBackoffMs: e.HTTP_RETRY_BACKOFF,
     },
-    jobs: { prefix: e.QUEUE_PREFIX, attempts: e.JOB_ATTEMPTS, backoffMs: e.JOB_BACKOFF },
+    jobs: { prefix: e.QUEUE_PREFIX, sliceConcurrency: e.SLICE_CONCURRENCY, attempts: e.JOB_ATTEMPTS, backoffMs: e.JOB_BACKOFF },
     carecloud:
       e.CARECLOUD_LOGIN && e.CARECLOUD_PASSWORD && e.CARECLOUD_APP_ID && e.CARECLOUD_BASE_URL && e.CARECLOUD_TIMEZONE
         ? {

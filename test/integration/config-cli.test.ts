@@ -118,6 +118,7 @@ const GROUPS: Problem[][] = [
   [
     invalid('QUEUE_PREFIX', 'voucher sync', 'must be 1 to 64 letters, digits, - or _ (got "voucher sync")'),
     invalid('JOB_ATTEMPTS', '0', `${WHOLE} 1 to 100 (got "0")`),
+    invalid('SLICE_CONCURRENCY', '0', `${WHOLE} 1 to 32 (got "0")`),
     invalid('JOB_BACKOFF', '-5s', DURATION),
     invalid('CARECLOUD_BASE_URL', 'ftp://example.com/v1.0', 'must be a URL starting with http:// or https://'),
     invalid('CARECLOUD_TIMEZONE', 'Europe/Atlantis', 'must be an IANA time zone such as Europe/Prague (got "Europe/Atlantis")'),
