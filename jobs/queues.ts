@@ -24,8 +24,11 @@ export interface SyncJobResult {
 }
 
 /** A Redis connection as BullMQ wants it for blocking commands. */
-export function createRedis(url: string): Redis {
-  return new Redis(url, { maxRetriesPerRequest: null, lazyConnect: false });
+export function createRedis(url: string, onError?: (error: Error) => void): Redis {
+  const redis = new Redis(url, { maxRetriesPerRequest: null, lazyConnect: false });
+  // ioredis reconnects by itself; without a listener it prints every failed attempt as an unhandled error.
+  redis.on('error', onError ?? (() => undefined));
+  return redis;
 }
 
 export function jobOptions(jobs: JobsConfig): JobsOptions {

@@ -32,7 +32,13 @@ export interface Service {
 }
 
 export async function startService(config: Config, logger: Logger, options: ServiceOptions = {}): Promise<Service> {
-  const redis: Redis = createRedis(config.redisUrl.reveal());
+  let lastWarning = 0;
+  const warn = (error: Error) => {
+    // One line a minute is enough while Redis is away.
+    if (Date.now() - lastWarning > 60_000) logger.warn({ err: error }, 'Redis is unreachable; retrying');
+    lastWarning = Date.now();
+  };
+  const redis: Redis = createRedis(config.redisUrl.reveal(), warn);
   const db = createPrisma(config.databaseUrl.reveal());
   const controller = new AbortController();
   const runtimes = createSourceRuntimes(config, { redis, logger }).filter((r) => !options.only || options.only.includes(r.name));
@@ -50,8 +56,8 @@ export async function startService(config: Config, logger: Logger, options: Serv
       const sliceQueue = createSliceQueue(runtime.name, redis, config);
       const slices = createSliceDispatcher(sliceQueue);
       const common = { config, runtime, db, logger, signal: controller.signal };
-      workers.push(createSourceWorker({ ...common, queue, connection: createRedis(config.redisUrl.reveal()), slices }));
-      workers.push(createSliceWorker({ ...common, queue: sliceQueue, connection: createRedis(config.redisUrl.reveal()) }));
+      workers.push(createSourceWorker({ ...common, queue, connection: createRedis(config.redisUrl.reveal(), warn), slices }));
+      workers.push(createSliceWorker({ ...common, queue: sliceQueue, connection: createRedis(config.redisUrl.reveal(), warn) }));
       sliceQueues.push(sliceQueue);
     }
   }

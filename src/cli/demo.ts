@@ -92,7 +92,8 @@ runCli(USAGE, async () => {
   const config: Config = loadConfig({
     DATABASE_URL: databaseUrl,
     REDIS_URL: base.redisUrl.reveal(),
-    LOG_LEVEL: process.env.LOG_LEVEL ?? 'warn',
+    // Rejected records and runs are shown by the summaries; the log says only what goes wrong.
+    LOG_LEVEL: process.env.LOG_LEVEL ?? 'error',
     QUEUE_PREFIX: PREFIX,
     JOB_BACKOFF: '2s',
     CARECLOUD_BASE_URL: careCloudUrl,
