@@ -52,6 +52,20 @@ export class RecordReader {
     );
   }
 
+  /** A whole number, kept as its decimal text (an id or a count); a digit-only string is accepted too. */
+  wholeNumber(name: string): string | null {
+    return this.attempt(
+      name,
+      (value) => {
+        if (value === null || value === undefined || value === '') return null;
+        if (typeof value === 'number' && Number.isSafeInteger(value)) return String(value);
+        if (typeof value === 'string' && /^-?\d{1,15}$/.test(value)) return value;
+        throw new FieldError(`expected a whole number, got ${describe(value)}`);
+      },
+      null,
+    );
+  }
+
   localDate(name: string, zone: string): string | null {
     return this.attempt(name, (value) => (this.present(value) ? parseLocalDateTime(this.asString(value), zone) : null), null);
   }

@@ -28,7 +28,7 @@ export function mapCin7Voucher(raw: unknown, zone: string): MapResult {
   const row: VoucherRow = {
     sourceId: r.text('code', { required: true }) ?? '',
     code: r.text('code'),
-    customerId: r.text('customerID'),
+    customerId: r.wholeNumber('customerID'),
     status: status === 'Inactive' ? 'inactive' : 'active',
     amount: r.amount('amount'),
     redeemedAmount: r.amount('redeemedAmount'),
@@ -40,6 +40,9 @@ export function mapCin7Voucher(raw: unknown, zone: string): MapResult {
     isDeleted: false,
     raw,
   };
+  // Counts are checked though not stored: a record whose numbers are not numbers is not to be trusted.
+  r.wholeNumber('redeemedCount');
+  r.wholeNumber('redeemedCountLimit');
   return r.result(row, raw);
 }
 
