@@ -71,13 +71,13 @@ export function createSliceWorker(options: {
 }
 
 /**
- * Puts slices on the queue (idempotently: job ids are the scan's and the slice's) and waits for them by
+ * Puts slices on the queue (idempotently: job ids are the plan's unique key and the slice's index) and waits for them by
  * polling their state rather than by listening to queue events: a slice that vanished from Redis (restarted
  * without persistence, flushed) is put back instead of being waited for forever.
  */
 export function createSliceDispatcher(queue: Queue<SliceJobData, SliceResult>, options: { pollMs?: number } = {}): SliceDispatcher {
   const pollMs = options.pollMs ?? 500;
-  const jobIdOf = (task: SliceTask) => `${task.scanId}-${task.index}`;
+  const jobIdOf = (task: SliceTask) => `${task.key}-${task.index}`;
   const put = (tasks: SliceTask[]) => queue.addBulk(tasks.map((task) => ({ name: 'slice', data: task, opts: { jobId: jobIdOf(task) } })));
   return {
     async run(tasks, onDone, signal) {

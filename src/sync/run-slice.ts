@@ -23,6 +23,8 @@ export interface SliceTask {
   mode: SyncMode;
   runId: string;
   scanId: string;
+  /** Unique name of the scan's plan of slices (see readSlices). */
+  key: string;
   index: number;
   slice: Json;
 }

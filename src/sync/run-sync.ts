@@ -6,6 +6,7 @@
  * progress and the ledger's counters. The watermark moves only when the scan completes, and never past
  * what was seen. The caller must hold the source's lock (see src/db/source-lock.ts).
  */
+import { randomUUID } from 'node:crypto';
 import { AbortedError, RateLimitedError } from '../errors.ts';
 import type { Logger } from '../logger.ts';
 import { writePage } from '../db/write-page.ts';
@@ -181,6 +182,9 @@ async function readSlices<Client>(
   if (scan.slices === undefined) {
     scan.slices = await stream.planSlices(context);
     scan.done = {};
+    // Names this plan's slices wherever they travel: unique across databases and resets that share one
+    // Redis, so a new scan can never be handed the finished slices of an old one.
+    scan.sliceKey = randomUUID();
   }
   const slices = scan.slices as Json[] | null;
   if (slices === null) {
@@ -193,7 +197,7 @@ async function readSlices<Client>(
   run.sliced = true;
   const done = scan.done as unknown as Record<string, SliceResult>;
   const tasks: SliceTask[] = slices
-    .map((slice, index) => ({ source, stream: stream.name, mode, runId: String(run.runId), scanId: scan.scanId, index, slice }))
+    .map((slice, index) => ({ source, stream: stream.name, mode, runId: String(run.runId), scanId: scan.scanId, key: String(scan.sliceKey), index, slice }))
     .filter((task) => done[task.index] === undefined);
   run.logger.info({ slices: slices.length, pending: tasks.length }, 'reading the scan in slices');
   const dispatcher = options.slices ?? inlineDispatcher({ stream, client: options.client, db, logger: run.logger, lookbackMs: options.settings.lookbackMs });

@@ -237,6 +237,29 @@ describe('through the real queues', () => {
     expect(await harness.db.voucher.count()).toBe(expected.length);
   });
 
+  it('never hands a scan the finished slices of another scan that shared the queues (a recreated database)', async () => {
+    const env = { CARECLOUD_PAGE_SIZE: '50', CARECLOUD_SLICE_PAGES: '2', CIN7_USERNAME: '', CIN7_API_KEY: '' };
+    const first = await setUp({ careCloud: { count: 600 }, env });
+    const firstService = await startService(first.config, first.logger, { schedulers: false });
+    try {
+      expect((await runOnce(firstService, REDIS_URL, first.prefix, 'incremental', 'cli'))[0]?.ok).toBe(true);
+    } finally {
+      await firstService.stop();
+    }
+    // A second database, same Redis prefix: its first run has the same run id, and so the same scan id.
+    const second = await createHarness({ careCloud: { count: 600, seed: 8 }, env: { ...env, QUEUE_PREFIX: first.prefix } });
+    try {
+      service = await startService(second.config, second.logger, { schedulers: false });
+      expect((await runOnce(service, REDIS_URL, first.prefix, 'incremental', 'cli'))[0]?.ok).toBe(true);
+      const expected = second.careCloud.store.all().filter((v) => !isServiceCode(v.code));
+      expect(await second.db.voucher.count()).toBe(expected.length);
+    } finally {
+      await service?.stop();
+      service = undefined;
+      await second.close();
+    }
+  });
+
   it('stops gracefully on SIGTERM: the run is interrupted after a committed page and the next worker resumes it', async () => {
     const harness = await setUp({ careCloud: { latencyMs: 150, count: 1500 }, env: { CARECLOUD_PAGE_SIZE: '50' } });
     const output: string[] = [];
