@@ -88,13 +88,14 @@ export class ServiceSlot {
       this.write(text);
       this.tail.push(...text.split('\n').filter((l) => l !== ''));
       if (this.tail.length > TAIL_LINES) this.tail.splice(0, this.tail.length - TAIL_LINES);
-      if (seen !== 'ready') {
-        seen = (seen + text).slice(-4096);
-        if (seen.includes(READY)) {
-          seen = 'ready';
+      if (!running) {
+        // The line may be split across chunks, or followed in its chunk by pages of other output.
+        const joined = seen + text;
+        if (joined.includes(READY)) {
           running = true;
           ready();
         }
+        seen = joined.slice(-READY.length);
       }
     };
     child.stdout!.on('data', onData);

@@ -267,10 +267,12 @@ export class SeedRun {
         bump(this.faults, `${event.source} 429 Retry-After >inline (queue pause)`);
         this.faultsInjected++;
         const bursts = Promise.all(event.burstAt.map((n) => this.chaos.armBurst(event.source, n, event.burst)));
-        for (const change of event.changes) {
+        const start = Date.now();
+        for (const [i, change] of event.changes.entries()) {
+          const due = start + (i * event.holdMs) / event.changes.length - Date.now();
+          if (due > 0) await sleep(due);
           if (this.chaos.stopped) return;
           this.chaos.changeNow(change, ' for a deep scan');
-          await sleep(event.holdMs / event.changes.length);
         }
         // Whoever runs next (a schedule or this request), an incremental run now has pages to read. The
         // chaos lasts until it has been read under the bursts (or DEEP_SCAN_WAIT_MS more).
