@@ -1,45 +1,150 @@
 /**
  * Paging by cursor value instead of position: each request asks for records whose cursor is at or after
- * the highest value read so far (`where CreatedDate >= …`, ascending). Rows deleted while we page cannot
- * pull unread rows past us, and new rows append at the end. Records sharing the boundary value are read
- * again (harmless); when a whole page shares one value, the page number moves on instead.
+ * the highest second read so far (`where CreatedDate >= …`, ascending). Rows deleted while we page cannot
+ * pull unread rows past us, and new rows append at the end. Records sharing the boundary second are read
+ * again (harmless: writes are idempotent, newer wins).
+ *
+ * One second can hold more records than a page (a bulk import stamps thousands with one date). Paging by
+ * value cannot get past it, so inside that second (a "group") we page by page number, bounded to the
+ * second (`>= s AND < s+1`) so that later rows cannot move into it. Page numbers are what value paging
+ * avoids: a row of the group that vanishes from a page already read shifts an unread one onto that page,
+ * and the source documents no id, no modification date and no order among equal dates (it may even differ
+ * between requests), so nothing tells us which row we skipped. And once we move past the second, no
+ * incremental scan comes back to it: a skipped row would wait for the daily reconciliation. So when the
+ * group ends we read it again from its first page, and again, until a whole pass brings no key the group
+ * had not already shown — or until `maxPasses`, when we report the second and move on, leaving the rest to
+ * reconciliation rather than spending the request budget without end on a second that keeps changing.
+ *
+ * The keys seen in the group are part of the progress saved after every page, so a run that stops inside
+ * a group resumes it where it stood instead of taking a half-read pass for a complete one.
  */
 import type { Json } from '../types.ts';
+
+/** Paging by page number inside the second `from` of the progress. */
+export interface KeysetGroup {
+  /** 1 for the first reading of the second; later passes look for rows the earlier ones missed. */
+  pass: number;
+  /** Next page to read within the second (1-based). */
+  page: number;
+  /** Keys of the records read in this second so far, over all passes. */
+  seen: string[];
+  /** How many of `seen` the current pass added. */
+  added: number;
+  [key: string]: Json;
+}
 
 export interface KeysetProgress {
   /** Cursor value (UTC ISO, whole seconds) the next request starts from; null = from the beginning. */
   from: string | null;
-  /** Page number within the records at or after `from` (1-based). */
-  page: number;
+  /** Set while the second `from` is read by page number (it holds more records than a page). */
+  group: KeysetGroup | null;
   [key: string]: Json;
 }
 
+/** One request: records with cursor in [from, before) (null = unbounded), ascending, page `page` of `rows`. */
+export interface KeysetRequest {
+  from: string | null;
+  before: string | null;
+  page: number;
+  rows: number;
+}
+
 export interface KeysetScanOptions {
-  fetch(from: string | null, page: number, rows: number): Promise<unknown[]>;
+  fetch(request: KeysetRequest): Promise<unknown[]>;
   rows: number;
   /** The record's cursor as epoch ms, or null when it cannot be read. */
   positionOf(record: unknown): number | null;
+  /** The record's natural key, or undefined when it has none (it is then not counted in a group). */
+  keyOf(record: unknown): string | undefined;
   start: KeysetProgress;
+  /** Exclusive upper bound (UTC ISO, whole seconds) for a scan of one window; null = to the end. @default null */
+  before?: string | null;
+  /** Readings of a group before it is left unsettled. @default 4 */
+  maxPasses?: number;
+  /** Told about a second whose last allowed pass still found keys the earlier passes had not. */
+  onUnsettled?(second: string, passes: number): void;
 }
 
+/** Before any dated record: where a scan from the beginning goes on when a whole page has no readable date. */
+const FIRST_SECOND = '1753-01-01T00:00:00Z';
+
 export async function* keysetScan(options: KeysetScanOptions): AsyncGenerator<{ records: unknown[]; progress: KeysetProgress }> {
-  let { from, page } = options.start;
+  const { rows, before = null, keyOf } = options;
+  let { from, group } = options.start;
+  // The group's keys live in a set while we page; the progress carries them as a list.
+  let seen = new Set(group?.seen ?? []);
+  const progress = (): KeysetProgress => ({ from, group: group && { ...group, seen: [...seen] } });
   for (;;) {
-    const records = await options.fetch(from, page, options.rows);
-    const positions = records.map(options.positionOf).filter((p): p is number => p !== null);
-    // Whole seconds: the server may keep more precision than we can state, and `>=` must include them.
-    const highest = positions.length > 0 ? floorToSecond(Math.max(...positions)) : null;
-    if (highest !== null && (from === null || highest > from)) {
-      from = highest;
-      page = 1;
-    } else {
-      page += 1;
+    if (group !== null && from !== null) {
+      const records = await options.fetch({ from, before: earlier(nextSecond(from), before), page: group.page, rows });
+      group = { ...group, page: group.page + 1, added: group.added + addKeys(seen, records, keyOf) };
+      if (records.length < rows) group = afterPass(group, from, options);
+      if (group === null) {
+        from = nextSecond(from);
+        seen = new Set();
+      }
+      yield { records, progress: progress() };
+      continue;
     }
-    yield { records, progress: { from, page } };
-    if (records.length < options.rows) return;
+    const records = await options.fetch({ from, before, page: 1, rows });
+    const highest = highestSecond(records, options.positionOf);
+    if (highest !== null && (from === null || highest > from)) from = highest;
+    else if (from === null) from = FIRST_SECOND;
+    else if (records.length === rows) {
+      // A full page inside one second: that second is a group, and this page was its first.
+      seen = new Set();
+      group = { pass: 1, page: 2, seen: [], added: addKeys(seen, records, keyOf) };
+    }
+    yield { records, progress: progress() };
+    if (records.length < rows) return;
   }
 }
 
-function floorToSecond(ms: number): string {
-  return new Date(Math.floor(ms / 1000) * 1000).toISOString().replace('.000Z', 'Z');
+/** Adds the records' keys to `seen`; returns how many were new. */
+function addKeys(seen: Set<string>, records: unknown[], keyOf: (record: unknown) => string | undefined): number {
+  const before = seen.size;
+  for (const record of records) {
+    const key = keyOf(record);
+    if (key !== undefined) seen.add(key);
+  }
+  return seen.size - before;
 }
+
+/** At the end of a pass: the group is settled (null) or read again from its first page. */
+function afterPass(group: KeysetGroup, second: string, options: KeysetScanOptions): KeysetGroup | null {
+  if (group.pass >= 2 && group.added === 0) return null;
+  if (group.pass >= (options.maxPasses ?? 4)) {
+    options.onUnsettled?.(second, group.pass);
+    return null;
+  }
+  return { pass: group.pass + 1, page: 1, seen: [], added: 0 };
+}
+
+/**
+ * Where to start or resume: saved progress, or a new scan from `from`. Also reads the progress of the
+ * scans before groups were re-read (`{from, page}`): one past page 1 is resumed as a group from its start.
+ */
+export function keysetStart(progress: Json | null, from: string | null): KeysetProgress {
+  if (progress === null) return { from, group: null };
+  const saved = progress as Partial<Record<string, Json>>;
+  if (typeof saved !== 'object' || Array.isArray(saved) || (saved.from !== null && typeof saved.from !== 'string')) {
+    throw new Error(`cannot resume a keyset scan from progress ${JSON.stringify(progress).slice(0, 200)}`);
+  }
+  if (saved.group !== undefined) return saved as KeysetProgress;
+  const legacyPage = typeof saved.page === 'number' ? saved.page : 1;
+  return { from: saved.from, group: legacyPage > 1 && saved.from !== null ? { pass: 1, page: 1, seen: [], added: 0 } : null };
+}
+
+function highestSecond(records: unknown[], positionOf: (record: unknown) => number | null): string | null {
+  let highest: number | null = null;
+  for (const record of records) {
+    const position = positionOf(record);
+    if (position !== null && (highest === null || position > highest)) highest = position;
+  }
+  // Whole seconds: the server may keep more precision than we can state, and `>=` must include them.
+  return highest === null ? null : toSecond(Math.floor(highest / 1000) * 1000);
+}
+
+const toSecond = (ms: number) => new Date(ms).toISOString().replace('.000Z', 'Z');
+const nextSecond = (second: string) => toSecond(Date.parse(second) + 1000);
+const earlier = (a: string, b: string | null) => (b !== null && Date.parse(b) < Date.parse(a) ? b : a);

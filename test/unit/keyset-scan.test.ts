@@ -1,56 +1,165 @@
 import { describe, expect, it } from 'vitest';
-import { keysetScan } from '../../src/sync/keyset-scan.ts';
+import { keysetScan, keysetStart, type KeysetProgress, type KeysetRequest, type KeysetScanOptions } from '../../src/sync/keyset-scan.ts';
 
 type Row = { code: string; t: number };
 
-/** A server answering `where t >= from order by t asc`, paged; rows can vanish between requests. */
-function server(rows: Row[]) {
-  const requests: { from: string | null; page: number }[] = [];
-  return {
-    requests,
-    fetch: async (from: string | null, page: number, size: number) => {
-      requests.push({ from, page });
-      const since = from === null ? -Infinity : Date.parse(from);
-      const matching = rows.filter((r) => r.t >= since).sort((a, b) => a.t - b.t);
-      return matching.slice((page - 1) * size, page * size);
-    },
+const at = (second: number, ms = 0) => Date.UTC(2024, 0, 1) + second * 1000 + ms;
+const iso = (second: number) => new Date(at(second)).toISOString().replace('.000Z', 'Z');
+
+/**
+ * A server answering `where t >= from and t < before order by t asc`, paged by number. Rows can vanish
+ * or appear between requests (`beforeRequest`); `ties` decides the order of equal values per request.
+ */
+function server(rows: Row[], options: { ties?: (request: number) => 'asc' | 'desc'; beforeRequest?: (request: KeysetRequest, n: number) => void } = {}) {
+  const requests: KeysetRequest[] = [];
+  const fetch = async (request: KeysetRequest) => {
+    options.beforeRequest?.(request, requests.length);
+    const ties = options.ties?.(requests.length) ?? 'asc';
+    requests.push(request);
+    const low = request.from === null ? -Infinity : Date.parse(request.from);
+    const high = request.before === null ? Infinity : Date.parse(request.before);
+    const order = new Map(rows.map((r, i) => [r, ties === 'asc' ? i : -i]));
+    const matching = rows.filter((r) => r.t >= low && r.t < high).sort((a, b) => a.t - b.t || order.get(a)! - order.get(b)!);
+    return matching.slice((request.page - 1) * request.rows, request.page * request.rows);
   };
+  return { requests, fetch };
 }
 
-const at = (second: number) => Date.UTC(2024, 0, 1) + second * 1000;
+const options = (fetch: KeysetScanOptions['fetch'], extra: Partial<KeysetScanOptions> = {}): KeysetScanOptions => ({
+  fetch,
+  rows: 10,
+  positionOf: (r) => (r as Row).t,
+  keyOf: (r) => (r as Row).code,
+  start: { from: null, group: null },
+  ...extra,
+});
+
+async function read(scan: KeysetScanOptions, onPage?: (progress: KeysetProgress) => void) {
+  const seen = new Set<string>();
+  const progresses: KeysetProgress[] = [];
+  for await (const page of keysetScan(scan)) {
+    for (const r of page.records) seen.add((r as Row).code);
+    progresses.push(page.progress);
+    onPage?.(page.progress);
+  }
+  return { seen, progresses };
+}
+
+const group = (second: number, size: number, prefix = 'g') => Array.from({ length: size }, (_, i) => ({ code: `${prefix}${i}`, t: at(second, 250) }));
+const missing = (rows: Row[], seen: Set<string>) => rows.map((r) => r.code).filter((c) => !seen.has(c));
 
 describe('keysetScan', () => {
   it('reads everything, moving by value, and ends on a short page', async () => {
     const rows = Array.from({ length: 23 }, (_, i) => ({ code: `c${i}`, t: at(i) }));
     const s = server(rows);
-    const seen = new Set<string>();
-    for await (const page of keysetScan({ fetch: s.fetch, rows: 10, positionOf: (r) => (r as Row).t, start: { from: null, page: 1 } })) {
-      for (const r of page.records) seen.add((r as Row).code);
-    }
+    const { seen } = await read(options(s.fetch));
     expect(seen.size).toBe(23);
-    expect(s.requests[1]).toEqual({ from: '2024-01-01T00:00:09Z', page: 1 });
-  });
-
-  it('pages through more equal values than a page holds', async () => {
-    const rows = [...Array.from({ length: 25 }, (_, i) => ({ code: `same${i}`, t: at(5) })), { code: 'later', t: at(9) }];
-    const s = server(rows);
-    const seen = new Set<string>();
-    for await (const page of keysetScan({ fetch: s.fetch, rows: 10, positionOf: (r) => (r as Row).t, start: { from: null, page: 1 } })) {
-      for (const r of page.records) seen.add((r as Row).code);
-    }
-    expect(seen.size).toBe(26);
+    expect(s.requests[1]).toEqual({ from: iso(9), before: null, page: 1, rows: 10 });
   });
 
   it('misses nothing when rows vanish between pages', async () => {
     const rows = Array.from({ length: 40 }, (_, i) => ({ code: `c${i}`, t: at(i) }));
-    const s = server(rows);
-    const seen = new Set<string>();
     let n = 0;
-    for await (const page of keysetScan({ fetch: s.fetch, rows: 10, positionOf: (r) => (r as Row).t, start: { from: null, page: 1 } })) {
-      for (const r of page.records) seen.add((r as Row).code);
-      rows.splice(n++, 3); // delete rows already read: offset paging would now skip three unread rows
+    const s = server(rows);
+    const { seen } = await read(options(s.fetch), () => void rows.splice(n++, 3)); // offset paging would now skip three unread rows
+    expect(missing(rows, seen)).toEqual([]);
+  });
+
+  it('reads a group spanning three pages by page number, bounded to its second, then moves past it', async () => {
+    const rows = [{ code: 'before', t: at(1) }, ...group(5, 25), { code: 'later', t: at(9) }];
+    const s = server(rows);
+    const { seen, progresses } = await read(options(s.fetch));
+    expect(missing(rows, seen)).toEqual([]);
+    const inGroup = s.requests.filter((r) => r.before === iso(6));
+    expect(inGroup.every((r) => r.from === iso(5))).toBe(true);
+    // Pass 1: pages 2 and 3 (page 1 was the value page); pass 2 reads pages 1 to 3 and adds nothing.
+    expect(inGroup.map((r) => r.page)).toEqual([2, 3, 1, 2, 3]);
+    expect(s.requests.at(-1)).toMatchObject({ from: iso(6), before: null, page: 1 });
+    expect(progresses.at(-2)).toEqual({ from: iso(6), group: null });
+  });
+
+  it('settles a group of exactly one page with one more pass', async () => {
+    const rows = [...group(5, 10), { code: 'later', t: at(7) }];
+    const s = server(rows);
+    const { seen } = await read(options(s.fetch));
+    expect(missing(rows, seen)).toEqual([]);
+    expect(s.requests.filter((r) => r.before === iso(6)).map((r) => r.page)).toEqual([2, 1, 2]);
+  });
+
+  it('finds the rows a deletion shifted onto a page already read', async () => {
+    const rows = [...group(5, 30), { code: 'later', t: at(8) }];
+    const s = server(rows, {
+      // Before the group's page 2: five rows of page 1 vanish, and five unread rows move onto page 1.
+      beforeRequest: (request) => void (request.before !== null && request.page === 2 && rows[0]!.code === 'g0' && rows.splice(0, 5)),
+    });
+    const { seen } = await read(options(s.fetch));
+    expect(rows[0]!.code).toBe('g5');
+    expect(missing(rows, seen)).toEqual([]);
+  });
+
+  it('finds every row when equal values come in a different order on every request', async () => {
+    const rows = [...group(5, 25), { code: 'later', t: at(8) }];
+    const s = server(rows, { ties: (n) => (n % 2 === 0 ? 'asc' : 'desc') });
+    const { seen } = await read(options(s.fetch));
+    expect(missing(rows, seen)).toEqual([]);
+  });
+
+  it('resumes from saved progress in the middle of a group, without taking a half-read pass for a whole one', async () => {
+    const rows = [...group(5, 25), { code: 'later', t: at(8) }];
+    const first = server(rows);
+    const saved: KeysetProgress[] = [];
+    const partial = new Set<string>();
+    for await (const page of keysetScan(options(first.fetch))) {
+      for (const r of page.records) partial.add((r as Row).code);
+      saved.push(page.progress);
+      if (page.progress.group?.page === 3) break; // the run stops here, after committing the group's page 2
     }
-    const survivors = rows.map((r) => r.code);
-    expect(survivors.filter((c) => !seen.has(c))).toEqual([]);
+    // Stored as JSON in sync_state.progress, and read back by another run.
+    const progress = keysetStart(JSON.parse(JSON.stringify(saved.at(-1))) as KeysetProgress, null);
+    expect(progress).toMatchObject({ from: iso(5), group: { pass: 1, page: 3, added: 20 } });
+    expect(progress.group!.seen).toHaveLength(20);
+    rows.splice(0, 5); // vanish while no run is reading: page 3 of the resumed run starts five rows later
+    const second = server(rows);
+    const { seen } = await read(options(second.fetch, { start: progress }));
+    expect(second.requests[0]).toEqual({ from: iso(5), before: iso(6), page: 3, rows: 10 });
+    expect(missing(rows, new Set([...partial, ...seen]))).toEqual([]);
+  });
+
+  it('gives up on a second that keeps changing after the allowed passes, reports it and reads on', async () => {
+    const rows = [...group(5, 15), { code: 'later', t: at(8) }];
+    let n = 0;
+    // Every request inside the group finds one more voucher of that second.
+    const s = server(rows, { beforeRequest: (request) => void (request.before !== null && rows.push({ code: `new${n++}`, t: at(5, 500) })) });
+    const unsettled: [string, number][] = [];
+    const { seen } = await read(options(s.fetch, { maxPasses: 3, onUnsettled: (second, passes) => unsettled.push([second, passes]) }));
+    expect(unsettled).toEqual([[iso(5), 3]]);
+    expect(seen.has('later')).toBe(true);
+    expect(s.requests.filter((r) => r.before !== null && r.page === 1)).toHaveLength(2); // passes 2 and 3
+  });
+
+  it('never asks past the end of its window', async () => {
+    const rows = [...Array.from({ length: 30 }, (_, i) => ({ code: `c${i}`, t: at(i) })), ...group(30, 12), { code: 'next', t: at(31) }];
+    const s = server(rows);
+    const { seen } = await read(options(s.fetch, { start: { from: iso(10), group: null }, before: iso(31) }));
+    expect(s.requests.every((r) => r.before !== null && Date.parse(r.before) <= at(31))).toBe(true);
+    expect([...seen].sort()).toEqual(rows.filter((r) => r.t >= at(10) && r.t < at(31)).map((r) => r.code).sort());
+  });
+});
+
+describe('keysetStart', () => {
+  it('starts a new scan, or resumes saved progress', () => {
+    expect(keysetStart(null, iso(3))).toEqual({ from: iso(3), group: null });
+    const saved = { from: iso(3), group: { pass: 2, page: 4, seen: ['a'], added: 0 } };
+    expect(keysetStart(saved, null)).toEqual(saved);
+  });
+
+  it('resumes the progress of scans saved before groups were re-read: past page 1, from the group start', () => {
+    expect(keysetStart({ from: iso(3), page: 1 }, null)).toEqual({ from: iso(3), group: null });
+    expect(keysetStart({ from: iso(3), page: 4 }, null)).toEqual({ from: iso(3), group: { pass: 1, page: 1, seen: [], added: 0 } });
+  });
+
+  it('refuses progress it cannot read, saying what it got', () => {
+    expect(() => keysetStart([1, 2], null)).toThrow(/cannot resume a keyset scan from progress \[1,2\]/);
+    expect(() => keysetStart({ from: 5 }, null)).toThrow(/cannot resume/);
   });
 });

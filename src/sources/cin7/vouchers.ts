@@ -7,12 +7,12 @@
 import type { Cin7Config } from '../../config.ts';
 import type { MapResult, ScanContext, StreamDefinition, VoucherRow } from '../../types.ts';
 import { scanThreshold } from '../../sync/cursor.ts';
-import { keysetScan, type KeysetProgress } from '../../sync/keyset-scan.ts';
+import { keysetScan, keysetStart } from '../../sync/keyset-scan.ts';
 import { pageScan, type PageProgress } from '../../sync/page-scan.ts';
 import { parseIsoDateTime } from '../parse.ts';
 import { RecordReader } from '../record-reader.ts';
 import type { Cin7Client } from './client.ts';
-import { createdSince } from './where.ts';
+import { createdWithin } from './where.ts';
 
 const STATUSES = ['Active', 'Inactive'] as const;
 
@@ -46,6 +46,11 @@ export function mapCin7Voucher(raw: unknown, zone: string): MapResult {
   return r.result(row, raw);
 }
 
+function keyOf(record: unknown): string | undefined {
+  const code = (camelKeys(record) as Record<string, unknown> | null)?.code;
+  return typeof code === 'string' && code !== '' ? code : undefined;
+}
+
 export function createCin7Vouchers(config: Cin7Config): StreamDefinition<Cin7Client> {
   const positionOf = (record: unknown): number | null => {
     const fields = camelKeys(record) as Record<string, unknown> | null;
@@ -72,17 +77,20 @@ export function createCin7Vouchers(config: Cin7Config): StreamDefinition<Cin7Cli
       }
       const from = scanThreshold(watermark, lookbackMs);
       return keysetScan({
-        fetch: (since, page, rows) => client.listVouchers({ where: since ? createdSince(since) : undefined, order, page, rows }, call),
+        fetch: (request) => client.listVouchers({ where: createdWithin(request.from, request.before), order, page: request.page, rows: request.rows }, call),
         rows: config.pageSize,
         positionOf,
-        start: (progress as KeysetProgress | null) ?? { from: from ? from.toISOString().replace(/\.\d{3}Z$/, 'Z') : null, page: 1 },
+        keyOf,
+        start: keysetStart(progress, from ? from.toISOString().replace(/\.\d{3}Z$/, 'Z') : null),
+        onUnsettled: (second, passes) =>
+          client.logger.warn({ second, passes }, 'vouchers of one CreatedDate second kept changing while read; the next reconciliation reads the rest'),
       });
     },
     async lookup(client, keys, call) {
       const found: unknown[] = [];
       for (const key of keys) {
         const matches = await client.findByCode(key, call);
-        found.push(...matches.filter((record) => (camelKeys(record) as Record<string, unknown> | null)?.code === key));
+        found.push(...matches.filter((record) => keyOf(record) === key));
       }
       return found;
     },
