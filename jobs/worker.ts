@@ -50,7 +50,7 @@ export function createSourceWorker(options: SourceWorkerOptions): Worker<SyncJob
 }
 
 async function processJob(options: SourceWorkerOptions, job: Job<SyncJobData, SyncJobResult>, token?: string): Promise<SyncJobResult> {
-  const { runtime, config, signal } = options;
+  const { runtime, config } = options;
   const logger = options.logger.child({ source: runtime.name, jobId: job.id });
   let lock;
   try {
@@ -61,6 +61,8 @@ async function processJob(options: SourceWorkerOptions, job: Job<SyncJobData, Sy
     await job.moveToDelayed(Date.now() + BUSY_RETRY_MS, token);
     throw new DelayedError();
   }
+  // A run stops on shutdown, and as soon as its lock is lost: another worker may already hold the source.
+  const signal = AbortSignal.any([options.signal, lock.lost]);
   try {
     const counters: RunCounters = emptyCounters();
     let last: SyncJobResult | undefined;

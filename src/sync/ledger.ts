@@ -4,6 +4,7 @@
  */
 import type { PrismaClient } from '../generated/prisma/client.ts';
 import type { Json, RunCounters, SyncMode } from '../types.ts';
+import { AbortedError } from '../errors.ts';
 import { maskPersonalData } from '../logger.ts';
 
 export type Db = PrismaClient;
@@ -54,8 +55,18 @@ export async function startRun(
   return row.id;
 }
 
-export async function recordPage(tx: Tx, runId: bigint, counters: RunCounters): Promise<void> {
-  await tx.syncRun.update({ where: { id: runId }, data: { ...counters, heartbeatAt: new Date() } });
+/** The error of a run that a later run has marked abandoned: it stops, and nothing more of it commits. */
+export const supersededError = (runId: bigint) =>
+  new AbortedError(`run ${runId} is no longer running (a later run took over its source); nothing more of it is committed`);
+
+/**
+ * Counts a committed page in the run, in the page's transaction — and fences it: a run that a later run
+ * has marked abandoned (its lock was lost, see src/db/source-lock.ts) may not commit anything more, so the
+ * transaction is rolled back. Without counters, only the heartbeat and the fence (a sliced scan's progress).
+ */
+export async function recordPage(tx: Tx, runId: bigint, counters?: RunCounters): Promise<void> {
+  const { count } = await tx.syncRun.updateMany({ where: { id: runId, status: 'running' }, data: { ...counters, heartbeatAt: new Date() } });
+  if (count === 0) throw supersededError(runId);
 }
 
 export async function saveProgress(tx: Tx, source: string, stream: string, progress: ProgressByMode): Promise<void> {
@@ -88,7 +99,9 @@ export async function runCounters(db: Db | Tx, runId: bigint): Promise<RunCounte
 
 /**
  * Ends a run. `counters` are written as they are, or — with `add` — added to what the row already holds
- * (a sliced run, whose pages the slices counted).
+ * (a sliced run, whose pages the slices counted). Only a run still marked running can end: one a later
+ * run marked abandoned keeps that status, and false is returned (the caller must then not move the
+ * watermark: see supersededError).
  */
 export async function finishRun(
   db: Db | Tx,
@@ -96,12 +109,12 @@ export async function finishRun(
   status: Exclude<RunStatus, 'running'>,
   counters: RunCounters,
   extra: { watermarkAfter?: Date | null; error?: string; add?: boolean } = {},
-): Promise<void> {
+): Promise<boolean> {
   const values = extra.add
     ? Object.fromEntries(Object.entries(counters).map(([key, value]) => [key, { increment: value }]))
     : counters;
-  await db.syncRun.update({
-    where: { id: runId },
+  const { count } = await db.syncRun.updateMany({
+    where: { id: runId, status: 'running' },
     data: {
       ...values,
       status,
@@ -111,4 +124,5 @@ export async function finishRun(
       error: extra.error === undefined ? undefined : maskPersonalData(extra.error).slice(0, 4000),
     },
   });
+  return count === 1;
 }

@@ -27,7 +27,19 @@ import {
   type SyncMode,
 } from '../types.ts';
 import { highestCursor, nextWatermark, raiseHighMark } from './cursor.ts';
-import { abandonRunning, finishRun, loadState, recordPage, runCounters, saveProgress, startRun, type Db, type ProgressByMode, type ScanState } from './ledger.ts';
+import {
+  abandonRunning,
+  finishRun,
+  loadState,
+  recordPage,
+  runCounters,
+  saveProgress,
+  startRun,
+  supersededError,
+  type Db,
+  type ProgressByMode,
+  type ScanState,
+} from './ledger.ts';
 
 export interface RunSyncOptions<Client> {
   source: string;
@@ -93,9 +105,10 @@ export async function runSync<Client>(options: RunSyncOptions<Client>): Promise<
           await saveProgress(tx, source, stream.name, { ...state.progress, [mode]: scan });
           await recordPage(tx, runId, counters);
         });
-        if (options.signal?.aborted) throw new AbortedError('stopped after committing the current page');
+        if (options.signal?.aborted) throw stopped(options.signal);
       }
     }
+    if (options.signal?.aborted) throw stopped(options.signal);
     if (mode === 'full') counters.deleted += await removeVanished(options, runId, scan, observer, counters, logger);
     const watermarkAfter = nextWatermark(state.watermark, scan.highMark, new Date(scan.startedAt));
     await db.$transaction(async (tx) => {
@@ -111,7 +124,7 @@ export async function runSync<Client>(options: RunSyncOptions<Client>): Promise<
           updatedAt: new Date(),
         },
       });
-      await finishRun(tx, runId, 'succeeded', counters, { watermarkAfter, add: slicing.sliced });
+      if (!(await finishRun(tx, runId, 'succeeded', counters, { watermarkAfter, add: slicing.sliced }))) throw supersededError(runId);
     });
     if (slicing.sliced) Object.assign(counters, await runCounters(db, runId));
     if (mode === 'full') await clearScan(db, BigInt(scan.scanId));
@@ -120,13 +133,19 @@ export async function runSync<Client>(options: RunSyncOptions<Client>): Promise<
     return { runId, source, stream: stream.name, mode, counters, watermarkBefore: state.watermark, watermarkAfter, durationMs };
   } catch (error) {
     const interrupted = error instanceof AbortedError || error instanceof RateLimitedError || options.signal?.aborted === true;
-    const message = error instanceof Error ? error.message : String(error);
+    const reason = options.signal?.reason instanceof AbortedError ? options.signal.reason : error;
+    const message = reason instanceof Error ? reason.message : String(reason);
     await finishRun(db, runId, interrupted ? 'interrupted' : 'failed', counters, { error: message, add: slicing.sliced }).catch((cause: unknown) =>
       logger.error({ err: cause }, 'could not record the end of the run'),
     );
     logger[interrupted ? 'warn' : 'error']({ err: error, ...counters }, interrupted ? 'run interrupted; the scan resumes later' : 'run failed');
     throw error;
   }
+}
+
+/** Why a run stops at a page boundary: the signal's own reason (a lost source lock), or a shutdown. */
+function stopped(signal: AbortSignal): AbortedError {
+  return signal.reason instanceof AbortedError ? signal.reason : new AbortedError('stopped after committing the current page');
 }
 
 /**
@@ -178,7 +197,12 @@ async function readSlices<Client>(
   const { stream, mode, db, source } = options;
   const { scan } = run;
   if (!stream.planSlices || !stream.scanSlice || (mode !== 'full' && context.watermark !== null)) return false;
-  const save = () => saveProgress(db, source, stream.name, { ...run.state.progress, [mode]: scan });
+  // Fenced as a page is: a run that a later run superseded must not overwrite the scan's progress.
+  const save = () =>
+    db.$transaction(async (tx) => {
+      await recordPage(tx, run.runId);
+      await saveProgress(tx, source, stream.name, { ...run.state.progress, [mode]: scan });
+    });
   if (scan.slices === undefined) {
     scan.slices = await stream.planSlices(context);
     scan.done = {};
