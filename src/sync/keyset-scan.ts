@@ -135,6 +135,39 @@ export function keysetStart(progress: Json | null, from: string | null): KeysetP
   return { from: saved.from, group: legacyPage > 1 && saved.from !== null ? { pass: 1, page: 1, seen: [], added: 0 } : null };
 }
 
+/** A part of a keyset scan: the records with cursor in [from, before); null = unbounded on that side. */
+export interface KeysetWindow {
+  from: string | null;
+  before: string | null;
+  [key: string]: Json;
+}
+
+/** Windows beyond which a plan stops probing (each costs a request): the last, open-ended window takes the rest. */
+const MAX_WINDOWS = 1000;
+
+/**
+ * Splits a keyset scan into windows of about `size` records each, or null when there are no more than
+ * two windows' worth. `probe(n)` is the cursor (epoch ms) of the n-th record in ascending order (1-based):
+ * null when that record's cursor cannot be read, undefined past the end. Bounds are whole seconds, so
+ * that no second (however many records share it) is split between two windows; the first window is open
+ * below and the last open above, so records created after the plan are still read.
+ */
+export async function planWindows(probe: (ordinal: number) => Promise<number | null | undefined>, size: number): Promise<KeysetWindow[] | null> {
+  // Whether there are more than two windows' worth costs one request: a small account pays no more.
+  const third = await probe(2 * size + 1);
+  if (third === undefined) return null;
+  const bounds: string[] = [];
+  for (let n = 1; n < MAX_WINDOWS; n++) {
+    const position = n === 2 ? third : await probe(n * size + 1);
+    if (position === undefined) break;
+    if (position === null) continue;
+    const second = toSecond(Math.floor(position / 1000) * 1000);
+    if (bounds.length === 0 || second > bounds.at(-1)!) bounds.push(second);
+  }
+  if (bounds.length === 0) return null;
+  return [null, ...bounds].map((from, i) => ({ from, before: bounds[i] ?? null }));
+}
+
 function highestSecond(records: unknown[], positionOf: (record: unknown) => number | null): string | null {
   let highest: number | null = null;
   for (const record of records) {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { keysetScan, keysetStart, type KeysetProgress, type KeysetRequest, type KeysetScanOptions } from '../../src/sync/keyset-scan.ts';
+import { keysetScan, keysetStart, planWindows, type KeysetProgress, type KeysetRequest, type KeysetScanOptions } from '../../src/sync/keyset-scan.ts';
 
 type Row = { code: string; t: number };
 
@@ -161,5 +161,46 @@ describe('keysetStart', () => {
   it('refuses progress it cannot read, saying what it got', () => {
     expect(() => keysetStart([1, 2], null)).toThrow(/cannot resume a keyset scan from progress \[1,2\]/);
     expect(() => keysetStart({ from: 5 }, null)).toThrow(/cannot resume/);
+  });
+});
+
+describe('planWindows', () => {
+  /** The cursor of the n-th row in ascending order, as a rows=1 request for page n answers it. */
+  const prober = (rows: Row[]) => {
+    const asked: number[] = [];
+    const sorted = [...rows].sort((a, b) => a.t - b.t);
+    return { asked, probe: async (n: number) => (asked.push(n), sorted[n - 1]?.t) };
+  };
+
+  it('does not split two windows worth or less, at the cost of one request', async () => {
+    const p = prober(Array.from({ length: 20 }, (_, i) => ({ code: `c${i}`, t: at(i) })));
+    expect(await planWindows(p.probe, 10)).toBeNull();
+    expect(p.asked).toEqual([21]);
+  });
+
+  it('splits into windows of about `size` rows on whole seconds, open at both ends, that a second never straddles', async () => {
+    const rows = [...Array.from({ length: 12 }, (_, i) => ({ code: `a${i}`, t: at(i, 400) })), ...group(20, 25), ...Array.from({ length: 8 }, (_, i) => ({ code: `z${i}`, t: at(30 + i) }))];
+    const p = prober(rows);
+    const windows = (await planWindows(p.probe, 10))!;
+    // Rows 11, 21, 31 and 41: rows 21 and 31 both fall in second 20, which starts one window only.
+    expect(windows).toEqual([
+      { from: null, before: iso(10) },
+      { from: iso(10), before: iso(20) },
+      { from: iso(20), before: iso(33) },
+      { from: iso(33), before: null },
+    ]);
+    // Scanned one by one, the windows read every row, the group once per pass, and nothing twice across windows.
+    const byWindow = await Promise.all(windows.map(async (w) => (await read(options(server(rows).fetch, { start: { from: w.from, group: null }, before: w.before }))).seen));
+    expect(byWindow.flatMap((seen) => [...seen]).sort()).toEqual(rows.map((r) => r.code).sort());
+  });
+
+  it('skips a row whose cursor cannot be read, and plans nothing when none can', async () => {
+    const probe = async (n: number) => (n <= 40 ? (n === 11 ? null : at(n)) : undefined);
+    expect(await planWindows(probe, 10)).toEqual([
+      { from: null, before: iso(21) },
+      { from: iso(21), before: iso(31) },
+      { from: iso(31), before: null },
+    ]);
+    expect(await planWindows(async (n) => (n <= 40 ? null : undefined), 10)).toBeNull();
   });
 });

@@ -3,16 +3,20 @@
  * `CreatedDate` the only cursor. Incremental scans read new vouchers by CreatedDate (ascending, by value
  * rather than by page, so deletions cannot shift unread rows past us); redemptions change no timestamp,
  * so only the full scan (reconciliation) sees them, and it also finds vanished vouchers.
+ *
+ * A large full scan or first backfill is split into windows of CreatedDate that any worker can read, each
+ * a keyset scan of `CreatedDate>='a' AND CreatedDate<'b'`: by value, so each slice is as safe against rows
+ * shifting as the incremental scan, and a window is all a slice needs, since the API offers no offset.
  */
 import type { Cin7Config } from '../../config.ts';
 import type { MapResult, ScanContext, StreamDefinition, VoucherRow } from '../../types.ts';
 import { scanThreshold } from '../../sync/cursor.ts';
-import { keysetScan, keysetStart } from '../../sync/keyset-scan.ts';
+import { keysetScan, keysetStart, planWindows, type KeysetProgress, type KeysetWindow } from '../../sync/keyset-scan.ts';
 import { pageScan, type PageProgress } from '../../sync/page-scan.ts';
 import { parseIsoDateTime } from '../parse.ts';
 import { RecordReader } from '../record-reader.ts';
 import type { Cin7Client } from './client.ts';
-import { createdWithin } from './where.ts';
+import { createdWithin, isUtcSecond } from './where.ts';
 
 const STATUSES = ['Active', 'Inactive'] as const;
 
@@ -51,6 +55,17 @@ function keyOf(record: unknown): string | undefined {
   return typeof code === 'string' && code !== '' ? code : undefined;
 }
 
+const isUtcSecondOrNull = (value: unknown) => value === null || isUtcSecond(value);
+
+/** A slice as planned by planSlices, checked: it comes back from a queue. */
+function windowOf(slice: unknown): KeysetWindow {
+  const window = slice as Partial<KeysetWindow> | null;
+  if (window === null || typeof window !== 'object' || !isUtcSecondOrNull(window.from) || !isUtcSecondOrNull(window.before)) {
+    throw new Error(`not a Cin7 slice (expected {from, before} of UTC seconds or null): ${JSON.stringify(slice)?.slice(0, 200)}`);
+  }
+  return window as KeysetWindow;
+}
+
 export function createCin7Vouchers(config: Cin7Config): StreamDefinition<Cin7Client> {
   const positionOf = (record: unknown): number | null => {
     const fields = camelKeys(record) as Record<string, unknown> | null;
@@ -63,11 +78,24 @@ export function createCin7Vouchers(config: Cin7Config): StreamDefinition<Cin7Cli
     }
   };
   const order = 'CreatedDate ASC';
+  /** A keyset scan of the vouchers created in [start.from, before) (see src/sync/keyset-scan.ts). */
+  const byCreatedDate = ({ client, call }: ScanContext<Cin7Client>, start: KeysetProgress, before: string | null) =>
+    keysetScan({
+      fetch: (request) => client.listVouchers({ where: createdWithin(request.from, request.before), order, page: request.page, rows: request.rows }, call),
+      rows: config.pageSize,
+      positionOf,
+      keyOf,
+      start,
+      before,
+      onUnsettled: (second, passes) =>
+        client.logger.warn({ second, passes }, 'vouchers of one CreatedDate second kept changing while read; the next reconciliation reads the rest'),
+    });
   return {
     name: 'vouchers',
     cursorField: 'sourceCreatedAt',
     map: (raw) => mapCin7Voucher(raw, config.timezone),
-    scan({ client, mode, watermark, lookbackMs, progress, call }: ScanContext<Cin7Client>) {
+    scan(context: ScanContext<Cin7Client>) {
+      const { client, mode, watermark, lookbackMs, progress, call } = context;
       if (mode === 'full') {
         return pageScan({
           fetch: (page, rows) => client.listVouchers({ order, page, rows }, call),
@@ -76,15 +104,20 @@ export function createCin7Vouchers(config: Cin7Config): StreamDefinition<Cin7Cli
         });
       }
       const from = scanThreshold(watermark, lookbackMs);
-      return keysetScan({
-        fetch: (request) => client.listVouchers({ where: createdWithin(request.from, request.before), order, page: request.page, rows: request.rows }, call),
-        rows: config.pageSize,
-        positionOf,
-        keyOf,
-        start: keysetStart(progress, from ? from.toISOString().replace(/\.\d{3}Z$/, 'Z') : null),
-        onUnsettled: (second, passes) =>
-          client.logger.warn({ second, passes }, 'vouchers of one CreatedDate second kept changing while read; the next reconciliation reads the rest'),
-      });
+      return byCreatedDate(context, keysetStart(progress, from ? from.toISOString().replace(/\.\d{3}Z$/, 'Z') : null), null);
+    },
+    planSlices({ client, call }) {
+      // Windows of CreatedDate holding about `slicePages` pages each, their bounds read from the vouchers
+      // themselves (one request of one row per window): vouchers bunch in time (a bulk import, a busy
+      // season), so windows of equal length would give one worker most of the work.
+      return planWindows(async (ordinal) => {
+        const [first] = await client.listVouchers({ order, page: ordinal, rows: 1, fields: 'CreatedDate' }, call);
+        return first === undefined ? undefined : positionOf(first);
+      }, config.pageSize * config.slicePages);
+    },
+    scanSlice(context, slice) {
+      const window = windowOf(slice);
+      return byCreatedDate(context, keysetStart(context.progress, window.from), window.before);
     },
     async lookup(client, keys, call) {
       const found: unknown[] = [];

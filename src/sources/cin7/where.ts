@@ -16,8 +16,13 @@ export function createdWithin(from: string | null, before: string | null): strin
   return conditions.length > 0 ? conditions.join(' AND ') : undefined;
 }
 
+/** A real UTC instant written as `2021-01-01T00:00:00Z` (whole seconds), the only form put into a where clause. */
+export function isUtcSecond(value: unknown): value is string {
+  return typeof value === 'string' && UTC_SECONDS.test(value) && isRealInstant(value);
+}
+
 function checked(isoUtc: string): string {
-  if (!UTC_SECONDS.test(isoUtc) || !isRealInstant(isoUtc)) throw new Error(`refusing to build a where clause from ${JSON.stringify(isoUtc)}`);
+  if (!isUtcSecond(isoUtc)) throw new Error(`refusing to build a where clause from ${JSON.stringify(isoUtc)}`);
   return isoUtc;
 }
 
