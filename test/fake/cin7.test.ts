@@ -112,6 +112,27 @@ describe('fake Cin7 Omni', () => {
       expect(new Set(codes(got))).toEqual(new Set(codes(expected)));
     });
 
+    it('a window of one whole UTC second returns the vouchers of that second, the bulk import sharing one date', async () => {
+      const byDate = new Map<string, number>();
+      for (const v of fake.store.all()) byDate.set(v.createdDate, (byDate.get(v.createdDate) ?? 0) + 1);
+      const [date, size] = [...byDate].sort((a, b) => b[1] - a[1])[0]!;
+      expect(size).toBeGreaterThan(100);
+      const second = Math.floor(instant(date) / 1000) * 1000;
+      const iso = (ms: number) => new Date(ms).toISOString().replace('.000Z', 'Z');
+      const got = await client.pageAll({ where: `CreatedDate>='${iso(second)}' AND CreatedDate<'${iso(second + 1000)}'`, order: 'CreatedDate ASC' }, 50);
+      const expected = fake.store.all().filter((v) => Math.floor(instant(v.createdDate) / 1000) * 1000 === second);
+      expect(new Set(codes(got))).toEqual(new Set(codes(expected)));
+      expect(got).toHaveLength(expected.length);
+    });
+
+    it('one row per page answers the n-th voucher in CreatedDate order, with only the fields asked for', async () => {
+      const ordered = await client.pageAll({ order: 'CreatedDate ASC' }, 250);
+      for (const n of [1, 2, 500, ordered.length]) {
+        expect((await client.get({ order: 'CreatedDate ASC', rows: 1, page: n, fields: 'CreatedDate' })).json).toEqual([{ createdDate: ordered[n - 1]!.createdDate }]);
+      }
+      expect((await client.get({ order: 'CreatedDate ASC', rows: 1, page: ordered.length + 1 })).json).toEqual([]);
+    });
+
     it('a voucher deleted between two page requests makes the next page skip one', async () => {
       const before = codes((await client.get({ order: 'CreatedDate', rows: 30 })).json);
       removeHook = fake.store.onListRequest(({ n }) => {
