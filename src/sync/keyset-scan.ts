@@ -59,6 +59,11 @@ export interface KeysetScanOptions {
   start: KeysetProgress;
   /** Exclusive upper bound (UTC ISO, whole seconds) for a scan of one window; null = to the end. @default null */
   before?: string | null;
+  /**
+   * End only on a short page that brings nothing past the second already read (one more request per scan):
+   * a short page may be a server's mistake, and a full scan that stops early leaves the rest unread. @default false
+   */
+  confirmEnd?: boolean;
   /** Readings of a group before it is left unsettled. @default 4 */
   maxPasses?: number;
   /** Told about a second whose last allowed pass still found keys the earlier passes had not. */
@@ -88,7 +93,8 @@ export async function* keysetScan(options: KeysetScanOptions): AsyncGenerator<{ 
     }
     const records = await options.fetch({ from, before, page: 1, rows });
     const highest = highestSecond(records, options.positionOf);
-    if (highest !== null && (from === null || highest > from)) from = highest;
+    const moved = highest !== null && (from === null || highest > from);
+    if (moved) from = highest;
     else if (from === null) from = FIRST_SECOND;
     else if (records.length === rows) {
       // A full page inside one second: that second is a group, and this page was its first.
@@ -96,7 +102,7 @@ export async function* keysetScan(options: KeysetScanOptions): AsyncGenerator<{ 
       group = { pass: 1, page: 2, seen: [], added: addKeys(seen, records, keyOf) };
     }
     yield { records, progress: progress() };
-    if (records.length < rows) return;
+    if (records.length < rows && !(options.confirmEnd && moved)) return;
   }
 }
 

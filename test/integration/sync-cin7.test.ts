@@ -215,6 +215,26 @@ describe('Cin7 scans split into CreatedDate slices', () => {
     expect(await deleteWhileReconciling((all, n) => all[(n * 37) % all.length]!)).toBeGreaterThan(20);
   });
 
+  it('does not take a page the server cut short for the end of a slice', async () => {
+    // No confirmation lookups: what a slice leaves unread stays stale, as beyond CIN7_CONFIRM_MAX.
+    h = await createHarness({ env: { ...SLICED, CIN7_CONFIRM_MAX: '0' } });
+    await h.sync('cin7');
+    for (const voucher of truth().filter((v) => v.status === 'Active')) h.cin7.store.redeem(voucher.code, 0.5);
+    let cut = false;
+    const stop = h.cin7.store.onListRequest(({ query }) => {
+      if (cut || query.get('rows') === '1') return;
+      // Once the plan is made: six pages in a row come ten vouchers short.
+      h.cin7.faults.inject({ kind: 'undersize', by: 10 }, { times: 6 });
+      cut = true;
+    });
+    const run = await h.sync('cin7', 'full');
+    stop();
+    expect(cut).toBe(true);
+    expect(h.cin7.faults.pending).toBe(0);
+    expect(run.counters.deleted).toBe(0);
+    await expectTableEqualsTruth();
+  });
+
   it('counts every request of a sliced scan against the rate limit and the daily budget', async () => {
     h = await createHarness({
       cin7: { count: 300, rateLimits: [{ max: 20, windowMs: 1000 }] },

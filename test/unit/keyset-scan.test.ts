@@ -137,6 +137,22 @@ describe('keysetScan', () => {
     expect(s.requests.filter((r) => r.before !== null && r.page === 1)).toHaveLength(2); // passes 2 and 3
   });
 
+  it('with confirmEnd, reads on past a page the server cut short', async () => {
+    const rows = Array.from({ length: 40 }, (_, i) => ({ code: `c${i}`, t: at(i) }));
+    const s = server(rows);
+    let n = 0;
+    const cutSecondPage: KeysetScanOptions['fetch'] = async (request) => {
+      const page = await s.fetch(request);
+      return n++ === 1 ? page.slice(0, 4) : page;
+    };
+    expect(missing(rows, (await read(options(cutSecondPage))).seen)).toHaveLength(40 - 13);
+    n = 0;
+    s.requests.length = 0;
+    expect(missing(rows, (await read(options(cutSecondPage, { confirmEnd: true }))).seen)).toEqual([]);
+    // The page from c9 was cut after c12, short but moved on; the page from c39 holds only c39 and ends it.
+    expect(s.requests.map((r) => r.from)).toEqual([null, iso(9), iso(12), iso(21), iso(30), iso(39)]);
+  });
+
   it('never asks past the end of its window', async () => {
     const rows = [...Array.from({ length: 30 }, (_, i) => ({ code: `c${i}`, t: at(i) })), ...group(30, 12), { code: 'next', t: at(31) }];
     const s = server(rows);

@@ -79,7 +79,7 @@ export function createCin7Vouchers(config: Cin7Config): StreamDefinition<Cin7Cli
   };
   const order = 'CreatedDate ASC';
   /** A keyset scan of the vouchers created in [start.from, before) (see src/sync/keyset-scan.ts). */
-  const byCreatedDate = ({ client, call }: ScanContext<Cin7Client>, start: KeysetProgress, before: string | null) =>
+  const byCreatedDate = ({ client, call }: ScanContext<Cin7Client>, start: KeysetProgress, before: string | null, confirmEnd: boolean) =>
     keysetScan({
       fetch: (request) => client.listVouchers({ where: createdWithin(request.from, request.before), order, page: request.page, rows: request.rows }, call),
       rows: config.pageSize,
@@ -87,6 +87,7 @@ export function createCin7Vouchers(config: Cin7Config): StreamDefinition<Cin7Cli
       keyOf,
       start,
       before,
+      confirmEnd,
       onUnsettled: (second, passes) =>
         client.logger.warn({ second, passes }, 'vouchers of one CreatedDate second kept changing while read; the next reconciliation reads the rest'),
     });
@@ -104,7 +105,9 @@ export function createCin7Vouchers(config: Cin7Config): StreamDefinition<Cin7Cli
         });
       }
       const from = scanThreshold(watermark, lookbackMs);
-      return byCreatedDate(context, keysetStart(progress, from ? from.toISOString().replace(/\.\d{3}Z$/, 'Z') : null), null);
+      // A page cut short ends an incremental scan (the next run reads on from its watermark): an idle run
+      // stays one request.
+      return byCreatedDate(context, keysetStart(progress, from ? from.toISOString().replace(/\.\d{3}Z$/, 'Z') : null), null, false);
     },
     planSlices({ client, call }) {
       // Windows of CreatedDate holding about `slicePages` pages each, their bounds read from the vouchers
@@ -117,7 +120,8 @@ export function createCin7Vouchers(config: Cin7Config): StreamDefinition<Cin7Cli
     },
     scanSlice(context, slice) {
       const window = windowOf(slice);
-      return byCreatedDate(context, keysetStart(context.progress, window.from), window.before);
+      // Like the unsliced full scan, a slice does not take a page cut short for the end of its window.
+      return byCreatedDate(context, keysetStart(context.progress, window.from), window.before, true);
     },
     async lookup(client, keys, call) {
       const found: unknown[] = [];
