@@ -17,6 +17,9 @@
  *
  * The keys seen in the group are part of the progress saved after every page, so a run that stops inside
  * a group resumes it where it stood instead of taking a half-read pass for a complete one.
+ *
+ * A large scan can be cut into windows [from, before) that different workers read (planWindows). Their
+ * bounds are whole seconds, so a group always lies inside one window and is settled by one reader.
  */
 import type { Json } from '../types.ts';
 
