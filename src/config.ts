@@ -69,7 +69,7 @@ export interface Cin7Config {
   /** Zone of dates that carry no offset. */
   timezone: string;
   pageSize: number;
-  /** Pages per slice when a full scan or first backfill is split across workers (default 20). */
+  /** Pages per slice when a full scan or first backfill is split across workers (default 50). */
   slicePages: number;
   lookbackMs: number;
   schedule: Schedule;
@@ -215,7 +215,7 @@ const schema = z.object({
   CIN7_API_KEY: str.min(1).optional(),
   CIN7_TIMEZONE: timezone.default('UTC'),
   CIN7_PAGE_SIZE: int(1, 250).default(250),
-  CIN7_SLICE_PAGES: int(1, 100_000).default(20),
+  CIN7_SLICE_PAGES: int(1, 100_000).default(50),
   CIN7_LOOKBACK: duration.default(600_000),
   CIN7_SCHEDULE: schedule.default({ every: 300_000 }),
   CIN7_RECONCILE_SCHEDULE: schedule.default({ pattern: '0 3 * * *' }),
