@@ -69,18 +69,20 @@ export async function runSlice<Client>(options: RunSliceOptions<Client>): Promis
     task.slice,
   );
   for await (const page of prefetched(pages)) {
+    // This page's counts; the request for the page fetched ahead meanwhile counts with the next page.
+    const counted = delta;
+    delta = emptyCounters();
     const { rows } = await db.$transaction(async (tx) => {
-      const committed = await commitPage(tx, stream, page.records, delta, {
+      const committed = await commitPage(tx, stream, page.records, counted, {
         source: task.source,
         runId: BigInt(task.runId),
         scanId: task.mode === 'full' ? BigInt(task.scanId) : undefined,
         logger: options.logger,
       });
-      await countSlicePage(tx, task, delta);
+      await countSlicePage(tx, task, counted);
       return committed;
     });
-    for (const key of Object.keys(counters) as (keyof RunCounters)[]) counters[key] += delta[key];
-    delta = emptyCounters();
+    for (const key of Object.keys(counters) as (keyof RunCounters)[]) counters[key] += counted[key];
     highMark = raiseHighMark(highMark, highestCursor(rows, stream.cursorField));
     await options.onPage?.({ progress: page.progress, counters, highMark });
     if (options.signal?.aborted) throw new AbortedError('stopped after committing the current page');

@@ -249,6 +249,8 @@ describe('Cin7 scans split into CreatedDate slices', () => {
     expect(dailyUsed).toBe(sent);
     const runs = await h.db.syncRun.findMany({ where: { source: 'cin7' } });
     expect(runs.map((r) => r.status)).toEqual(['succeeded', 'succeeded']);
+    // …and the run history counts each of them once, the pages fetched ahead included.
+    expect(runs.reduce((sum, r) => sum + r.apiCalls, 0)).toBe(sent);
     expect(h.cin7.stats.rateLimited).toBe(0);
     expect(h.cin7.stats.maxInWindow[0]!.peak).toBeLessThanOrEqual(20);
   });
