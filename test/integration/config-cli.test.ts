@@ -141,6 +141,7 @@ const GROUPS: Problem[][] = [
   ],
   [
     invalid('CIN7_PAGE_SIZE', '251', `${WHOLE} 1 to 250 (got "251")`),
+    invalid('CIN7_SLICE_PAGES', '0', `${WHOLE} 1 to 100000`),
     invalid('CIN7_LOOKBACK', 'a while', DURATION),
     invalid('CIN7_SCHEDULE', 'hourly', SCHEDULE),
     invalid('CIN7_RECONCILE_SCHEDULE', 'daily', SCHEDULE),
