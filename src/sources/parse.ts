@@ -20,14 +20,19 @@ const LOCAL = /^(\d{4})-(\d{2})-(\d{2})[ T](\d{2}):(\d{2}):(\d{2})(?:\.\d+)?$/;
  * at all and is refused.
  */
 export function parseLocalDateTime(text: string, zone: string): string {
+  // Fast path for the usual text: a day without a clock change has one offset for all its times.
+  const wall = readWallClock(text);
+  if (wall !== null) {
+    const offset = steadyDayOffset(zone, wall.year, wall.month, wall.day);
+    if (offset !== null) return new Date(wall.ms - offset * 60_000).toISOString();
+  }
   const match = LOCAL.exec(text);
   if (!match) throw new FieldError(`"${text}" is not a date-time of the form YYYY-MM-DD HH:MM:SS`);
   const [year, month, day, hour, minute, second] = match.slice(1, 7).map(Number) as [number, number, number, number, number, number];
-  const wall = wallClockMs(year, month, day, hour, minute, second);
-  if (wall === null) throw new FieldError(`"${text}" is not a real date`);
-  // Fast path: an hour without a clock change has one offset for all its minutes.
+  const ms = wallClockMs(year, month, day, hour, minute, second);
+  if (ms === null) throw new FieldError(`"${text}" is not a real date`);
   const offset = steadyOffset(zone, year, month, day, hour);
-  if (offset !== null) return new Date(wall - offset * 60_000).toISOString();
+  if (offset !== null) return new Date(ms - offset * 60_000).toISOString();
   const guess = DateTime.fromObject({ year, month, day, hour, minute, second }, { zone });
   if (!guess.isValid) throw new FieldError(`"${text}" is not a real date (${guess.invalidExplanation ?? guess.invalidReason})`);
   const candidates = guess.getPossibleOffsets().filter((dt) => dt.hour === hour && dt.minute === minute && dt.day === day);
@@ -36,6 +41,37 @@ export function parseLocalDateTime(text: string, zone: string): string {
   }
   const earliest = candidates.reduce((a, b) => (a.toMillis() <= b.toMillis() ? a : b));
   return earliest.toUTC().toISO()!;
+}
+
+/**
+ * `YYYY-MM-DD HH:MM:SS` (or with T, and a fraction that is ignored) read digit by digit, with the wall
+ * clock as if it were UTC in ms; null for anything else or any doubt (the general path then decides).
+ */
+function readWallClock(text: string): { year: number; month: number; day: number; ms: number } | null {
+  if (text.length < 19 || (text.length > 19 && (text.charCodeAt(19) !== 46 || text.length === 20 || digits(text, 20, text.length - 20) < 0))) return null;
+  const separator = text.charCodeAt(10);
+  if (text.charCodeAt(4) !== 45 || text.charCodeAt(7) !== 45 || (separator !== 32 && separator !== 84) || text.charCodeAt(13) !== 58 || text.charCodeAt(16) !== 58) return null;
+  const year = digits(text, 0, 4);
+  const month = digits(text, 5, 2);
+  const day = digits(text, 8, 2);
+  const hour = digits(text, 11, 2);
+  const minute = digits(text, 14, 2);
+  const second = digits(text, 17, 2);
+  // Date.UTC reads years 0-99 as 1900-1999: those take the general path.
+  if (year < 100 || month < 1 || month > 12 || day < 1 || hour < 0 || hour > 23 || minute < 0 || minute > 59 || second < 0 || second > 59) return null;
+  if (day > 28 && new Date(Date.UTC(year, month, 0)).getUTCDate() < day) return null;
+  return { year, month, day, ms: Date.UTC(year, month - 1, day, hour, minute, second) };
+}
+
+/** The decimal value of `count` ASCII digits at `at`, or -1 when one is not a digit. */
+function digits(text: string, at: number, count: number): number {
+  let value = 0;
+  for (let i = at; i < at + count; i++) {
+    const digit = text.charCodeAt(i) - 48;
+    if (digit < 0 || digit > 9) return -1;
+    value = value * 10 + digit;
+  }
+  return value;
 }
 
 /** The wall-clock fields as if they were UTC, in ms; null when they do not name a real date (Feb 30, 0000-00-00). */
@@ -48,25 +84,50 @@ function wallClockMs(year: number, month: number, day: number, hour: number, min
 }
 
 /**
- * The zone's offset (minutes) for a whole local hour, or null when the clocks change within it. Resolving a
- * zone offset costs tens of microseconds and a page holds thousands of dates that share a few hours, so the
- * answers are memoized: a pure function of (zone, hour), bounded in size.
+ * The zone's offset (minutes) for a whole local day or hour, or null when the clocks change within it.
+ * Resolving a zone offset costs tens of microseconds and a page holds thousands of dates that share a few
+ * days, so the answers are memoized: a pure function of (zone, day or hour), bounded in size.
  */
-const hourOffsets = new Map<string, number | null>();
-function steadyOffset(zone: string, year: number, month: number, day: number, hour: number): number | null {
-  const key = `${zone}|${year}-${month}-${day}T${hour}`;
-  let offset = hourOffsets.get(key);
+const steadyOffsets = new Map<string, number | null>();
+
+const steadyDays = new Map<string, Map<number, number | null>>();
+
+/** A day counts as steady when its first second, its noon and its last second exist once and share one offset. */
+function steadyDayOffset(zone: string, year: number, month: number, day: number): number | null {
+  let days = steadyDays.get(zone);
+  if (!days) steadyDays.set(zone, (days = new Map()));
+  const key = (year * 16 + month) * 32 + day;
+  let offset = days.get(key);
   if (offset === undefined) {
-    const first = DateTime.fromObject({ year, month, day, hour, minute: 0, second: 0 }, { zone }).getPossibleOffsets();
-    const last = DateTime.fromObject({ year, month, day, hour, minute: 59, second: 59 }, { zone }).getPossibleOffsets();
-    // Both ends of the hour exist exactly once (Luxon moves a skipped time forward: compare the minutes too)
-    // and share one offset.
-    const steady =
-      first.length === 1 && last.length === 1 && first[0]!.offset === last[0]!.offset &&
-      first[0]!.hour === hour && first[0]!.minute === 0 && last[0]!.hour === hour && last[0]!.minute === 59;
-    offset = steady ? first[0]!.offset : null;
-    if (hourOffsets.size >= 200_000) hourOffsets.clear();
-    hourOffsets.set(key, offset);
+    offset = steady(zone, year, month, day, [[0, 0, 0], [12, 0, 0], [23, 59, 59]]);
+    if (days.size >= 200_000) days.clear();
+    days.set(key, offset);
+  }
+  return offset;
+}
+
+function steadyOffset(zone: string, year: number, month: number, day: number, hour: number): number | null {
+  return memoized(`${zone}|${year}-${month}-${day}T${hour}`, () => steady(zone, year, month, day, [[hour, 0, 0], [hour, 59, 59]]));
+}
+
+function memoized(key: string, compute: () => number | null): number | null {
+  let offset = steadyOffsets.get(key);
+  if (offset === undefined) {
+    offset = compute();
+    if (steadyOffsets.size >= 200_000) steadyOffsets.clear();
+    steadyOffsets.set(key, offset);
+  }
+  return offset;
+}
+
+/** The one offset shared by these wall times when each exists exactly once (Luxon moves a skipped time forward: compare the fields too). */
+function steady(zone: string, year: number, month: number, day: number, times: [number, number, number][]): number | null {
+  let offset: number | null = null;
+  for (const [hour, minute, second] of times) {
+    const readings = DateTime.fromObject({ year, month, day, hour, minute, second }, { zone }).getPossibleOffsets();
+    const only = readings.length === 1 ? readings[0]! : undefined;
+    if (!only || only.hour !== hour || only.minute !== minute || only.day !== day || (offset !== null && only.offset !== offset)) return null;
+    offset = only.offset;
   }
   return offset;
 }

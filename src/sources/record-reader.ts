@@ -23,9 +23,11 @@ export class RecordReader {
     if (this.fields !== raw) this.problems.push(`the record is ${describe(raw)}, not an object`);
   }
 
-  private attempt<T>(name: string, read: (value: unknown) => T, fallback: T): T {
+  // The readers are module-level functions given their argument, not closures made per field: a mapper
+  // runs millions of times in a backfill, and under tsx (which keeps function names) each closure costs.
+  private attempt<T, A>(name: string, read: (value: unknown, arg: A) => T, arg: A, fallback: T): T {
     try {
-      return read(this.fields[name]);
+      return read(this.fields[name], arg);
     } catch (error) {
       if (!(error instanceof FieldError)) throw error;
       this.problems.push(`${name}: ${error.message}`);
@@ -35,60 +37,29 @@ export class RecordReader {
 
   /** A text field; numbers are accepted and kept as their decimal text (ids sometimes arrive as numbers). */
   text(name: string, options: { required?: boolean; max?: number } = {}): string | null {
-    return this.attempt(
-      name,
-      (value) => {
-        if (value === null || value === undefined || value === '') {
-          if (options.required) throw new FieldError('is missing');
-          return null;
-        }
-        const text = typeof value === 'number' && Number.isFinite(value) ? String(value) : value;
-        if (typeof text !== 'string') throw new FieldError(`expected text, got ${describe(value)}`);
-        const max = options.max ?? MAX_COLUMN_TEXT;
-        if (text.length > max) throw new FieldError(`is ${text.length} characters long, more than the ${max} allowed`);
-        return text;
-      },
-      null,
-    );
+    return this.attempt(name, readText, options, null);
   }
 
   /** A whole number, kept as its decimal text (an id or a count); a digit-only string is accepted too. */
   wholeNumber(name: string): string | null {
-    return this.attempt(
-      name,
-      (value) => {
-        if (value === null || value === undefined || value === '') return null;
-        if (typeof value === 'number' && Number.isSafeInteger(value)) return String(value);
-        if (typeof value === 'string' && /^-?\d{1,15}$/.test(value)) return value;
-        throw new FieldError(`expected a whole number, got ${describe(value)}`);
-      },
-      null,
-    );
+    return this.attempt(name, readWholeNumber, undefined, null);
   }
 
   localDate(name: string, zone: string): string | null {
-    return this.attempt(name, (value) => (this.present(value) ? parseLocalDateTime(this.asString(value), zone) : null), null);
+    return this.attempt(name, readLocalDate, zone, null);
   }
 
   isoDate(name: string, defaultZone: string): string | null {
-    return this.attempt(name, (value) => (this.present(value) ? parseIsoDateTime(this.asString(value), defaultZone) : null), null);
+    return this.attempt(name, readIsoDate, defaultZone, null);
   }
 
   amount(name: string): string | null {
-    return this.attempt(name, parseAmount, null);
+    return this.attempt(name, parseAmount, undefined, null);
   }
 
   /** One of a fixed set of values; `undefined` when absent. */
   oneOf<T extends string | number>(name: string, allowed: readonly T[]): T | undefined {
-    return this.attempt(
-      name,
-      (value) => {
-        if (value === null || value === undefined) return undefined;
-        if (!allowed.includes(value as T)) throw new FieldError(`expected one of ${allowed.join(', ')}, got ${describe(value)}`);
-        return value as T;
-      },
-      undefined,
-    );
+    return this.attempt(name, readOneOf<T>, allowed, undefined);
   }
 
   /** The mapped row, or a rejection listing every problem found. */
@@ -97,13 +68,46 @@ export class RecordReader {
     const sourceId = row.sourceId === '' ? null : row.sourceId;
     return { ok: false, reject: { sourceId, reason: this.problems.join('; '), raw } };
   }
+}
 
-  private present(value: unknown): boolean {
-    return value !== null && value !== undefined && value !== '';
+function readText(value: unknown, options: { required?: boolean; max?: number }): string | null {
+  if (value === null || value === undefined || value === '') {
+    if (options.required) throw new FieldError('is missing');
+    return null;
   }
+  const text = typeof value === 'number' && Number.isFinite(value) ? String(value) : value;
+  if (typeof text !== 'string') throw new FieldError(`expected text, got ${describe(value)}`);
+  const max = options.max ?? MAX_COLUMN_TEXT;
+  if (text.length > max) throw new FieldError(`is ${text.length} characters long, more than the ${max} allowed`);
+  return text;
+}
 
-  private asString(value: unknown): string {
-    if (typeof value !== 'string') throw new FieldError(`expected a date-time text, got ${describe(value)}`);
-    return value;
-  }
+function readWholeNumber(value: unknown): string | null {
+  if (value === null || value === undefined || value === '') return null;
+  if (typeof value === 'number' && Number.isSafeInteger(value)) return String(value);
+  if (typeof value === 'string' && /^-?\d{1,15}$/.test(value)) return value;
+  throw new FieldError(`expected a whole number, got ${describe(value)}`);
+}
+
+function readLocalDate(value: unknown, zone: string): string | null {
+  return present(value) ? parseLocalDateTime(asString(value), zone) : null;
+}
+
+function readIsoDate(value: unknown, defaultZone: string): string | null {
+  return present(value) ? parseIsoDateTime(asString(value), defaultZone) : null;
+}
+
+function readOneOf<T extends string | number>(value: unknown, allowed: readonly T[]): T | undefined {
+  if (value === null || value === undefined) return undefined;
+  if (!allowed.includes(value as T)) throw new FieldError(`expected one of ${allowed.join(', ')}, got ${describe(value)}`);
+  return value as T;
+}
+
+function present(value: unknown): boolean {
+  return value !== null && value !== undefined && value !== '';
+}
+
+function asString(value: unknown): string {
+  if (typeof value !== 'string') throw new FieldError(`expected a date-time text, got ${describe(value)}`);
+  return value;
 }
