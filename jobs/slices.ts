@@ -76,7 +76,7 @@ export function createSliceWorker(options: {
  * without persistence, flushed) is put back instead of being waited for forever.
  */
 export function createSliceDispatcher(queue: Queue<SliceJobData, SliceResult>, options: { pollMs?: number } = {}): SliceDispatcher {
-  const pollMs = options.pollMs ?? 500;
+  const pollMs = options.pollMs ?? 200;
   const jobIdOf = (task: SliceTask) => `${task.key}-${task.index}`;
   const put = (tasks: SliceTask[]) => queue.addBulk(tasks.map((task) => ({ name: 'slice', data: task, opts: { jobId: jobIdOf(task) } })));
   return {

@@ -53,12 +53,12 @@ export interface OffsetPage {
 }
 
 export async function* offsetScan(options: OffsetScanOptions): AsyncGenerator<OffsetPage> {
-  const { pageSize, overlap, keyOf } = options;
+  const { overlap, keyOf } = options;
   let offset = options.start?.offset ?? 0;
   let anchors = options.start?.anchors ?? [];
   const scan = { restarts: 0 };
   for (;;) {
-    const { records, total, from, restarted } = await fetchAligned(options, offset, anchors, scan);
+    const { records, total, from, asked, restarted } = await fetchAligned(options, offset, anchors, scan);
     const fresh = restarted ? records : freshRecords(records, anchors, keyOf);
     offset = from + records.length;
     anchors = records
@@ -74,7 +74,7 @@ export async function* offsetScan(options: OffsetScanOptions): AsyncGenerator<Of
     if (total !== null && offset >= total) return;
     // A short page ends the list when it holds nothing beyond the anchors; otherwise (a server that
     // sent fewer records than asked) only when the caller accepts short pages as the end.
-    const short = records.length < pageSize;
+    const short = records.length < asked;
     if (short && (fresh.length === 0 || (total === null && !options.requireEmptyPage))) return;
     if (options.isPastEnd?.(records)) return;
   }
@@ -85,14 +85,16 @@ async function fetchAligned(options: OffsetScanOptions, offset: number, anchors:
   const step = Math.max(1, options.pageSize - options.overlap);
   let from = Math.max(0, offset - Math.min(anchors.length, options.overlap));
   for (let attempt = 0; ; attempt++) {
-    const { records, total } = await options.fetch(from, options.pageSize);
+    // A slice asks for no more than it still needs: what lies past its end is the next slice's to read.
+    const asked = options.endOffset === undefined ? options.pageSize : Math.max(1, Math.min(options.pageSize, options.endOffset - from));
+    const { records, total } = await options.fetch(from, asked);
     if (anchors.length === 0 || from === 0 || records.length === 0 || findAnchor(records, anchors, options.keyOf) >= 0) {
       // An empty page after a non-empty one can mean the tail was pulled up past us: look back once more.
       if (records.length === 0 && anchors.length > 0 && from > 0 && attempt === 0) {
         from = Math.max(0, from - step);
         continue;
       }
-      return { records, total, from, restarted: false };
+      return { records, total, from, asked, restarted: false };
     }
     if (attempt >= (options.maxRealign ?? 8)) {
       if (scan.restarts >= 2) {
@@ -100,7 +102,7 @@ async function fetchAligned(options: OffsetScanOptions, offset: number, anchors:
       }
       scan.restarts++;
       const top = await options.fetch(0, options.pageSize);
-      return { ...top, from: 0, restarted: true };
+      return { ...top, from: 0, asked: options.pageSize, restarted: true };
     }
     from = liesBeforeAnchors(records, anchors, options) ? from + step : Math.max(0, from - step);
   }

@@ -43,6 +43,21 @@ function keyOf(record: unknown): string | undefined {
   return typeof id === 'string' && id !== '' ? id : typeof id === 'number' ? String(id) : undefined;
 }
 
+/** Slices a scan aims for at least: enough that the last ones to finish leave few of the workers' slots idle. */
+const TARGET_SLICES = 32;
+
+/**
+ * Records per slice: at most `slicePages` pages, fewer when that would make fewer than TARGET_SLICES slices
+ * (but at least two pages). A slice re-reads `pageOverlap` records past both of its ends and each request
+ * after the first re-reads `pageOverlap`, so a slice of n requests covers n × (pageSize − overlap) − overlap
+ * records exactly: none of its requests is a short one spent on a few records.
+ */
+export function sliceSize(total: number, config: Pick<CareCloudConfig, 'pageSize' | 'pageOverlap' | 'slicePages'>): number {
+  const step = config.pageSize - config.pageOverlap;
+  const requests = Math.max(Math.min(2, config.slicePages), Math.min(config.slicePages, Math.floor(total / step / TARGET_SLICES)));
+  return Math.max(step, requests * step - config.pageOverlap);
+}
+
 export function createCareCloudVouchers(config: CareCloudConfig): StreamDefinition<CareCloudClient> {
   const positionOf = (record: unknown): number | null => {
     const value = field(record, 'last_change');
@@ -85,11 +100,11 @@ export function createCareCloudVouchers(config: CareCloudConfig): StreamDefiniti
       });
     },
     async planSlices({ client, call }) {
-      // One cheap request for the total; ranges of `slicePages` pages each, the last one open-ended so that
+      // One cheap request for the total, then ranges of whole requests, the last one open-ended so that
       // records changed during the scan (they move to the end in ASC order) are still read.
       const probe = await client.listVouchers({ count: 1, offset: 0, sort_field: 'last_change', sort_direction: 'ASC' }, call);
-      const size = config.pageSize * config.slicePages;
-      if (probe.totalItems === null || probe.totalItems <= size) return null;
+      if (probe.totalItems === null || probe.totalItems <= config.pageSize * config.slicePages) return null;
+      const size = sliceSize(probe.totalItems, config);
       const slices: { start: number; end: number | null }[] = [];
       for (let start = 0; start < probe.totalItems; start += size) slices.push({ start, end: start + size < probe.totalItems ? start + size : null });
       return slices;
