@@ -1,6 +1,6 @@
 import type { RejectedRow, VoucherRow } from '../types.ts';
 import { checkVoucherRow } from './check-voucher-row.ts';
-import type { Db } from './client.ts';
+import { queryLarge, type Db } from './client.ts';
 
 export interface WritePageInput {
   source: string;
@@ -39,18 +39,12 @@ export async function writePage(db: Db, input: WritePageInput): Promise<WritePag
   let updated = 0;
   if (valid.length > 0) {
     const scanId = input.scanId === undefined ? null : input.scanId.toString();
-    const [counts] = await db.$queryRawUnsafe<{ inserted: number; updated: number }[]>(
-      UPSERT_VOUCHERS,
-      `[${valid.join(',')}]`,
-      input.source,
-      runId,
-      scanId,
-    );
+    const [counts] = await queryLarge<{ inserted: number; updated: number }>(db, UPSERT_VOUCHERS, [`[${valid.join(',')}]`, input.source, runId, scanId]);
     inserted = counts?.inserted ?? 0;
     updated = counts?.updated ?? 0;
   }
   if (rejects.length > 0) {
-    await db.$executeRawUnsafe(UPSERT_REJECTS, serializeRejects(rejects), input.source, input.stream, runId);
+    await queryLarge(db, UPSERT_REJECTS, [serializeRejects(rejects), input.source, input.stream, runId]);
   }
   return { inserted, updated, unchanged: valid.length - inserted - updated, rejected: rejects.length };
 }
