@@ -32,7 +32,7 @@ export async function loadState(db: Db, source: string, stream: string) {
     create: { source, stream },
     update: {},
   });
-  return { watermark: state.watermark, progress: (state.progress ?? {}) as ProgressByMode };
+  return { watermark: state.watermark, progress: (state.progress ?? {}) as ProgressByMode, lastSuccessAt: state.lastSuccessAt };
 }
 
 /**

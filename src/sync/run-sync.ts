@@ -192,11 +192,14 @@ async function removeVanished<Client>(
 async function readSlices<Client>(
   options: RunSyncOptions<Client>,
   context: ScanContext<Client>,
-  run: { runId: bigint; scan: ScanState; state: { progress: ProgressByMode }; counters: RunCounters; logger: Logger; sliced: boolean },
+  run: { runId: bigint; scan: ScanState; state: { progress: ProgressByMode; lastSuccessAt: Date | null }; counters: RunCounters; logger: Logger; sliced: boolean },
 ): Promise<boolean> {
   const { stream, mode, db, source } = options;
   const { scan } = run;
-  if (!stream.planSlices || !stream.scanSlice || (mode !== 'full' && context.watermark !== null)) return false;
+  // A first backfill is split too; an account that is still empty after a run is not backfilled again
+  // (its idle incremental run stays one request).
+  const backfill = context.watermark === null && run.state.lastSuccessAt === null;
+  if (!stream.planSlices || !stream.scanSlice || (mode !== 'full' && !backfill)) return false;
   // Fenced as a page is: a run that a later run superseded must not overwrite the scan's progress.
   const save = () =>
     db.$transaction(async (tx) => {
