@@ -75,10 +75,10 @@ export async function runBatch(options: BatchOptions): Promise<BatchResult> {
         try {
           report = await run.compare();
         } catch (error) {
-          report = run.report({ rowsChecked: 0, rejectedChecked: 0, runsChecked: 0, mismatches: [] }, {}, `comparison failed: ${message(error)}`);
+          report = run.report({ rowsChecked: 0, rejectedChecked: 0, runsChecked: 0, mismatches: [] }, {}, {}, `comparison failed: ${message(error)}`);
         }
       } else {
-        report = run.report({ rowsChecked: 0, rejectedChecked: 0, runsChecked: 0, mismatches: [] }, {}, failure);
+        report = run.report({ rowsChecked: 0, rejectedChecked: 0, runsChecked: 0, mismatches: [] }, {}, {}, failure);
       }
       await run.close(report.error !== undefined || unknownMismatches(report).length > 0);
       return report;
@@ -98,6 +98,7 @@ function failedSeed(seed: number, error: string): SeedReport {
     faultsServed: 0,
     process: {},
     runs: {},
+    slicedScans: {},
     finalFullRuns: 0,
     requests: { carecloud: 0, cin7: 0 },
     rowsChecked: 0,
@@ -144,6 +145,7 @@ export function formatReports(reports: SeedReport[], title: string, infra: Count
     `  process faults and explicit runs:\n${table(sum((r) => r.process))}`,
     `  infrastructure faults (each lived through by every seed of its batch):\n${table(infra)}`,
     `  runs in the ledgers by status:\n${table(sum((r) => r.runs))}`,
+    `  scans split into slices, by source:\n${table(sum((r) => r.slicedScans))}`,
     `  full runs needed after the chaos: ${reports.map((r) => r.finalFullRuns).join(' ')}`,
     `  checked: ${reports.reduce((a, r) => a + r.rowsChecked, 0)} voucher rows, ${reports.reduce((a, r) => a + r.rejectedChecked, 0)} malformed records, ${reports.reduce((a, r) => a + r.runsChecked, 0)} runs`,
     `  wall time per seed (s): ${reports.map((r) => (r.durationMs / 1000).toFixed(0)).join(' ')}`,

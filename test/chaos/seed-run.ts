@@ -5,7 +5,7 @@
  */
 import { hostname } from 'node:os';
 import { join } from 'node:path';
-import { createWriteStream, mkdirSync, rmSync, type WriteStream } from 'node:fs';
+import { createWriteStream, mkdirSync, readdirSync, readFileSync, rmSync, type WriteStream } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { FakeCareCloud } from '../../src/fake/carecloud.ts';
 import type { FakeCin7 } from '../../src/fake/cin7.ts';
@@ -28,6 +28,8 @@ export interface SeedReport {
   faultsServed: number;
   process: Counts;
   runs: Counts;
+  /** Scans that were split into slices, by source (from the service's logs). */
+  slicedScans: Counts;
   /** Full runs the calm phase needed until one scanned from a start after the chaos. */
   finalFullRuns: number;
   requests: Record<SourceName, number>;
@@ -142,6 +144,10 @@ export class SeedRun {
         // changes and hide a scan that skipped rows. The fakes stamp changes with the current second.
         CARECLOUD_LOOKBACK: '1s',
         CIN7_LOOKBACK: '1s',
+        // Small slices, so that full scans and first backfills of both sources are split into several parts
+        // read by any worker; every fifth seed reads them unsplit.
+        CARECLOUD_SLICE_PAGES: options.seed % 5 === 0 ? '100000' : String(3 + (options.seed % 4)),
+        CIN7_SLICE_PAGES: options.seed % 5 === 0 ? '100000' : String(2 + (options.seed % 4)),
         ...options.env,
       },
     });
@@ -403,10 +409,24 @@ export class SeedRun {
       id: crash.name,
       detail: `exited on its own (code ${crash.code}, signal ${crash.signal}): ${crash.tail.slice(-3).join(' | ').slice(0, 600)}`,
     }));
-    return this.report({ ...comparison, mismatches: [...this.extraMismatches, ...crashes, ...comparison.mismatches] }, runs);
+    return this.report({ ...comparison, mismatches: [...this.extraMismatches, ...crashes, ...comparison.mismatches] }, runs, this.slicedScans());
   }
 
-  report(comparison: { rowsChecked: number; rejectedChecked: number; runsChecked: number; mismatches: Mismatch[] }, runs: Counts, error?: string): SeedReport {
+  /** Scans split into slices, by source, as the workers and the final runs logged them. */
+  private slicedScans(): Counts {
+    const counts: Counts = {};
+    const files = readdirSync(this.logDir).filter((name) => name.endsWith('.log'));
+    const lines = [...this.harness.logLines, ...files.flatMap((name) => readFileSync(join(this.logDir, name), 'utf8').split('\n'))];
+    for (const line of lines) if (line.includes('reading the scan in slices')) bump(counts, /"source":"(\w+)"/.exec(line)?.[1] ?? 'unknown');
+    return counts;
+  }
+
+  report(
+    comparison: { rowsChecked: number; rejectedChecked: number; runsChecked: number; mismatches: Mismatch[] },
+    runs: Counts,
+    slicedScans: Counts,
+    error?: string,
+  ): SeedReport {
     const { events, ...setup } = this.setup;
     return {
       seed: this.options.seed,
@@ -418,6 +438,7 @@ export class SeedRun {
       faultsServed: this.faultsServedCount,
       process: this.process,
       runs,
+      slicedScans,
       finalFullRuns: this.finalFullRuns,
       requests: { carecloud: this.careCloud.stats.requests, cin7: this.cin7.stats.requests },
       ...comparison,

@@ -49,6 +49,8 @@ describe('convergence under chaos (fast subset)', () => {
       expect(Object.keys(r.malformed)).toHaveLength(11);
       expect(r.rowsChecked).toBeGreaterThan(200);
     }
+    // Full scans and first backfills of both sources were read in slices, by the worker.
+    for (const source of ['carecloud', 'cin7']) expect(reports.reduce((n, r) => n + (r.slicedScans[source] ?? 0), 0), source).toBeGreaterThan(0);
   }, 180_000);
 });
 
