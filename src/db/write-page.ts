@@ -59,6 +59,8 @@ function serializeRejects(rejects: RejectedRow[]): string {
 }
 
 // $1 page rows as a JSON array, $2 source, $3 run id, $4 scan id or null.
+// - jsonb_to_recordset reads the whole page in one call (a few per cent faster than one jsonb_to_record per
+//   element); WITH ORDINALITY numbers the rows in page order.
 // - DISTINCT ON keeps one row per key (a key twice in one page would make ON CONFLICT fail): the newest
 //   source_modified_at, then the later in the page.
 // - content_hash is computed here from jsonb's canonical text (sorted keys, normalized spacing), so that
@@ -74,12 +76,13 @@ WITH page AS (
          r."sourceId", r.code, r."customerId", r.status, r.amount, r."redeemedAmount", r."validFrom", r."validTo",
          r."appliedAt", r."sourceCreatedAt", r."sourceModifiedAt", r."isDeleted", COALESCE(r.raw, 'null') AS raw,
          sha256(convert_to(COALESCE(r.raw, 'null')::text, 'UTF8')) AS content_hash
-    FROM jsonb_array_elements($1::jsonb) WITH ORDINALITY AS e(doc, i)
-   CROSS JOIN LATERAL jsonb_to_record(e.doc) AS r(
+    FROM ROWS FROM (jsonb_to_recordset($1::jsonb) AS (
          "sourceId" text, code text, "customerId" text, status text, amount numeric, "redeemedAmount" numeric,
          "validFrom" timestamptz, "validTo" timestamptz, "appliedAt" timestamptz, "sourceCreatedAt" timestamptz,
-         "sourceModifiedAt" timestamptz, "isDeleted" boolean, raw jsonb)
-   ORDER BY r."sourceId", r."sourceModifiedAt" DESC NULLS LAST, e.i DESC
+         "sourceModifiedAt" timestamptz, "isDeleted" boolean, raw jsonb)) WITH ORDINALITY AS r(
+         "sourceId", code, "customerId", status, amount, "redeemedAmount", "validFrom", "validTo", "appliedAt",
+         "sourceCreatedAt", "sourceModifiedAt", "isDeleted", raw, i)
+   ORDER BY r."sourceId", r."sourceModifiedAt" DESC NULLS LAST, r.i DESC
 ),
 seen AS (
   INSERT INTO scan_seen (scan_id, source_id)
