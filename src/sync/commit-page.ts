@@ -25,12 +25,30 @@ export async function commitPage<Client>(
   stream: StreamDefinition<Client>,
   records: unknown[],
   counters: RunCounters,
-  context: { source: string; runId: bigint; scanId?: bigint; logger: Logger },
+  context: CommitContext,
 ): Promise<{ rows: VoucherRow[] }> {
-  const { rows, rejects } = mapPage(stream, records);
+  return commitMapped(tx, stream, { ...mapPage(stream, records), fetched: records.length }, counters, context);
+}
+
+export interface CommitContext {
+  source: string;
+  runId: bigint;
+  scanId?: bigint;
+  logger: Logger;
+}
+
+/** commitPage for a page mapped beforehand (outside the transaction, so that it is held no longer than the write). */
+export async function commitMapped<Client>(
+  tx: Tx,
+  stream: StreamDefinition<Client>,
+  page: { rows: VoucherRow[]; rejects: RejectedRow[]; fetched: number },
+  counters: RunCounters,
+  context: CommitContext,
+): Promise<{ rows: VoucherRow[] }> {
+  const { rows, rejects } = page;
   const written = await writePage(tx, { source: context.source, stream: stream.name, runId: context.runId, rows, rejects, scanId: context.scanId });
   counters.pages++;
-  counters.fetched += records.length;
+  counters.fetched += page.fetched;
   counters.inserted += written.inserted;
   counters.updated += written.updated;
   counters.unchanged += written.unchanged;
