@@ -26,20 +26,13 @@ export interface WritePageResult {
  * all rejects. Pass a transaction client to commit the page together with the scan's checkpoint.
  */
 export async function writePage(db: Db, input: WritePageInput): Promise<WritePageResult> {
-  const valid: string[] = [];
-  const rejects = [...input.rejects];
-  for (const row of input.rows) {
-    const json = JSON.stringify(row);
-    const problem = checkVoucherRow(row, json);
-    if (problem === null) valid.push(json);
-    else rejects.push({ sourceId: typeof row.sourceId === 'string' ? row.sourceId : null, reason: problem, raw: row.raw });
-  }
+  const { valid, json, rejects } = checkRows(input.rows, input.rejects);
   const runId = input.runId.toString();
   let inserted = 0;
   let updated = 0;
   if (valid.length > 0) {
     const scanId = input.scanId === undefined ? null : input.scanId.toString();
-    const [counts] = await queryLarge<{ inserted: number; updated: number }>(db, UPSERT_VOUCHERS, [`[${valid.join(',')}]`, input.source, runId, scanId]);
+    const [counts] = await queryLarge<{ inserted: number; updated: number }>(db, UPSERT_VOUCHERS, [json, input.source, runId, scanId]);
     inserted = counts?.inserted ?? 0;
     updated = counts?.updated ?? 0;
   }
@@ -47,6 +40,33 @@ export async function writePage(db: Db, input: WritePageInput): Promise<WritePag
     await queryLarge(db, UPSERT_REJECTS, [serializeRejects(rejects), input.source, input.stream, runId]);
   }
   return { inserted, updated, unchanged: valid.length - inserted - updated, rejected: rejects.length };
+}
+
+/**
+ * The rows the table can hold, as one JSON array, and the others set aside with their reasons. The page is
+ * serialized in one piece; only a page holding an escaped NUL somewhere (rare) is serialized row by row to
+ * find the rows that hold one.
+ */
+function checkRows(rows: VoucherRow[], given: RejectedRow[]): { valid: VoucherRow[]; json: string; rejects: RejectedRow[] } {
+  const rejects = [...given];
+  const reject = (row: VoucherRow, reason: string) =>
+    rejects.push({ sourceId: typeof row.sourceId === 'string' ? row.sourceId : null, reason, raw: row.raw });
+  // Every check but the NUL one, which an empty text passes.
+  let valid = rows.filter((row) => {
+    const problem = checkVoucherRow(row, '');
+    if (problem !== null) reject(row, problem);
+    return problem === null;
+  });
+  let json = JSON.stringify(valid);
+  if (json.includes('\\u0000')) {
+    valid = valid.filter((row) => {
+      const problem = checkVoucherRow(row, JSON.stringify(row));
+      if (problem !== null) reject(row, problem);
+      return problem === null;
+    });
+    json = JSON.stringify(valid);
+  }
+  return { valid, json, rejects };
 }
 
 // A reject's payload is whatever the API sent; NUL characters, which jsonb refuses, are replaced so that
