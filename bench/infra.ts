@@ -113,8 +113,17 @@ const CLOCK_TICKS = 100; // USER_HZ on Linux
 
 /** Peak resident set (VmHWM) of a live process, in bytes; null once it has exited. */
 export function peakRss(pid: number): number | null {
+  return statusBytes(pid, 'VmHWM');
+}
+
+/** Resident set (VmRSS) of a live process now, in bytes; null once it has exited. */
+export function currentRss(pid: number): number | null {
+  return statusBytes(pid, 'VmRSS');
+}
+
+function statusBytes(pid: number, field: string): number | null {
   try {
-    const match = /^VmHWM:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    const match = new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
     return match ? Number(match[1]) * 1024 : null;
   } catch {
     return null;
