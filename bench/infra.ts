@@ -6,6 +6,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
 import pg from 'pg';
@@ -167,13 +168,20 @@ export interface WorkerProcess {
   stop(graceMs?: number): Promise<void>;
 }
 
+/** The Node flags `npm start` gives the service (its heap limit), read from package.json. */
+export function serviceNodeFlags(): string[] {
+  const { scripts } = JSON.parse(readFileSync(join(REPO_ROOT, 'package.json'), 'utf8')) as { scripts: Record<string, string> };
+  return scripts.start?.match(/--max-old-space-size=\d+/g) ?? [];
+}
+
 /**
- * A worker process of the real service, as `npm start -- --role worker` runs it. Resolves once it says it
- * is running. `nodeArgs` go before the script (e.g. --cpu-prof).
+ * A worker process of the real service, as `npm start -- --role worker` runs it (its Node flags included).
+ * Resolves once it says it is running. `nodeArgs` go before the script (e.g. --cpu-prof) and after the
+ * service's own flags, so they can override them.
  */
 export async function startWorker(env: Record<string, string>, nodeArgs: string[] = []): Promise<WorkerProcess> {
   const spawnedAt = Date.now();
-  const child = spawn(process.execPath, [...nodeArgs, '--import', 'tsx', 'src/cli/start.ts', '--role', 'worker'], {
+  const child = spawn(process.execPath, [...serviceNodeFlags(), ...nodeArgs, '--import', 'tsx', 'src/cli/start.ts', '--role', 'worker'], {
     cwd: REPO_ROOT,
     env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
