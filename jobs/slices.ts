@@ -96,8 +96,12 @@ export function createSliceDispatcher(queue: Queue<SliceJobData, SliceResult>, o
           const job = await queue.getJob(jobIdOf(task));
           if (!job) lost.push(task);
           else if (job.finishedOn && job.failedReason && (await job.isFailed())) throw new Error(`slice ${task.index} failed: ${job.failedReason}`);
-          else if (await job.isCompleted()) await onDone(task, job.returnvalue);
-          else still.push(task);
+          else if (await job.isCompleted()) {
+            // The state is read after the job: a slice that finished in between has no result in `job` yet.
+            const result = job.returnvalue ?? (await queue.getJob(jobIdOf(task)))?.returnvalue;
+            if (result) await onDone(task, result);
+            else still.push(task);
+          } else still.push(task);
         }
         if (lost.length > 0) await put(lost);
         pending = [...still, ...lost];
