@@ -20,10 +20,20 @@ import { createdWithin, isUtcSecond } from './where.ts';
 
 const STATUSES = ['Active', 'Inactive'] as const;
 
-/** The API documents PascalCase names but sends camelCase: read either. */
+const isUpperCase = (code: number) => code >= 65 && code <= 90;
+
+/** The API documents PascalCase names but sends camelCase: read either (a record already in camelCase is not copied). */
 function camelKeys(raw: unknown): unknown {
   if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) return raw;
+  if (!Object.keys(raw).some((key) => isUpperCase(key.charCodeAt(0)))) return raw;
   return Object.fromEntries(Object.entries(raw).map(([k, v]) => [k.charAt(0).toLowerCase() + k.slice(1), v]));
+}
+
+/** One field of a raw record, by its camelCase name, in either case (without copying the record). */
+function fieldOf(record: unknown, name: string): unknown {
+  if (record === null || typeof record !== 'object' || Array.isArray(record)) return undefined;
+  const fields = record as Record<string, unknown>;
+  return name in fields ? fields[name] : fields[name.charAt(0).toUpperCase() + name.slice(1)];
 }
 
 export function mapCin7Voucher(raw: unknown, zone: string): MapResult {
@@ -51,7 +61,7 @@ export function mapCin7Voucher(raw: unknown, zone: string): MapResult {
 }
 
 function keyOf(record: unknown): string | undefined {
-  const code = (camelKeys(record) as Record<string, unknown> | null)?.code;
+  const code = fieldOf(record, 'code');
   return typeof code === 'string' && code !== '' ? code : undefined;
 }
 
@@ -68,8 +78,7 @@ function windowOf(slice: unknown): KeysetWindow {
 
 export function createCin7Vouchers(config: Cin7Config): StreamDefinition<Cin7Client> {
   const positionOf = (record: unknown): number | null => {
-    const fields = camelKeys(record) as Record<string, unknown> | null;
-    const value = fields?.createdDate;
+    const value = fieldOf(record, 'createdDate');
     if (typeof value !== 'string') return null;
     try {
       return Date.parse(parseIsoDateTime(value, config.timezone));
