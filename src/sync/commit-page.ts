@@ -4,7 +4,7 @@ import type { RejectedRow, RunCounters, StreamDefinition, VoucherRow } from '../
 import type { Tx } from './ledger.ts';
 
 /** Validates and maps a page's raw records: the valid rows, and the rejected ones with their reasons. */
-export function mapPage<Client>(stream: StreamDefinition<Client>, records: unknown[]): { rows: VoucherRow[]; rejects: RejectedRow[] } {
+export function mapPage<Client>(stream: StreamDefinition<Client>, records: unknown[]): MappedPage {
   const rows: VoucherRow[] = [];
   const rejects: RejectedRow[] = [];
   for (const raw of records) {
@@ -12,22 +12,14 @@ export function mapPage<Client>(stream: StreamDefinition<Client>, records: unkno
     if (result.ok) rows.push(result.row);
     else rejects.push(result.reject);
   }
-  return { rows, rejects };
+  return { rows, rejects, fetched: records.length };
 }
 
-/**
- * Maps one page and writes it (one set-based statement for the rows, one for the rejects) inside the
- * caller's transaction, adding what happened to `counters`. The caller commits its checkpoint in the same
- * transaction.
- */
-export async function commitPage<Client>(
-  tx: Tx,
-  stream: StreamDefinition<Client>,
-  records: unknown[],
-  counters: RunCounters,
-  context: CommitContext,
-): Promise<{ rows: VoucherRow[] }> {
-  return commitMapped(tx, stream, { ...mapPage(stream, records), fetched: records.length }, counters, context);
+/** A page as mapPage returns it: what it holds, and how many raw records it came from. */
+export interface MappedPage {
+  rows: VoucherRow[];
+  rejects: RejectedRow[];
+  fetched: number;
 }
 
 export interface CommitContext {
@@ -37,11 +29,15 @@ export interface CommitContext {
   logger: Logger;
 }
 
-/** commitPage for a page mapped beforehand (outside the transaction, so that it is held no longer than the write). */
-export async function commitMapped<Client>(
+/**
+ * Writes a mapped page (one set-based statement for the rows, one for the rejects) inside the caller's
+ * transaction, adding what happened to `counters`. The caller commits its checkpoint in the same
+ * transaction, and maps the page before opening it, so that the transaction is held only for the writes.
+ */
+export async function commitPage<Client>(
   tx: Tx,
   stream: StreamDefinition<Client>,
-  page: { rows: VoucherRow[]; rejects: RejectedRow[]; fetched: number },
+  page: MappedPage,
   counters: RunCounters,
   context: CommitContext,
 ): Promise<{ rows: VoucherRow[] }> {

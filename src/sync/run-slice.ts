@@ -8,7 +8,7 @@ import { AbortedError } from '../errors.ts';
 import { emptyCounters, type Json, type RequestObserver, type RunCounters, type StreamDefinition, type SyncMode } from '../types.ts';
 import { highestCursor, raiseHighMark } from './cursor.ts';
 import { countSlicePage, type Db } from './ledger.ts';
-import { commitMapped, mapPage } from './commit-page.ts';
+import { commitPage, mapPage } from './commit-page.ts';
 import { prefetched } from './prefetch.ts';
 
 /** What a finished slice reports to the run that planned it. */
@@ -65,6 +65,7 @@ export async function runSlice<Client>(options: RunSliceOptions<Client>): Promis
       now: new Date(),
       progress: options.resume?.progress ?? null,
       call: { signal: options.signal, observer },
+      logger: options.logger,
     },
     task.slice,
   );
@@ -73,9 +74,9 @@ export async function runSlice<Client>(options: RunSliceOptions<Client>): Promis
     const counted = delta;
     delta = emptyCounters();
     // Mapped before the transaction opens: it then holds its connection and row locks only for the writes.
-    const mapped = { ...mapPage(stream, page.records), fetched: page.records.length };
+    const mapped = mapPage(stream, page.records);
     const { rows } = await db.$transaction(async (tx) => {
-      const committed = await commitMapped(tx, stream, mapped, counted, {
+      const committed = await commitPage(tx, stream, mapped, counted, {
         source: task.source,
         runId: BigInt(task.runId),
         scanId: task.mode === 'full' ? BigInt(task.scanId) : undefined,

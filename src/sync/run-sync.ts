@@ -93,13 +93,15 @@ export async function runSync<Client>(options: RunSyncOptions<Client>): Promise<
       now: started,
       progress: resumed ? resumed.scan : null,
       call: { signal: options.signal, observer },
+      logger,
     };
     await readSlices(options, context, slicing);
     if (!slicing.sliced) {
       for await (const page of prefetched(stream.scan(context))) {
+        const mapped = mapPage(stream, page.records);
         await db.$transaction(async (tx) => {
           const scanId = mode === 'full' ? BigInt(scan.scanId) : undefined;
-          const { rows } = await commitPage(tx, stream, page.records, counters, { source, runId, scanId, logger });
+          const { rows } = await commitPage(tx, stream, mapped, counters, { source, runId, scanId, logger });
           scan.scan = page.progress;
           scan.highMark = raiseHighMark(scan.highMark, highestCursor(rows, stream.cursorField));
           await saveProgress(tx, source, stream.name, { ...state.progress, [mode]: scan });
