@@ -49,21 +49,18 @@ export async function writePage(db: Db, input: WritePageInput): Promise<WritePag
  */
 function checkRows(rows: VoucherRow[], given: RejectedRow[]): { valid: VoucherRow[]; json: string; rejects: RejectedRow[] } {
   const rejects = [...given];
-  const reject = (row: VoucherRow, reason: string) =>
-    rejects.push({ sourceId: typeof row.sourceId === 'string' ? row.sourceId : null, reason, raw: row.raw });
-  // Every check but the NUL one, which an empty text passes.
-  let valid = rows.filter((row) => {
-    const problem = checkVoucherRow(row, '');
-    if (problem !== null) reject(row, problem);
-    return problem === null;
-  });
-  let json = JSON.stringify(valid);
-  if (json.includes('\\u0000')) {
-    valid = valid.filter((row) => {
-      const problem = checkVoucherRow(row, JSON.stringify(row));
-      if (problem !== null) reject(row, problem);
+  /** The rows that pass checkVoucherRow against `textOf(row)`; the others go to `rejects`. */
+  const keep = (candidates: VoucherRow[], textOf: (row: VoucherRow) => string) =>
+    candidates.filter((row) => {
+      const problem = checkVoucherRow(row, textOf(row));
+      if (problem !== null) rejects.push({ sourceId: typeof row.sourceId === 'string' ? row.sourceId : null, reason: problem, raw: row.raw });
       return problem === null;
     });
+  // Every check but the NUL one, which an empty text passes.
+  let valid = keep(rows, () => '');
+  let json = JSON.stringify(valid);
+  if (json.includes('\\u0000')) {
+    valid = keep(valid, (row) => JSON.stringify(row));
     json = JSON.stringify(valid);
   }
   return { valid, json, rejects };
