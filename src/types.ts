@@ -111,6 +111,8 @@ export interface ScanContext<Client> {
   /** Progress saved by the unfinished scan this run resumes; null to start a new scan. */
   progress: Json | null;
   call: CallContext;
+  /** Bound to the run (or slice): for what a stream has to report while it pages. */
+  logger: Logger;
 }
 
 /** One page of a scan: its raw records, and where the scan stands once the page is committed. */

@@ -6,7 +6,6 @@ import type { Cin7Config } from '../../config.ts';
 import { FatalSourceError, RetriableSourceError } from '../../errors.ts';
 import type { CallOptions, HttpContext } from '../../http/call-options.ts';
 import { createHttpClient } from '../../http/create-http-client.ts';
-import type { Logger } from '../../logger.ts';
 import type { ClientDependencies } from '../../types.ts';
 
 export interface Cin7ListParams {
@@ -26,8 +25,6 @@ export interface Cin7Client {
   listVouchers(params: Cin7ListParams, call?: CallOptions): Promise<unknown[]>;
   /** The vouchers whose code matches; an empty array when none does. */
   findByCode(code: string, call?: CallOptions): Promise<unknown[]>;
-  /** The source's logger, for what a stream has to report while it pages (the scan context carries none). */
-  readonly logger: Logger;
 }
 
 export interface Cin7ClientDependencies extends ClientDependencies {
@@ -67,8 +64,6 @@ export function createCin7Client(config: Cin7Config, deps: Cin7ClientDependencie
   }
 
   return {
-    logger: deps.logger,
-
     listVouchers({ where, order, page, rows, fields }, call = {}) {
       const params: Record<string, string | number> = { page, rows };
       if (where) params.where = where;

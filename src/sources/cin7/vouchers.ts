@@ -88,7 +88,7 @@ export function createCin7Vouchers(config: Cin7Config): StreamDefinition<Cin7Cli
   };
   const order = 'CreatedDate ASC';
   /** A keyset scan of the vouchers created in [start.from, before) (see src/sync/keyset-scan.ts). */
-  const byCreatedDate = ({ client, call }: ScanContext<Cin7Client>, start: KeysetProgress, before: string | null, confirmEnd: boolean) =>
+  const byCreatedDate = ({ client, call, logger }: ScanContext<Cin7Client>, start: KeysetProgress, before: string | null, confirmEnd: boolean) =>
     keysetScan({
       fetch: (request) => client.listVouchers({ where: createdWithin(request.from, request.before), order, page: request.page, rows: request.rows }, call),
       rows: config.pageSize,
@@ -98,7 +98,7 @@ export function createCin7Vouchers(config: Cin7Config): StreamDefinition<Cin7Cli
       before,
       confirmEnd,
       onUnsettled: (second, passes) =>
-        client.logger.warn({ second, passes }, 'vouchers of one CreatedDate second kept changing while read; the next reconciliation reads the rest'),
+        logger.warn({ second, passes }, 'vouchers of one CreatedDate second kept changing while read; the next reconciliation reads the rest'),
     });
   return {
     name: 'vouchers',
