@@ -88,34 +88,28 @@ function wallClockMs(year: number, month: number, day: number, hour: number, min
  * Resolving a zone offset costs tens of microseconds and a page holds thousands of dates that share a few
  * days, so the answers are memoized: a pure function of (zone, day or hour), bounded in size.
  */
-const steadyOffsets = new Map<string, number | null>();
+const steadyHours = new Map<string, number | null>();
 
+/** Per zone, keyed by a number (building a string key per date costs as much as the lookup saves). */
 const steadyDays = new Map<string, Map<number, number | null>>();
 
 /** A day counts as steady when its first second, its noon and its last second exist once and share one offset. */
 function steadyDayOffset(zone: string, year: number, month: number, day: number): number | null {
   let days = steadyDays.get(zone);
   if (!days) steadyDays.set(zone, (days = new Map()));
-  const key = (year * 16 + month) * 32 + day;
-  let offset = days.get(key);
-  if (offset === undefined) {
-    offset = steady(zone, year, month, day, [[0, 0, 0], [12, 0, 0], [23, 59, 59]]);
-    if (days.size >= 200_000) days.clear();
-    days.set(key, offset);
-  }
-  return offset;
+  return memoized(days, (year * 16 + month) * 32 + day, () => steady(zone, year, month, day, [[0, 0, 0], [12, 0, 0], [23, 59, 59]]));
 }
 
 function steadyOffset(zone: string, year: number, month: number, day: number, hour: number): number | null {
-  return memoized(`${zone}|${year}-${month}-${day}T${hour}`, () => steady(zone, year, month, day, [[hour, 0, 0], [hour, 59, 59]]));
+  return memoized(steadyHours, `${zone}|${year}-${month}-${day}T${hour}`, () => steady(zone, year, month, day, [[hour, 0, 0], [hour, 59, 59]]));
 }
 
-function memoized(key: string, compute: () => number | null): number | null {
-  let offset = steadyOffsets.get(key);
+function memoized<K>(cache: Map<K, number | null>, key: K, compute: () => number | null): number | null {
+  let offset = cache.get(key);
   if (offset === undefined) {
     offset = compute();
-    if (steadyOffsets.size >= 200_000) steadyOffsets.clear();
-    steadyOffsets.set(key, offset);
+    if (cache.size >= 200_000) cache.clear();
+    cache.set(key, offset);
   }
   return offset;
 }
