@@ -112,7 +112,10 @@ export async function runSync<Client>(options: RunSyncOptions<Client>): Promise<
     }
     if (options.signal?.aborted) throw stopped(options.signal);
     if (mode === 'full') counters.deleted += await removeVanished(options, runId, scan, observer, counters, logger);
-    const watermarkAfter = nextWatermark(state.watermark, scan.highMark, new Date(scan.startedAt));
+    // A scan read in slices has read everything only as it stood when the scan started: a voucher changed
+    // later, in a range a slice had already passed, is read by no slice, while another slice may still read
+    // newer ones. Its watermark stops at the scan's start, without the clock-skew tolerance.
+    const watermarkAfter = nextWatermark(state.watermark, scan.highMark, new Date(scan.startedAt), slicing.sliced ? 0 : undefined);
     await db.$transaction(async (tx) => {
       const { [mode]: _finished, ...others } = state.progress;
       await tx.syncState.update({
