@@ -16,6 +16,13 @@
  * page, so a later run resumes where this one stopped. When the anchors cannot be found again (a scan
  * resumed long after it stopped, with thousands of rows moved since), the scan starts over from the top:
  * re-reading is harmless, skipping is not.
+ *
+ * A slice of a larger scan (ASC) starts from anchors its plan read at its start, and rows may have shifted
+ * by any amount between the plan and the slice's first request (other slices are read first, a run resumes
+ * hours later). When its anchors cannot be found, it searches by the sort value planned at its start: it
+ * steps back, twice as far each time, to a page that begins below that value, and reads every row from
+ * there. It goes past `endOffset` until it has read a row at `endAt` or later, where the next slice
+ * starts. Starting over means starting the slice over, not the whole list.
  */
 import { RetriableSourceError } from '../errors.ts';
 import type { Json } from '../types.ts';
@@ -43,6 +50,10 @@ export interface OffsetScanOptions {
   start?: OffsetProgress | null;
   /** Stop once this position is read (a slice of a larger scan); default: read to the end. */
   endOffset?: number;
+  /** ASC slices: where the slice starts as planned, offset and sort value, for when its anchors are gone. */
+  sliceStart?: { offset: number; at: number } | null;
+  /** ASC slices: where the next slice starts, as a sort value; the slice reads past `endOffset` to it. */
+  endAt?: number | null;
   /** How many times one boundary may be re-requested before giving up for now. Default 8. */
   maxRealign?: number;
 }
@@ -59,7 +70,7 @@ export async function* offsetScan(options: OffsetScanOptions): AsyncGenerator<Of
   const scan = { restarts: 0 };
   for (;;) {
     const { records, total, from, asked, restarted } = await fetchAligned(options, offset, anchors, scan);
-    const fresh = restarted ? records : freshRecords(records, anchors, keyOf);
+    const fresh = restarted ? records : freshRecords(records, anchors, options);
     offset = from + records.length;
     anchors = records
       .slice(-Math.max(overlap * 2, 1))
@@ -70,7 +81,7 @@ export async function* offsetScan(options: OffsetScanOptions): AsyncGenerator<Of
       .slice(-overlap);
     yield { records: fresh, progress: { offset, anchors } };
     if (records.length === 0) return;
-    if (options.endOffset !== undefined && offset >= options.endOffset) return;
+    if (options.endOffset !== undefined && offset >= options.endOffset && reaches(records, options.endAt, options.positionOf)) return;
     if (total !== null && offset >= total) return;
     // A short page ends the list when it holds nothing beyond the anchors; otherwise (a server that
     // sent fewer records than asked) only when the caller accepts short pages as the end.
@@ -80,27 +91,59 @@ export async function* offsetScan(options: OffsetScanOptions): AsyncGenerator<Of
   }
 }
 
-/** `scan.restarts` counts how often this scan started over from the top. */
+/** True when `endAt` is unset or some record sorts at or after it. */
+function reaches(records: unknown[], endAt: number | null | undefined, positionOf: OffsetScanOptions['positionOf']): boolean {
+  if (endAt === null || endAt === undefined) return true;
+  return records.some((record) => {
+    const position = positionOf(record);
+    return position !== null && position >= endAt;
+  });
+}
+
+/**
+ * How many records to ask for at `from`: a slice asks for no more than it still needs before its end, but
+ * always for more than the records it re-reads (past its end offset, it reads on to its end value).
+ */
+function askedAt(options: OffsetScanOptions, from: number): number {
+  const needed = options.endOffset === undefined ? Infinity : options.endOffset - from;
+  return needed > options.overlap ? Math.min(options.pageSize, needed) : options.pageSize;
+}
+
+/**
+ * A slice's first page, from its planned offset or earlier: the first page whose first readable record
+ * sorts before the planned start value (or that starts the list). Each step back is twice the one before:
+ * a shift of n rows costs about log2(n / page) requests, and up to n rows (plus the rows that share the
+ * start value) are read again.
+ */
+async function fetchSliceStart(options: OffsetScanOptions, { offset, at: startAt }: { offset: number; at: number }) {
+  const step = Math.max(1, options.pageSize - options.overlap);
+  let from = Math.max(0, offset);
+  for (let back = step; ; back *= 2) {
+    const asked = askedAt(options, from);
+    const { records, total } = await options.fetch(from, asked);
+    const first = records.map(options.positionOf).find((p) => p !== null);
+    if (from === 0 || (first !== undefined && first < startAt)) return { records, total, from, asked, restarted: true };
+    from = Math.max(0, from - back);
+  }
+}
+
+/** `scan.restarts` counts how often this scan started over from the top (a slice: from its start). */
 async function fetchAligned(options: OffsetScanOptions, offset: number, anchors: OffsetProgress['anchors'], scan: { restarts: number }) {
   const step = Math.max(1, options.pageSize - options.overlap);
+  const sliceStart = options.sliceStart ?? null;
+  if (anchors.length === 0 && sliceStart !== null && offset === sliceStart.offset) return fetchSliceStart(options, sliceStart);
   let from = Math.max(0, offset - Math.min(anchors.length, options.overlap));
   for (let attempt = 0; ; attempt++) {
-    // A slice asks for no more than it still needs: what lies past its end is the next slice's to read.
-    const asked = options.endOffset === undefined ? options.pageSize : Math.max(1, Math.min(options.pageSize, options.endOffset - from));
+    const asked = askedAt(options, from);
     const { records, total } = await options.fetch(from, asked);
-    if (anchors.length === 0 || from === 0 || records.length === 0 || findAnchor(records, anchors, options.keyOf) >= 0) {
-      // An empty page after a non-empty one can mean the tail was pulled up past us: look back once more.
-      if (records.length === 0 && anchors.length > 0 && from > 0 && attempt === 0) {
-        from = Math.max(0, from - step);
-        continue;
-      }
-      return { records, total, from, asked, restarted: false };
-    }
+    // An empty page where the anchors were means the tail was pulled up past us: it is looked for too.
+    if (anchors.length === 0 || from === 0 || findAnchor(records, anchors, options) >= 0) return { records, total, from, asked, restarted: false };
     if (attempt >= (options.maxRealign ?? 8)) {
       if (scan.restarts >= 2) {
         throw new RetriableSourceError(`records kept shifting by more than a page while paging (offset ${from}); the scan will resume later`);
       }
       scan.restarts++;
+      if (sliceStart !== null) return fetchSliceStart(options, sliceStart);
       const top = await options.fetch(0, options.pageSize);
       return { ...top, from: 0, asked: options.pageSize, restarted: true };
     }
@@ -108,18 +151,23 @@ async function fetchAligned(options: OffsetScanOptions, offset: number, anchors:
   }
 }
 
-/** Index in `records` of the latest anchor found, or -1. */
-function findAnchor(records: unknown[], anchors: OffsetProgress['anchors'], keyOf: (r: unknown) => string | undefined): number {
-  const keys = records.map(keyOf);
+/**
+ * Index in `records` of the latest anchor found, or -1. A record counts as its anchor only while it keeps
+ * its sort value: one that changed since has moved (to the end of an ASC list), and finding it there says
+ * nothing about where the scan stood.
+ */
+function findAnchor(records: unknown[], anchors: OffsetProgress['anchors'], options: Pick<OffsetScanOptions, 'keyOf' | 'positionOf'>): number {
+  const keys = records.map(options.keyOf);
   for (let i = anchors.length - 1; i >= 0; i--) {
-    const index = keys.lastIndexOf(anchors[i]!.key);
-    if (index >= 0) return index;
+    const anchor = anchors[i]!;
+    const index = keys.lastIndexOf(anchor.key);
+    if (index >= 0 && (anchor.at === null || options.positionOf(records[index]) === anchor.at)) return index;
   }
   return -1;
 }
 
-function freshRecords(records: unknown[], anchors: OffsetProgress['anchors'], keyOf: (r: unknown) => string | undefined): unknown[] {
-  const index = anchors.length > 0 ? findAnchor(records, anchors, keyOf) : -1;
+function freshRecords(records: unknown[], anchors: OffsetProgress['anchors'], options: Pick<OffsetScanOptions, 'keyOf' | 'positionOf'>): unknown[] {
+  const index = anchors.length > 0 ? findAnchor(records, anchors, options) : -1;
   return index >= 0 ? records.slice(index + 1) : records;
 }
 

@@ -9,11 +9,14 @@
 import { isDeepStrictEqual } from 'node:util';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { isServiceCode } from '../../src/fake/carecloud-data.ts';
+import type { CareCloudClient } from '../../src/sources/carecloud/client.ts';
+import { parseLocalDateTime } from '../../src/sources/parse.ts';
 import { inlineDispatcher, type SliceDispatcher } from '../../src/sync/run-slice.ts';
 import { runSync } from '../../src/sync/run-sync.ts';
 import { createHarness, type Harness } from '../helpers/sync-harness.ts';
 
 let h: Harness;
+const listRequests = () => h.careCloud.stats.byEndpoint['GET /vouchers'] ?? 0;
 /** What the list serves, and the table must hold: every voucher but the service ones. */
 const listed = () => h.careCloud.store.all().filter((v) => !isServiceCode(v.code));
 /** The fake's clock: changes made during the scan are stamped a minute and two minutes ahead. */
@@ -77,5 +80,59 @@ describe('a sliced scan and the watermark', () => {
     const expected = listed();
     expect(rows.size).toBe(expected.length);
     expect(expected.filter((v) => !isDeepStrictEqual(rows.get(v.voucher_id), v)).map((v) => v.voucher_id)).toEqual([]);
+  });
+
+  it('a full scan reads every voucher that existed when it started, though the rows of a slice slid into a range read before', async () => {
+    const t0 = sourceNow;
+    const at = (seconds: number) => ({ now: () => new Date(t0 + seconds * 1000) });
+    await h.sync('carecloud', 'incremental', { clock: at(10) });
+    // New vouchers the incremental runs have not read yet, when the full scan starts: at the end of the list.
+    sourceNow = t0 + 20_000;
+    const inserted: string[] = [];
+    for (let i = 0; i < PAGE + 10; i++) inserted.push(h.careCloud.store.insert().voucher_id);
+    const runtime = h.runtime('carecloud');
+    const stream = runtime.streams[0]!;
+    const inline = inlineDispatcher({ stream, client: runtime.client, db: h.db, logger: h.logger, lookbackMs: runtime.settings.lookbackMs });
+    // Every slice but the last is read; then the oldest vouchers change, enough of them that the new ones
+    // slide from the last slice's range down into the one before, already read; then the last slice.
+    const slices: SliceDispatcher = {
+      async run(tasks, onDone, signal) {
+        const last = tasks.at(-1)!;
+        await inline.run(tasks.slice(0, -1), onDone, signal);
+        const readsFrom = (last.slice as { start: number }).start - OVERLAP;
+        const moved = listed().length - readsFrom + 2;
+        sourceNow = t0 + 61_000;
+        const oldest = listed().sort((a, b) => a.last_change.localeCompare(b.last_change));
+        for (const voucher of oldest.slice(0, moved)) h.careCloud.store.update(voucher.voucher_id);
+        await inline.run([last], onDone, signal);
+      },
+    };
+    await runSync({ source: 'carecloud', stream, mode: 'full', client: runtime.client, db: h.db, logger: h.logger, settings: runtime.settings, slices, clock: at(60) });
+    expect(await h.db.voucher.count({ where: { sourceId: { in: inserted } } })).toBe(inserted.length);
+  });
+
+  it('plans each slice with the records just before its start and the sort value at it, one request each, and refuses a slice it did not plan', async () => {
+    const runtime = h.runtime('carecloud');
+    const stream = runtime.streams[0]!;
+    const before = listRequests();
+    const context = { client: runtime.client, mode: 'full' as const, watermark: null, lookbackMs: 1000, now: new Date(), progress: null, call: {}, logger: h.logger };
+    const plan = (await stream.planSlices!(context)) as { start: number; end: number | null; anchors: { key: string; at: number }[]; startAt: number | null; endAt: number | null }[];
+    expect(listRequests() - before).toBe(plan.length);
+    // The whole list in one request, in the API's own order.
+    const { vouchers } = await (runtime.client as CareCloudClient).listVouchers({ count: 1000, offset: 0, sort_field: 'last_change', sort_direction: 'ASC' }, {});
+    const list = vouchers as { voucher_id: string; last_change: string }[];
+    const at = (i: number) => Date.parse(parseLocalDateTime(list[i]!.last_change, h.careCloud.timezone));
+    expect(plan[0]).toMatchObject({ start: 0, anchors: [], startAt: null });
+    expect(plan.at(-1)).toMatchObject({ end: null, endAt: null });
+    for (const [k, slice] of plan.entries()) {
+      if (k > 0) {
+        expect(slice.startAt).toBe(at(slice.start));
+        expect(slice.anchors).toEqual([slice.start - 2, slice.start - 1].map((i) => ({ key: list[i]!.voucher_id, at: at(i) })));
+      }
+      if (k < plan.length - 1) expect(slice.endAt).toBe(plan[k + 1]!.startAt);
+    }
+    expect(() => stream.scanSlice!(context, { start: -1, end: 40 })).toThrow(/^not a CareCloud slice \(expected \{start, end, anchors, startAt, endAt\}\): .*"start":-1/);
+    expect(() => stream.scanSlice!(context, { start: 0, end: null, startAt: 'yesterday' })).toThrow(/not a CareCloud slice/);
+    expect(() => stream.scanSlice!(context, { start: 40, end: null, anchors: [{ key: 7 }] })).toThrow(/not a CareCloud slice/);
   });
 });

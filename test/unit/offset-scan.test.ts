@@ -181,3 +181,106 @@ describe('offsetScan over a list that changes while we page', () => {
     expect(seen.size).toBe(300);
   });
 });
+
+describe('offsetScan as a slice of a larger ASC scan', () => {
+  const base = {
+    pageSize: 20,
+    overlap: 3,
+    direction: 'ASC' as const,
+    keyOf: (r: unknown) => (r as { id: string }).id,
+    positionOf: (r: unknown) => (r as { t: number }).t,
+  };
+  const ids = (records: unknown[]) => records.map((r) => (r as { id: string }).id);
+
+  it('started after rows below it moved away, still reads every row from its planned start value', async () => {
+    const list = createLiveList(300, 'ASC');
+    // Planned: this slice starts at offset 200 (the value there is shared by a group of 7 rows).
+    const at = (await list.fetch(200, 1)).records[0]!.t;
+    const expected = (await list.fetch(0, 300)).records.filter((r) => r.t >= at).map((r) => r.id);
+    // Before it starts, 150 rows below it change: they move to the end, and its rows slide down by 150.
+    for (let i = 0; i < 150; i++) list.touch(`v${i}`);
+    let requests = 0;
+    const seen: string[] = [];
+    const pages = offsetScan({
+      ...base,
+      fetch: (o, c) => (requests++, list.fetch(o, c)),
+      requireEmptyPage: true,
+      sliceStart: { offset: 197, at },
+      start: { offset: 197, anchors: [] },
+    });
+    for await (const page of pages) seen.push(...ids(page.records));
+    expect(expected.filter((id) => !seen.includes(id))).toEqual([]);
+    // Four pages start too late (at 197, then 17, 34 and 68 rows further back each time); the fifth
+    // step reaches the top, from where the list is read in pages of 20 that re-read 3 (the total ends it).
+    expect(requests).toBe(4 + 1 + Math.ceil((300 - 20) / 17));
+  });
+
+  it('reads past its end offset until it reaches the next slice\'s planned start value', async () => {
+    const list = createLiveList(300, 'ASC');
+    // Planned: this slice covers offsets 100 to 200, where the next one starts.
+    const startAt = (await list.fetch(100, 1)).records[0]!.t;
+    const nextAt = (await list.fetch(200, 1)).records[0]!.t;
+    const expected = (await list.fetch(0, 300)).records.filter((r) => r.t >= startAt && r.t < nextAt).map((r) => r.id);
+    // Before it is read, 50 rows with older values appear inside its range: its last rows move up past its end offset.
+    const inside = (await list.fetch(150, 1)).records[0]!.t;
+    for (let i = 0; i < 50; i++) list.rows.set(`old${i}`, { id: `old${i}`, t: inside, seq: 10_000 + i });
+    const seen: string[] = [];
+    const pages = offsetScan({ ...base, fetch: (o, c) => list.fetch(o, c), endOffset: 203, endAt: nextAt, start: { offset: 97, anchors: [] } });
+    for await (const page of pages) seen.push(...ids(page.records));
+    expect(expected.length).toBe(98);
+    expect(expected.filter((id) => !seen.includes(id))).toEqual([]);
+    expect(seen.length).toBeLessThan(200);
+  });
+
+  it('does not take an anchor that changed (and moved to the end) for the place it was read at', async () => {
+    const list = createLiveList(30, 'ASC');
+    const options = { ...base, fetch: (o: number, c: number) => list.fetch(o, c), requireEmptyPage: true };
+    const first = offsetScan(options);
+    const page1 = (await first.next()).value!;
+    // The last two rows read change while the scan is stopped: they move to the end of the list, which
+    // the resumed scan's first page reaches.
+    list.touch('v18');
+    list.touch('v19');
+    const seen = new Set(ids(page1.records));
+    for await (const page of offsetScan({ ...options, start: page1.progress })) for (const id of ids(page.records)) seen.add(id);
+    expect(seen.size).toBe(30);
+  });
+
+  it('starting inside a large group of equal values, finds its place by its planned anchors and reads little of the group before it', async () => {
+    const list = createLiveList(0, 'ASC');
+    for (let i = 0; i < 300; i++) list.rows.set(`v${i}`, { id: `v${i}`, t: i < 30 ? i * 1000 : 100_000, seq: i });
+    const planned = (await list.fetch(197, 4)).records;
+    // Before it starts, 20 rows below it change and move to the end.
+    for (let i = 0; i < 20; i++) list.touch(`v${i}`);
+    let requests = 0;
+    const seen = new Set<string>();
+    const pages = offsetScan({
+      ...base,
+      fetch: (o, c) => (requests++, list.fetch(o, c)),
+      requireEmptyPage: true,
+      sliceStart: { offset: 197, at: planned[3]!.t },
+      start: { offset: 200, anchors: planned.slice(0, 3).map((r) => ({ key: r.id, at: r.t })) },
+    });
+    for await (const page of pages) for (const id of ids(page.records)) seen.add(id);
+    expect([...Array(100).keys()].map((i) => `v${200 + i}`).filter((id) => !seen.has(id))).toEqual([]);
+    // Two pages miss the anchors (20 rows moved, a step is 17), the third finds them at 177-179; then
+    // pages of 17 new rows until the total.
+    expect(requests).toBe(3 + Math.ceil((300 - 183) / 17));
+    expect([...seen].filter((id) => Number(id.slice(1)) < 170 && Number(id.slice(1)) >= 30)).toEqual([]);
+  });
+
+  it('started after the list shrank below its start, steps back until it finds its anchors', async () => {
+    const list = createLiveList(100, 'ASC');
+    const planned = (await list.fetch(77, 3)).records;
+    for (let i = 0; i < 60; i++) list.remove(`v${i}`);
+    const seen = new Set<string>();
+    const pages = offsetScan({
+      ...base,
+      fetch: (o, c) => list.fetch(o, c),
+      requireEmptyPage: true,
+      start: { offset: 80, anchors: planned.map((r) => ({ key: r.id, at: r.t })) },
+    });
+    for await (const page of pages) for (const id of ids(page.records)) seen.add(id);
+    expect([...Array(20).keys()].map((i) => `v${80 + i}`).filter((id) => !seen.has(id))).toEqual([]);
+  });
+});

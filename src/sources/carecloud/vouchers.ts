@@ -4,7 +4,7 @@
  * ASC (a record changed while we page moves to the end, where we still read it) and reads to the end.
  */
 import type { CareCloudConfig } from '../../config.ts';
-import type { MapResult, ScanContext, StreamDefinition, VoucherRow } from '../../types.ts';
+import type { Json, MapResult, ScanContext, StreamDefinition, VoucherRow } from '../../types.ts';
 import { scanThreshold, wallClockSafeThreshold } from '../../sync/cursor.ts';
 import { offsetScan, type OffsetProgress } from '../../sync/offset-scan.ts';
 import { parseLocalDateTime } from '../parse.ts';
@@ -41,6 +41,37 @@ const field = (record: unknown, name: string): unknown =>
 function keyOf(record: unknown): string | undefined {
   const id = field(record, 'voucher_id');
   return typeof id === 'string' && id !== '' ? id : typeof id === 'number' ? String(id) : undefined;
+}
+
+/**
+ * A slice of a full scan, as planned: its offsets; the records just before its start (keys and sort
+ * values, epoch ms of `last_change`), for it to find its place again however rows shifted since; and the
+ * sort values at its start and at the next slice's start (null when unreadable, first and last slice).
+ */
+interface CareCloudSlice {
+  start: number;
+  end: number | null;
+  anchors: { key: string; at: number | null }[];
+  startAt: number | null;
+  endAt: number | null;
+  [key: string]: Json;
+}
+
+const isCount = (value: unknown): value is number => typeof value === 'number' && Number.isSafeInteger(value) && value >= 0;
+const isValueOrNull = (value: unknown): value is number | null => value === null || (typeof value === 'number' && Number.isFinite(value));
+const isAnchor = (value: unknown): boolean => {
+  const anchor = value as { key?: unknown; at?: unknown } | null;
+  return typeof anchor === 'object' && anchor !== null && typeof anchor.key === 'string' && isValueOrNull(anchor.at);
+};
+
+/** A slice as planned by planSlices, checked: it comes back from a queue. Plans saved by earlier versions hold offsets only. */
+function sliceOf(slice: unknown): CareCloudSlice {
+  const s = (typeof slice === 'object' && slice !== null ? slice : {}) as Partial<CareCloudSlice>;
+  const parsed = { start: s.start, end: s.end, anchors: s.anchors ?? [], startAt: s.startAt ?? null, endAt: s.endAt ?? null };
+  if (!isCount(parsed.start) || !(parsed.end === null || isCount(parsed.end)) || !Array.isArray(parsed.anchors) || !parsed.anchors.every(isAnchor) || !isValueOrNull(parsed.startAt) || !isValueOrNull(parsed.endAt)) {
+    throw new Error(`not a CareCloud slice (expected {start, end, anchors, startAt, endAt}): ${JSON.stringify(slice)?.slice(0, 200)}`);
+  }
+  return parsed as CareCloudSlice;
 }
 
 /** Slices a scan aims for at least: enough that the last ones to finish leave few of the workers' slots idle. */
@@ -101,18 +132,36 @@ export function createCareCloudVouchers(config: CareCloudConfig): StreamDefiniti
     },
     async planSlices({ client, call }) {
       // One cheap request for the total, then ranges of whole requests, the last one open-ended so that
-      // records changed during the scan (they move to the end in ASC order) are still read.
-      const probe = await client.listVouchers({ count: 1, offset: 0, sort_field: 'last_change', sort_direction: 'ASC' }, call);
+      // records changed during the scan (they move to the end in ASC order) are still read. Rows shift
+      // while the scan runs, so each boundary is read too (one request of overlap + 1 records): a slice
+      // started late finds its place by those records, not by an offset that has moved since.
+      const asc = { sort_field: 'last_change', sort_direction: 'ASC' } as const;
+      const probe = await client.listVouchers({ count: 1, offset: 0, ...asc }, call);
       if (probe.totalItems === null || probe.totalItems <= config.pageSize * config.slicePages) return null;
       const size = sliceSize(probe.totalItems, config);
-      const slices: { start: number; end: number | null }[] = [];
-      for (let start = 0; start < probe.totalItems; start += size) slices.push({ start, end: start + size < probe.totalItems ? start + size : null });
+      const slices: CareCloudSlice[] = [];
+      for (let start = 0; start < probe.totalItems; start += size) {
+        let anchors: CareCloudSlice['anchors'] = [];
+        let startAt: number | null = null;
+        if (start > 0) {
+          const from = Math.max(0, start - config.pageOverlap);
+          const { vouchers } = await client.listVouchers({ count: start - from + 1, offset: from, ...asc }, call);
+          anchors = vouchers.slice(0, start - from).flatMap((record) => {
+            const key = keyOf(record);
+            return key === undefined ? [] : [{ key, at: positionOf(record) }];
+          });
+          startAt = positionOf(vouchers[start - from]);
+        }
+        const previous = slices.at(-1);
+        if (previous) previous.endAt = startAt;
+        slices.push({ start, end: start + size < probe.totalItems ? start + size : null, anchors, startAt, endAt: null });
+      }
       return slices;
     },
     scanSlice({ client, progress, call }, slice) {
-      const { start, end } = slice as { start: number; end: number | null };
-      // Each slice reads `pageOverlap` records past both of its ends, so a record that rows shifting moved
-      // across a boundary between the two slices' reads is still seen by one of them.
+      const { start, end, anchors, startAt, endAt } = sliceOf(slice);
+      // Each slice reads `pageOverlap` records past both of its ends, and finds its start and its end by
+      // what the plan read there, so a record that rows shifting moved across a boundary is still seen.
       return offsetScan({
         fetch: async (offset, count) => {
           const page = await client.listVouchers({ count, offset, sort_field: 'last_change', sort_direction: 'ASC' }, call);
@@ -125,7 +174,9 @@ export function createCareCloudVouchers(config: CareCloudConfig): StreamDefiniti
         positionOf,
         requireEmptyPage: end === null,
         endOffset: end === null ? undefined : end + config.pageOverlap,
-        start: (progress as OffsetProgress | null) ?? { offset: Math.max(0, start - config.pageOverlap), anchors: [] },
+        sliceStart: startAt === null ? null : { offset: Math.max(0, start - config.pageOverlap), at: startAt },
+        endAt,
+        start: (progress as OffsetProgress | null) ?? (anchors.length > 0 ? { offset: start, anchors } : { offset: Math.max(0, start - config.pageOverlap), anchors: [] }),
       });
     },
     async lookup(client, keys, call) {
