@@ -3,6 +3,7 @@
  * `last_change` DESC and pages down until it is past the watermark minus the lookback; a full scan sorts
  * ASC (a record changed while we page moves to the end, where we still read it) and reads to the end.
  */
+import pMap from 'p-map';
 import type { CareCloudConfig } from '../../config.ts';
 import type { Json, MapResult, ScanContext, StreamDefinition, VoucherRow } from '../../types.ts';
 import { scanThreshold, wallClockSafeThreshold } from '../../sync/cursor.ts';
@@ -74,6 +75,9 @@ function sliceOf(slice: unknown): CareCloudSlice {
   return parsed as CareCloudSlice;
 }
 
+/** Boundary reads a plan makes at once. */
+const PLAN_CONCURRENCY = 8;
+
 /** Slices a scan aims for at least: enough that the last ones to finish leave few of the workers' slots idle. */
 const TARGET_SLICES = 32;
 
@@ -137,25 +141,27 @@ export function createCareCloudVouchers(config: CareCloudConfig): StreamDefiniti
       // started late finds its place by those records, not by an offset that has moved since.
       const asc = { sort_field: 'last_change', sort_direction: 'ASC' } as const;
       const probe = await client.listVouchers({ count: 1, offset: 0, ...asc }, call);
-      if (probe.totalItems === null || probe.totalItems <= config.pageSize * config.slicePages) return null;
-      const size = sliceSize(probe.totalItems, config);
-      const slices: CareCloudSlice[] = [];
-      for (let start = 0; start < probe.totalItems; start += size) {
-        let anchors: CareCloudSlice['anchors'] = [];
-        let startAt: number | null = null;
-        if (start > 0) {
-          const from = Math.max(0, start - config.pageOverlap);
-          const { vouchers } = await client.listVouchers({ count: start - from + 1, offset: from, ...asc }, call);
-          anchors = vouchers.slice(0, start - from).flatMap((record) => {
-            const key = keyOf(record);
-            return key === undefined ? [] : [{ key, at: positionOf(record) }];
-          });
-          startAt = positionOf(vouchers[start - from]);
-        }
-        const previous = slices.at(-1);
-        if (previous) previous.endAt = startAt;
-        slices.push({ start, end: start + size < probe.totalItems ? start + size : null, anchors, startAt, endAt: null });
-      }
+      const total = probe.totalItems;
+      if (total === null || total <= config.pageSize * config.slicePages) return null;
+      const size = sliceSize(total, config);
+      const starts = Array.from({ length: Math.ceil(total / size) }, (_, i) => i * size);
+      // The boundaries are independent: a few are read at once (the rate limiter still spaces them), so
+      // the plan costs one round trip per PLAN_CONCURRENCY slices, not one per slice.
+      const boundaries = await pMap(starts.slice(1), async (start) => {
+        const from = Math.max(0, start - config.pageOverlap);
+        const { vouchers } = await client.listVouchers({ count: start - from + 1, offset: from, ...asc }, call);
+        const anchors = vouchers.slice(0, start - from).flatMap((record) => {
+          const key = keyOf(record);
+          return key === undefined ? [] : [{ key, at: positionOf(record) }];
+        });
+        return { anchors, startAt: positionOf(vouchers[start - from]) };
+      }, { concurrency: PLAN_CONCURRENCY });
+      const slices: CareCloudSlice[] = starts.map((start, i) => ({
+        start,
+        end: start + size < total ? start + size : null,
+        ...(i === 0 ? { anchors: [], startAt: null } : boundaries[i - 1]!),
+        endAt: boundaries[i]?.startAt ?? null,
+      }));
       return slices;
     },
     scanSlice({ client, progress, call }, slice) {
