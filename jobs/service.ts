@@ -3,6 +3,7 @@
  * SIGTERM/SIGINT stop it gracefully: the active run stops after committing its current page, its job goes
  * back to the queue, and the next start resumes the scan where it stopped.
  */
+import { setMaxListeners } from 'node:events';
 import type { Queue, Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Config } from '../src/config.ts';
@@ -42,6 +43,10 @@ export async function startService(config: Config, logger: Logger, options: Serv
   const db = createPrisma(config.databaseUrl.reveal());
   const controller = new AbortController();
   const runtimes = createSourceRuntimes(config, { redis, logger }).filter((r) => !options.only || options.only.includes(r.name));
+  // Every request and every wait for the rate limiter listens to the shutdown signal while it lasts: per
+  // source, up to SLICE_CONCURRENCY slices at once, each with a page fetched ahead, and a run (whose slice
+  // plan makes up to 8 requests at once). Node warns of a leak past 10 by default.
+  setMaxListeners(Math.max(10, runtimes.length * (4 * config.jobs.sliceConcurrency + 32)), controller.signal);
   const queues = new Map<string, Queue<SyncJobData, SyncJobResult>>();
   const workers: Worker[] = [];
   const sliceQueues: Queue[] = [];

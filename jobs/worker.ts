@@ -3,6 +3,7 @@
  * BullMQ's controls — a fatal source error fails without retry, a long rate-limit wait pauses the whole
  * queue, a shutdown or a busy source puts the job back without spending an attempt.
  */
+import { setMaxListeners } from 'node:events';
 import { hostname } from 'node:os';
 import { DelayedError, Worker, type Job, type Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
@@ -63,6 +64,9 @@ async function processJob(options: SourceWorkerOptions, job: Job<SyncJobData, Sy
   }
   // A run stops on shutdown, and as soon as its lock is lost: another worker may already hold the source.
   const signal = AbortSignal.any([options.signal, lock.lost]);
+  // Every request and every wait for the rate limiter listens to it while it lasts, and a slice plan makes
+  // up to 8 requests at once. Node warns of a leak past 10 by default.
+  setMaxListeners(32, signal);
   try {
     const counters: RunCounters = emptyCounters();
     let last: SyncJobResult | undefined;
