@@ -1,11 +1,15 @@
+import { existsSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createFakeCareCloud } from '../../src/fake/carecloud.ts';
 import { careCloudClient, careCloudLogin } from './fake-clients.ts';
-import { createSpecValidator } from './carecloud-spec.ts';
+import { createSpecValidator, SPEC_PATH } from './carecloud-spec.ts';
 
 // The fake is only worth testing against if it speaks the documented shapes: every answer checked here is
-// validated with the official OpenAPI description.
-describe('fake CareCloud answers match carecloud-openapi.yaml', () => {
+// validated with the official OpenAPI description. A clone without it (not beside the team's shared/
+// folder, and no CARECLOUD_OPENAPI) skips this file, and says so, rather than fail every other test run.
+const hasSpec = existsSync(SPEC_PATH);
+if (!hasSpec) console.warn(`carecloud-openapi.yaml not found at ${SPEC_PATH}: the CareCloud contract tests are skipped (set CARECLOUD_OPENAPI)`);
+describe.skipIf(!hasSpec)('fake CareCloud answers match carecloud-openapi.yaml', () => {
   const spec = createSpecValidator();
   const fake = createFakeCareCloud({ seed: 3, count: 400, rateLimits: null });
   let client: Awaited<ReturnType<typeof careCloudClient>>;
