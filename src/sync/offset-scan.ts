@@ -64,7 +64,7 @@ export interface OffsetPage {
 }
 
 export async function* offsetScan(options: OffsetScanOptions): AsyncGenerator<OffsetPage> {
-  const { overlap, keyOf } = options;
+  const { overlap } = options;
   let offset = options.start?.offset ?? 0;
   let anchors = options.start?.anchors ?? [];
   const scan = { restarts: 0 };
@@ -72,13 +72,7 @@ export async function* offsetScan(options: OffsetScanOptions): AsyncGenerator<Of
     const { records, total, from, asked, restarted } = await fetchAligned(options, offset, anchors, scan);
     const fresh = restarted ? records : freshRecords(records, anchors, options);
     offset = from + records.length;
-    anchors = records
-      .slice(-Math.max(overlap * 2, 1))
-      .flatMap((record) => {
-        const key = keyOf(record);
-        return key === undefined ? [] : [{ key, at: options.positionOf(record) }];
-      })
-      .slice(-overlap);
+    anchors = anchorsOf(records.slice(-Math.max(overlap * 2, 1)), options).slice(-overlap);
     yield { records: fresh, progress: { offset, anchors } };
     if (records.length === 0) return;
     if (options.endOffset !== undefined && offset >= options.endOffset && reaches(records, options.endAt, options.positionOf)) return;
@@ -89,6 +83,14 @@ export async function* offsetScan(options: OffsetScanOptions): AsyncGenerator<Of
     if (short && (fresh.length === 0 || (total === null && !options.requireEmptyPage))) return;
     if (options.isPastEnd?.(records)) return;
   }
+}
+
+/** The anchors `records` give, in order: their keys and sort positions (records without a key give none). */
+export function anchorsOf(records: unknown[], options: Pick<OffsetScanOptions, 'keyOf' | 'positionOf'>): OffsetProgress['anchors'] {
+  return records.flatMap((record) => {
+    const key = options.keyOf(record);
+    return key === undefined ? [] : [{ key, at: options.positionOf(record) }];
+  });
 }
 
 /** True when `endAt` is unset or some record sorts at or after it. */

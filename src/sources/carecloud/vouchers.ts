@@ -7,7 +7,7 @@ import pMap from 'p-map';
 import type { CareCloudConfig } from '../../config.ts';
 import type { Json, MapResult, ScanContext, StreamDefinition, VoucherRow } from '../../types.ts';
 import { scanThreshold, wallClockSafeThreshold } from '../../sync/cursor.ts';
-import { offsetScan, type OffsetProgress } from '../../sync/offset-scan.ts';
+import { anchorsOf, offsetScan, type OffsetProgress } from '../../sync/offset-scan.ts';
 import { parseLocalDateTime } from '../parse.ts';
 import { RecordReader } from '../record-reader.ts';
 import type { CareCloudClient } from './client.ts';
@@ -103,6 +103,8 @@ export function createCareCloudVouchers(config: CareCloudConfig): StreamDefiniti
       return null;
     }
   };
+  /** Where a slice starting at `start` reads from: `pageOverlap` records early (see scanSlice). */
+  const readFrom = (start: number) => Math.max(0, start - config.pageOverlap);
   return {
     name: 'vouchers',
     cursorField: 'sourceModifiedAt',
@@ -148,13 +150,9 @@ export function createCareCloudVouchers(config: CareCloudConfig): StreamDefiniti
       // The boundaries are independent: a few are read at once (the rate limiter still spaces them), so
       // the plan costs one round trip per PLAN_CONCURRENCY slices, not one per slice.
       const boundaries = await pMap(starts.slice(1), async (start) => {
-        const from = Math.max(0, start - config.pageOverlap);
+        const from = readFrom(start);
         const { vouchers } = await client.listVouchers({ count: start - from + 1, offset: from, ...asc }, call);
-        const anchors = vouchers.slice(0, start - from).flatMap((record) => {
-          const key = keyOf(record);
-          return key === undefined ? [] : [{ key, at: positionOf(record) }];
-        });
-        return { anchors, startAt: positionOf(vouchers[start - from]) };
+        return { anchors: anchorsOf(vouchers.slice(0, start - from), { keyOf, positionOf }), startAt: positionOf(vouchers[start - from]) };
       }, { concurrency: PLAN_CONCURRENCY });
       const slices: CareCloudSlice[] = starts.map((start, i) => ({
         start,
@@ -166,6 +164,7 @@ export function createCareCloudVouchers(config: CareCloudConfig): StreamDefiniti
     },
     scanSlice({ client, progress, call }, slice) {
       const { start, end, anchors, startAt, endAt } = sliceOf(slice);
+      const from = readFrom(start);
       // Each slice reads `pageOverlap` records past both of its ends, and finds its start and its end by
       // what the plan read there, so a record that rows shifting moved across a boundary is still seen.
       return offsetScan({
@@ -180,9 +179,9 @@ export function createCareCloudVouchers(config: CareCloudConfig): StreamDefiniti
         positionOf,
         requireEmptyPage: end === null,
         endOffset: end === null ? undefined : end + config.pageOverlap,
-        sliceStart: startAt === null ? null : { offset: Math.max(0, start - config.pageOverlap), at: startAt },
+        sliceStart: startAt === null ? null : { offset: from, at: startAt },
         endAt,
-        start: (progress as OffsetProgress | null) ?? (anchors.length > 0 ? { offset: start, anchors } : { offset: Math.max(0, start - config.pageOverlap), anchors: [] }),
+        start: (progress as OffsetProgress | null) ?? (anchors.length > 0 ? { offset: start, anchors } : { offset: from, anchors: [] }),
       });
     },
     async lookup(client, keys, call) {
