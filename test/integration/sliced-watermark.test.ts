@@ -13,6 +13,7 @@ import type { CareCloudClient } from '../../src/sources/carecloud/client.ts';
 import { parseLocalDateTime } from '../../src/sources/parse.ts';
 import { inlineDispatcher, type SliceDispatcher } from '../../src/sync/run-slice.ts';
 import { runSync } from '../../src/sync/run-sync.ts';
+import type { Clock } from '../../src/types.ts';
 import { createHarness, type Harness } from '../helpers/sync-harness.ts';
 
 let h: Harness;
@@ -35,12 +36,22 @@ afterEach(async () => {
   await h.close();
 });
 
+/** Reads slices one after another, here and now, in the order the caller hands them over. */
+function inlineSlices(): SliceDispatcher {
+  const runtime = h.runtime('carecloud');
+  return inlineDispatcher({ stream: runtime.streams[0]!, client: runtime.client, db: h.db, logger: h.logger, lookbackMs: runtime.settings.lookbackMs });
+}
+
+/** One full run of CareCloud vouchers, its slices read by `slices`. */
+function fullRun(slices: SliceDispatcher, clock?: Clock) {
+  const runtime = h.runtime('carecloud');
+  return runSync({ source: 'carecloud', stream: runtime.streams[0]!, mode: 'full', client: runtime.client, db: h.db, logger: h.logger, settings: runtime.settings, slices, clock });
+}
+
 describe('a sliced scan and the watermark', () => {
   it('an incremental run after a sliced full scan reads what changed during it, in ranges the finished slices had passed', async () => {
     await h.sync('carecloud');
-    const runtime = h.runtime('carecloud');
-    const stream = runtime.streams[0]!;
-    const inline = inlineDispatcher({ stream, client: runtime.client, db: h.db, logger: h.logger, lookbackMs: runtime.settings.lookbackMs });
+    const inline = inlineSlices();
     const inserted: string[] = [];
     let readFirst: 'last' | undefined;
     // Workers can finish slices in any order: here the open-ended last one first, then every other but
@@ -67,7 +78,7 @@ describe('a sliced scan and the watermark', () => {
         await inline.run([penultimate], onDone, signal);
       },
     };
-    const full = await runSync({ source: 'carecloud', stream, mode: 'full', client: runtime.client, db: h.db, logger: h.logger, settings: runtime.settings, slices });
+    const full = await fullRun(slices);
     expect(readFirst).toBe('last');
     // The scan read vouchers changed after the new ones were added. Its watermark stays at its start all
     // the same, so the next incremental run reads everything changed during the scan.
@@ -90,9 +101,7 @@ describe('a sliced scan and the watermark', () => {
     sourceNow = t0 + 20_000;
     const inserted: string[] = [];
     for (let i = 0; i < PAGE + 10; i++) inserted.push(h.careCloud.store.insert().voucher_id);
-    const runtime = h.runtime('carecloud');
-    const stream = runtime.streams[0]!;
-    const inline = inlineDispatcher({ stream, client: runtime.client, db: h.db, logger: h.logger, lookbackMs: runtime.settings.lookbackMs });
+    const inline = inlineSlices();
     // Every slice but the last is read; then the oldest vouchers change, enough of them that the new ones
     // slide from the last slice's range down into the one before, already read; then the last slice.
     const slices: SliceDispatcher = {
@@ -107,7 +116,7 @@ describe('a sliced scan and the watermark', () => {
         await inline.run([last], onDone, signal);
       },
     };
-    await runSync({ source: 'carecloud', stream, mode: 'full', client: runtime.client, db: h.db, logger: h.logger, settings: runtime.settings, slices, clock: at(60) });
+    await fullRun(slices, at(60));
     expect(await h.db.voucher.count({ where: { sourceId: { in: inserted } } })).toBe(inserted.length);
   });
 
