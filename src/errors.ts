@@ -26,6 +26,22 @@ export class RetriableSourceError extends SourceError {
 }
 
 /**
+ * A response grew past HTTP_MAX_RESPONSE_SIZE once decompressed (a page far larger than asked, a gzip bomb).
+ * Retrying the same request cannot help; a scan asks for a smaller page instead (see src/sync/).
+ */
+export class ResponseTooLargeError extends RetriableSourceError {
+  override readonly name = 'ResponseTooLargeError';
+  constructor(
+    message: string,
+    /** The cap that was exceeded, in bytes. */
+    readonly limitBytes: number,
+    options?: { cause?: unknown },
+  ) {
+    super(message, undefined, options);
+  }
+}
+
+/**
  * The source (429) or our own limiter (daily budget) asks us to wait longer than is reasonable inside a
  * request. The job hands the wait to the queue instead of sleeping while holding a worker.
  */

@@ -12,6 +12,7 @@ import { createLogger, type Logger } from '../../src/logger.ts';
 import { runSync } from '../../src/sync/run-sync.ts';
 import type { Clock, SyncMode } from '../../src/types.ts';
 import { createSourceRuntimes, type SourceRuntime } from '../../jobs/runtime.ts';
+import { startHostileServer, type HostileServer } from '../hostile/hostile-server.ts';
 import { createTestDatabase } from './db.ts';
 
 export const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
@@ -21,6 +22,8 @@ export interface HarnessOptions {
   cin7?: FakeCin7Options;
   /** Extra environment for loadConfig (limits, page sizes…). */
   env?: Record<string, string>;
+  /** Put a hostile proxy (test/hostile/) in front of the fakes; switch its behaviour with `hostile.<source>.set()`. */
+  hostile?: boolean;
 }
 
 export async function createHarness(options: HarnessOptions = {}) {
@@ -28,6 +31,11 @@ export async function createHarness(options: HarnessOptions = {}) {
   const careCloud: FakeCareCloud = createFakeCareCloud({ seed: 7, count: 600, rateLimits: null, ...options.careCloud });
   const cin7: FakeCin7 = createFakeCin7({ seed: 7, count: 600, rateLimits: null, ...options.cin7 });
   const prefix = `vs-test-${randomUUID().slice(0, 8)}`;
+  const careCloudUrl = await careCloud.start();
+  const cin7Url = await cin7.start();
+  const hostile: { carecloud: HostileServer; cin7: HostileServer } | null = options.hostile
+    ? { carecloud: await startHostileServer(careCloudUrl), cin7: await startHostileServer(cin7Url) }
+    : null;
   const env = {
     DATABASE_URL: database.url,
     REDIS_URL,
@@ -36,14 +44,14 @@ export async function createHarness(options: HarnessOptions = {}) {
     JOB_BACKOFF: '200ms',
     HTTP_MAX_INLINE_WAIT: '5s',
     HTTP_RETRY_BACKOFF: '100ms',
-    CARECLOUD_BASE_URL: await careCloud.start(),
+    CARECLOUD_BASE_URL: hostile?.carecloud.baseUrl ?? careCloudUrl,
     CARECLOUD_LOGIN: careCloud.credentials.login,
     CARECLOUD_PASSWORD: careCloud.credentials.password,
     CARECLOUD_APP_ID: careCloud.credentials.appId,
     CARECLOUD_TIMEZONE: careCloud.timezone,
     CARECLOUD_RATE_LIMIT: '1000/s',
     CARECLOUD_SLICE_PAGES: process.env.TEST_SLICE_PAGES ?? '20',
-    CIN7_BASE_URL: await cin7.start(),
+    CIN7_BASE_URL: hostile?.cin7.baseUrl ?? cin7Url,
     CIN7_USERNAME: cin7.credentials.username,
     CIN7_API_KEY: cin7.credentials.apiKey,
     CIN7_RATE_LIMIT: '1000/s',
@@ -61,6 +69,11 @@ export async function createHarness(options: HarnessOptions = {}) {
     databaseUrl: database.url,
     careCloud,
     cin7,
+    /** The hostile proxies in front of the fakes (with `hostile: true`); they forward unchanged until told otherwise. */
+    get hostile(): { carecloud: HostileServer; cin7: HostileServer } {
+      if (!hostile) throw new Error('createHarness({ hostile: true }) puts the hostile proxies in front of the fakes');
+      return hostile;
+    },
     config,
     env,
     prefix,
@@ -77,7 +90,7 @@ export async function createHarness(options: HarnessOptions = {}) {
       return database.prisma.voucher.findMany({ where: { source }, orderBy: { sourceId: 'asc' } });
     },
     async close() {
-      await Promise.allSettled([careCloud.stop(), cin7.stop()]);
+      await Promise.allSettled([careCloud.stop(), cin7.stop(), hostile?.carecloud.stop(), hostile?.cin7.stop()]);
       const keys = await redis.keys(`${prefix}*`);
       if (keys.length > 0) await redis.del(...keys);
       redis.disconnect();
