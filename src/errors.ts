@@ -22,7 +22,7 @@ export class FatalSourceError extends SourceError {
 
 /** 5xx, timeouts, network errors, unreadable bodies: worth another try later. */
 export class RetriableSourceError extends SourceError {
-  override readonly name = 'RetriableSourceError';
+  override readonly name: string = 'RetriableSourceError';
 }
 
 /**
