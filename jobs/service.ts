@@ -8,7 +8,10 @@ import type { Queue, Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Config } from '../src/config.ts';
 import { createPrisma } from '../src/db/client.ts';
+import { describeDatabaseUrl } from '../src/db/database-url.ts';
+import { installationId } from '../src/db/installation.ts';
 import type { Logger } from '../src/logger.ts';
+import { bindPrefix, claimPrefix, prefixInUse, type DatabaseIdentity } from './queue-binding.ts';
 import { createRedis, createSourceQueue, type SyncJobData, type SyncJobResult } from './queues.ts';
 import { createSourceRuntimes } from './runtime.ts';
 import { scheduleSource } from './scheduler.ts';
@@ -41,6 +44,15 @@ export async function startService(config: Config, logger: Logger, options: Serv
   };
   const redis: Redis = createRedis(config.redisUrl.reveal(), warn);
   const db = createPrisma(config.databaseUrl.reveal());
+  // Before anything under the prefix is touched: a prefix another database uses is refused.
+  const identity: DatabaseIdentity = { id: await installationId(db), described: describeDatabaseUrl(config.databaseUrl.reveal()) };
+  try {
+    await bindPrefix(redis, config.jobs.prefix, identity);
+  } catch (error) {
+    await db.$disconnect();
+    redis.disconnect();
+    throw error;
+  }
   const controller = new AbortController();
   const runtimes = createSourceRuntimes(config, { redis, logger }).filter((r) => !options.only || options.only.includes(r.name));
   // Every request and every wait for the rate limiter listens to the shutdown signal while it lasts: per
@@ -70,6 +82,10 @@ export async function startService(config: Config, logger: Logger, options: Serv
   // A Redis that lost its data (restarted without persistence, flushed, failed over) forgets the Job
   // Schedulers and the queues' global concurrency. Re-assert both regularly: the calls are idempotent.
   const maintenance = setInterval(() => {
+    void claimPrefix(redis, config.jobs.prefix, identity).then(
+      (other) => other && logger.error(prefixInUse(config.jobs.prefix, other).message),
+      (error: unknown) => logger.warn({ err: error }, 'could not renew the queue prefix binding; will try again'),
+    );
     for (const runtime of runtimes) {
       const queue = queues.get(runtime.name)!;
       void (async () => {
