@@ -10,7 +10,7 @@ import { parseArgs } from 'node:util';
 import { z } from 'zod';
 import { loadConfig, loadDotEnv } from '../config.ts';
 import { describeDatabaseUrl, hidePassword } from '../db/database-url.ts';
-import { ensureReportingRole } from '../db/reporting-role.ts';
+import { ensureReportingRole, revokeConnectStatements } from '../db/reporting-role.ts';
 import { ConfigError } from '../errors.ts';
 import { runCli, usageErrorFrom } from './run-cli.ts';
 
@@ -57,6 +57,20 @@ function readSettings(env: Record<string, string | undefined>) {
   return { databaseUrl, role: parsed.data.REPORTING_ROLE, password: parsed.data.REPORTING_PASSWORD };
 }
 
+/**
+ * Other databases the role can still connect to: this command cannot revoke PUBLIC's CONNECT there (the owners
+ * can, and it changes what every other role may do), so it says what to run.
+ */
+function otherDatabasesAdvice(role: string, databases: string[]): string[] {
+  if (databases.length === 0) return [];
+  return [
+    `Note: PUBLIC has CONNECT on ${databases.length === 1 ? 'database' : 'databases'} ${databases.join(', ')}, so ${role} can connect there too and ` +
+      "read their system catalogs (names of tables and roles, not their rows). To stop that, each database's owner runs:",
+    ...revokeConnectStatements(databases).map((statement) => `  ${statement}`),
+    '  (then GRANT CONNECT to the roles that need it), or pg_hba.conf lets the role log in to this database only.',
+  ];
+}
+
 runCli(USAGE, async () => {
   try {
     parseArgs({ args: process.argv.slice(2), options: {}, strict: true, allowPositionals: false });
@@ -81,6 +95,7 @@ runCli(USAGE, async () => {
       `${result.created ? 'Created' : 'Updated'} role ${role} in ${where}; its password is REPORTING_PASSWORD.`,
       `It can read ${views}, and the views later migrations add to schema reporting; nothing else.`,
       ...(result.revokedPublicCreate ? ['Revoked CREATE on schema public from PUBLIC, as PostgreSQL 15 does for new databases.'] : []),
+      ...otherDatabasesAdvice(role, result.otherDatabases),
     ].join('\n'),
   );
   return 0;

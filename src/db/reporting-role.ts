@@ -24,6 +24,11 @@ export interface ReportingRoleResult {
   views: string[];
   /** True when PUBLIC could create objects in schema public (a database from before PostgreSQL 15) and no longer can. */
   revokedPublicCreate: boolean;
+  /**
+   * Other databases of the server the role can still connect to (through PUBLIC's default CONNECT), where it reads
+   * their system catalogs. Only their owners can take that away: see revokeConnectStatements.
+   */
+  otherDatabases: string[];
 }
 
 const SCHEMA = 'reporting';
@@ -54,7 +59,7 @@ export async function ensureReportingRole(databaseUrl: string, options: Reportin
     const result = await apply(client, options);
     await verify(client, options.role);
     await client.query('COMMIT');
-    return result;
+    return { ...result, otherDatabases: await otherDatabases(client, options.role) };
   } catch (error) {
     // The original error is what matters; a failed ROLLBACK only means the connection is already gone.
     await client.query('ROLLBACK').catch(() => undefined);
@@ -64,7 +69,7 @@ export async function ensureReportingRole(databaseUrl: string, options: Reportin
   }
 }
 
-async function apply(client: pg.Client, { role, password }: ReportingRoleOptions): Promise<ReportingRoleResult> {
+async function apply(client: pg.Client, { role, password }: ReportingRoleOptions): Promise<Omit<ReportingRoleResult, 'otherDatabases'>> {
   const id = client.escapeIdentifier(role);
   const schema = await client.query<{ owner: string; database: string }>(
     'SELECT pg_get_userbyid(nspowner) AS owner, current_database() AS database FROM pg_namespace WHERE nspname = $1',
@@ -105,6 +110,25 @@ async function apply(client: pg.Client, { role, password }: ReportingRoleOptions
     [SCHEMA],
   );
   return { created, database, views: views.rows.map((r) => r.name), revokedPublicCreate };
+}
+
+/**
+ * The databases other than this one that the role may connect to. PostgreSQL gives PUBLIC CONNECT on every new
+ * database, and privileges only add up: no grant here can take that away, only each database's owner can.
+ */
+async function otherDatabases(client: pg.Client, role: string): Promise<string[]> {
+  const { rows } = await client.query<{ name: string }>(
+    `SELECT datname AS name FROM pg_database
+      WHERE datallowconn AND datname <> current_database() AND has_database_privilege($1::name, oid, 'CONNECT')
+      ORDER BY datname`,
+    [role],
+  );
+  return rows.map((r) => r.name);
+}
+
+/** What an owner of each database runs so that only the roles it names can connect to it. */
+export function revokeConnectStatements(databases: string[]): string[] {
+  return databases.map((name) => `REVOKE CONNECT ON DATABASE ${pg.escapeIdentifier(name)} FROM PUBLIC;`);
 }
 
 /**

@@ -9,7 +9,7 @@
  * write one inline; the common ones are in ./behaviours.ts.
  */
 import { createServer, request as httpRequest, type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 
 /** One request as the proxy received it. */
 export interface HostileRequest {
@@ -102,7 +102,7 @@ export async function startHostileServer(upstreamBaseUrl: string, initial: Behav
   const upstream = new URL(upstreamBaseUrl);
   let behaviour: Behaviour = initial ?? passThrough;
   const requests: SeenRequest[] = [];
-  const sockets = new Set<import('node:net').Socket>();
+  const sockets = new Set<Socket>();
 
   const forwardOf =
     (request: HostileRequest) =>

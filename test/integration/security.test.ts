@@ -207,6 +207,39 @@ describe('the reporting role for BI tools', () => {
     );
     expect(rows[0]).toEqual({ rolcreatedb: true, rolpassword: null });
   });
+
+  it('names the other databases the role can still connect to, with what their owners run to stop it', async () => {
+    const scratch = `vs_scratch_${randomBytes(4).toString('hex')}`;
+    await admin.query(`CREATE DATABASE ${scratch}`);
+    try {
+      const password = `Bi-${randomBytes(9).toString('hex')}`;
+      const run = await command({ REPORTING_ROLE: role, REPORTING_PASSWORD: password });
+      expect(run.code).toBe(0);
+      // PUBLIC's CONNECT reaches the role on every database of the server, and only their owners can revoke it.
+      expect(run.stdout).toContain(scratch);
+      expect(run.stdout).toContain(`REVOKE CONNECT ON DATABASE "${scratch}" FROM PUBLIC;`);
+      expect(run.stdout).not.toContain(`DATABASE "${new URL(h.databaseUrl).pathname.slice(1)}"`);
+      const asRole = (database: string) => {
+        const url = new URL(h.databaseUrl);
+        url.username = role;
+        url.pathname = `/${database}`;
+        return new pg.Client({ connectionString: url.toString() });
+      };
+      const before = asRole(scratch);
+      await before.connect();
+      await before.end();
+
+      // Done as the command says, the role can no longer reach that database, and the command stops naming it.
+      await admin.query(`REVOKE CONNECT ON DATABASE "${scratch}" FROM PUBLIC`);
+      const after = asRole(scratch);
+      await expect(after.connect()).rejects.toMatchObject({ code: '42501' });
+      const again = await command({ REPORTING_ROLE: role, REPORTING_PASSWORD: password });
+      expect(again.code).toBe(0);
+      expect(again.stdout).not.toContain(scratch);
+    } finally {
+      await admin.query(`DROP DATABASE IF EXISTS ${scratch} WITH (FORCE)`);
+    }
+  });
 });
 
 /** A pass-through HTTP proxy that notes every credential that crosses it: Authorization values and issued tokens. */
