@@ -3,6 +3,7 @@
  * SIGTERM/SIGINT stop it gracefully: the active run stops after committing its current page, its job goes
  * back to the queue, and the next start resumes the scan where it stopped.
  */
+import { randomUUID } from 'node:crypto';
 import { setMaxListeners } from 'node:events';
 import type { Queue, Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
@@ -11,7 +12,7 @@ import { createPrisma } from '../src/db/client.ts';
 import { describeDatabaseUrl } from '../src/db/database-url.ts';
 import { installationId } from '../src/db/installation.ts';
 import type { Logger } from '../src/logger.ts';
-import { bindPrefix, claimPrefix, prefixInUse, type DatabaseIdentity } from './queue-binding.ts';
+import { bindPrefix, claimPrefix, prefixInUse, releasePrefix, type DatabaseIdentity } from './queue-binding.ts';
 import { createRedis, createSourceQueue, type SyncJobData, type SyncJobResult } from './queues.ts';
 import { createSourceRuntimes } from './runtime.ts';
 import { scheduleSource } from './scheduler.ts';
@@ -45,9 +46,10 @@ export async function startService(config: Config, logger: Logger, options: Serv
   const redis: Redis = createRedis(config.redisUrl.reveal(), warn);
   const db = createPrisma(config.databaseUrl.reveal());
   // Before anything under the prefix is touched: a prefix another database uses is refused.
+  const lease = randomUUID();
   const identity: DatabaseIdentity = { id: await installationId(db), described: describeDatabaseUrl(config.databaseUrl.reveal()) };
   try {
-    await bindPrefix(redis, config.jobs.prefix, identity);
+    await bindPrefix(redis, config.jobs.prefix, identity, lease);
   } catch (error) {
     await db.$disconnect();
     redis.disconnect();
@@ -82,7 +84,7 @@ export async function startService(config: Config, logger: Logger, options: Serv
   // A Redis that lost its data (restarted without persistence, flushed, failed over) forgets the Job
   // Schedulers and the queues' global concurrency. Re-assert both regularly: the calls are idempotent.
   const maintenance = setInterval(() => {
-    void claimPrefix(redis, config.jobs.prefix, identity).then(
+    void claimPrefix(redis, config.jobs.prefix, identity, lease).then(
       (other) => other && logger.error(prefixInUse(config.jobs.prefix, other).message),
       (error: unknown) => logger.warn({ err: error }, 'could not renew the queue prefix binding; will try again'),
     );
@@ -106,6 +108,7 @@ export async function startService(config: Config, logger: Logger, options: Serv
         await Promise.all(workers.map((w) => w.close()));
         await Promise.all(workers.map((w) => w.disconnect()));
         await Promise.all([...queues.values(), ...sliceQueues].map((q) => q.close()));
+        await releasePrefix(redis, config.jobs.prefix, lease).catch((error: unknown) => logger.warn({ err: error }, 'could not give up the queue prefix binding; it lapses by itself'));
         await db.$disconnect();
         redis.disconnect();
       })();

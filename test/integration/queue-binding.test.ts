@@ -88,15 +88,21 @@ describe('one QUEUE_PREFIX, two databases', () => {
     }
   });
 
-  it('lets another database take the prefix once the first one has stopped renewing its claim', async () => {
+  it('lets another database take the prefix once the first one has stopped, or its processes died', async () => {
+    const otherConfig = loadConfig({ ...h.env, DATABASE_URL: other.url });
     const first = await startService(h.config, logger, { schedulers: false });
     await first.stop();
-    // The lease lapses LEASE_MS after the last renewal; shorten it rather than wait two minutes.
-    await h.redis.pexpire(bindingKey(h.prefix), 1);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-    const otherConfig = loadConfig({ ...h.env, DATABASE_URL: other.url });
     const second = await startService(otherConfig, logger, { schedulers: false });
     await second.stop();
     expect(JSON.parse((await h.redis.get(bindingKey(h.prefix)))!)).toMatchObject({ described: expect.stringContaining(other.name) });
+
+    // A process that died holds its lease until it lapses: refused while it lasts, free after.
+    const held = await startService(h.config, logger, { schedulers: false });
+    await h.redis.zadd(`${bindingKey(h.prefix)}:live`, Date.now() + 60_000, 'a-process-that-died');
+    await held.stop();
+    await expect(startService(otherConfig, logger, { schedulers: false })).rejects.toThrow(/in use by another database/);
+    await h.redis.zadd(`${bindingKey(h.prefix)}:live`, Date.now() - 1, 'a-process-that-died');
+    const after = await startService(otherConfig, logger, { schedulers: false });
+    await after.stop();
   });
 });
