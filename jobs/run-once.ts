@@ -5,6 +5,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { QueueEvents } from 'bullmq';
+import { scrubSecrets } from '../src/secrets.ts';
 import type { SyncMode } from '../src/types.ts';
 import { createRedis, type SyncJobData, type SyncJobResult } from './queues.ts';
 import type { Service } from './service.ts';
@@ -22,7 +23,7 @@ export async function runOnce(service: Service, redisUrl: string, prefix: string
         const result = (await job.waitUntilFinished(events)) as SyncJobResult;
         return { source, ok: true, result };
       } catch (error) {
-        return { source, ok: false, error: error instanceof Error ? error.message : String(error) };
+        return { source, ok: false, error: scrubSecrets(error instanceof Error ? error.message : String(error)) };
       } finally {
         await events.close();
         connection.disconnect();

@@ -1,11 +1,13 @@
 /**
  * Turns the engine's errors into BullMQ's controls: a shutdown puts the job back without spending an attempt,
  * a long rate-limit wait pauses the whole queue, a fatal source error fails without retry. Anything else is
- * thrown as is, for the job's exponential backoff.
+ * thrown as is, for the job's exponential backoff. BullMQ keeps a failed job's message and stack in Redis, so what is
+ * thrown is scrubbed of every registered secret first (a server may have echoed one into the message).
  */
 import { DelayedError, UnrecoverableError, Worker, type Job, type Queue } from 'bullmq';
 import { FatalSourceError, RateLimitedError } from '../src/errors.ts';
 import type { Logger } from '../src/logger.ts';
+import { scrubError, scrubSecrets } from '../src/secrets.ts';
 
 export async function steerError(
   error: unknown,
@@ -21,6 +23,6 @@ export async function steerError(
     await context.queue.rateLimit(error.retryAfterMs);
     throw Worker.RateLimitError();
   }
-  if (error instanceof FatalSourceError) throw new UnrecoverableError(error.message);
-  throw error;
+  if (error instanceof FatalSourceError) throw new UnrecoverableError(scrubSecrets(error.message));
+  throw scrubError(error);
 }

@@ -7,12 +7,15 @@ import { inspect } from 'node:util';
 import { IANAZone } from 'luxon';
 import { z } from 'zod';
 import { ConfigError } from './errors.ts';
+import { registerSecret } from './secrets.ts';
 
 /** A secret value that refuses to be printed: logs, errors and JSON show `[redacted]`. */
 export class Secret {
   readonly #value: string;
   constructor(value: string) {
     this.#value = value;
+    // From now on every error text, log line and ledger row is scrubbed of it (src/secrets.ts).
+    registerSecret(value);
   }
   reveal(): string {
     return this.#value;
@@ -86,6 +89,13 @@ export interface HttpConfig {
   maxInlineWaitMs: number;
   /** Wait before the first retry of a request; doubles at each further one (±20 % jitter). */
   retryBackoffMs: number;
+  /**
+   * Overall deadline of one request attempt, body included (HTTP_REQUEST_TIMEOUT, default 2 min, at least the read
+   * timeout): a server that drips its answer cannot hold a worker, and the source's lock, for ever.
+   */
+  requestTimeoutMs: number;
+  /** Largest response body once decompressed, in bytes (HTTP_MAX_RESPONSE_SIZE, default 16 MB). */
+  maxResponseBytes: number;
 }
 
 export interface JobsConfig {
@@ -115,6 +125,16 @@ export function parseDuration(text: string): number | undefined {
   if (!match) return undefined;
   const ms = Number(match[1]) * DURATION_UNITS[match[2] ?? 'ms']!;
   return Number.isFinite(ms) ? Math.round(ms) : undefined;
+}
+
+const SIZE_UNITS: Record<string, number> = { b: 1, kb: 1024, kib: 1024, mb: 1024 ** 2, mib: 1024 ** 2, gb: 1024 ** 3, gib: 1024 ** 3 };
+
+/** Parses `512kB`, `16MB`, `1GB` (binary multiples: 1 MB = 1,048,576 bytes) or a bare number of bytes. */
+export function parseSize(text: string): number | undefined {
+  const match = /^(\d+(?:\.\d+)?)\s*([kmg]i?b|b)?$/i.exec(text.trim());
+  if (!match) return undefined;
+  const bytes = Number(match[1]) * SIZE_UNITS[(match[2] ?? 'b').toLowerCase()]!;
+  return Number.isFinite(bytes) ? Math.round(bytes) : undefined;
 }
 
 const CRON = /^(\S+\s+){4,5}\S+$/;
@@ -150,6 +170,16 @@ const duration = str.transform((value, ctx) => {
   const ms = parseDuration(value);
   if (ms === undefined) ctx.addIssue({ code: 'custom', message: 'must be a duration such as 30s, 10m, 1h or 7d' });
   return ms ?? 0;
+});
+const MIN_RESPONSE_SIZE = 64 * 1024;
+// Above this one response alone would crowd the 192 MB heap `npm start` gives a worker.
+const MAX_RESPONSE_SIZE = 128 * 1024 ** 2;
+const size = str.transform((value, ctx) => {
+  const bytes = parseSize(value);
+  if (bytes === undefined || bytes < MIN_RESPONSE_SIZE || bytes > MAX_RESPONSE_SIZE) {
+    ctx.addIssue({ code: 'custom', message: 'must be a size from 64kB to 128MB, such as 512kB or 16MB' });
+  }
+  return bytes ?? 0;
 });
 const schedule = str.transform((value, ctx) => {
   const parsed = parseSchedule(value);
@@ -190,6 +220,10 @@ const schema = z.object({
   HTTP_RETRIES: int(0, 20).default(4),
   HTTP_MAX_INLINE_WAIT: duration.default(30_000),
   HTTP_RETRY_BACKOFF: duration.default(1000),
+  HTTP_REQUEST_TIMEOUT: duration.default(120_000),
+  // 16 MB: 30 times a page of 1,000 CareCloud vouchers, and room in the 192 MB heap for the few responses a
+  // worker holds at once (slices in parallel, each with a page fetched ahead) with their parsed records.
+  HTTP_MAX_RESPONSE_SIZE: size.default(16 * 1024 ** 2),
   QUEUE_PREFIX: str.regex(/^[A-Za-z0-9_-]{1,64}$/, 'must be 1 to 64 letters, digits, - or _').default('voucher-sync'),
   JOB_ATTEMPTS: int(1, 100).default(8),
   SLICE_CONCURRENCY: int(1, 32).default(2),
@@ -258,6 +292,9 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
       problems.push(`${missing.join(', ')} must be set to sync ${source} (${present.join(', ')} ${present.length === 1 ? 'is' : 'are'} set)`);
     }
   }
+  if (parsed.success && parsed.data.HTTP_REQUEST_TIMEOUT < parsed.data.HTTP_READ_TIMEOUT) {
+    problems.push(`HTTP_REQUEST_TIMEOUT must be at least HTTP_READ_TIMEOUT (got ${cleaned.HTTP_REQUEST_TIMEOUT ?? '2m'} and ${cleaned.HTTP_READ_TIMEOUT ?? '30s'})`);
+  }
   if (problems.length > 0 || !parsed.success) throw new ConfigError(problems.join('\n'));
   const e = parsed.data;
   const config: Config = {
@@ -270,6 +307,8 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
       retries: e.HTTP_RETRIES,
       maxInlineWaitMs: e.HTTP_MAX_INLINE_WAIT,
       retryBackoffMs: e.HTTP_RETRY_BACKOFF,
+      requestTimeoutMs: e.HTTP_REQUEST_TIMEOUT,
+      maxResponseBytes: e.HTTP_MAX_RESPONSE_SIZE,
     },
     jobs: { prefix: e.QUEUE_PREFIX, sliceConcurrency: e.SLICE_CONCURRENCY, attempts: e.JOB_ATTEMPTS, backoffMs: e.JOB_BACKOFF },
     carecloud:

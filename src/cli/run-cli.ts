@@ -1,8 +1,10 @@
 /**
  * What every command shares: a usage error prints the usage and exits 2; a configuration error prints
- * its lines (naming variables, never secret values) and exits 1; anything else is logged and exits 1.
+ * its lines (naming variables, never secret values) and exits 1; anything else is printed as one line, scrubbed of
+ * every registered secret, and exits 1.
  */
 import { ConfigError } from '../errors.ts';
+import { scrubSecrets } from '../secrets.ts';
 
 export class UsageError extends Error {
   override readonly name = 'UsageError';
@@ -31,7 +33,7 @@ export function runCli(usage: string, main: () => Promise<number | void>): void 
         for (const line of error.message.split('\n')) console.error(`Configuration error: ${line}`);
         process.exit(1);
       }
-      console.error(error instanceof Error ? `${error.name}: ${error.message}` : String(error));
+      console.error(scrubSecrets(error instanceof Error ? `${error.name}: ${error.message}` : String(error)));
       process.exit(1);
     },
   );

@@ -11,6 +11,7 @@ import { migrate } from '../db/migrate.ts';
 import { createLogger } from '../logger.ts';
 import { sourceNames } from '../sources/index.ts';
 import { SYNC_MODES, type SyncMode } from '../types.ts';
+import { waitForRedis } from '../../jobs/queues.ts';
 import { formatOutcomes, runOnce } from '../../jobs/run-once.ts';
 import { startService } from '../../jobs/service.ts';
 import { HelpRequested, runCli, UsageError, usageErrorFrom } from './run-cli.ts';
@@ -41,6 +42,8 @@ runCli(USAGE, async () => {
   const config = loadConfig();
   const logger = createLogger(config.logLevel);
   await migrate(config.databaseUrl.reveal(), { logger });
+  // Before the service connects to Redis: unreachable, it would be retried for ever, one stack trace per attempt.
+  await waitForRedis(config.redisUrl.reveal());
   const service = await startService(config, logger, { schedulers: false, only: source === 'all' ? undefined : [source] });
   try {
     if (service.sources.length === 0) {

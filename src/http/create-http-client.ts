@@ -1,18 +1,23 @@
 /**
- * The one got setup every source client uses: timeouts, the shared rate limiter on every attempt, retries with
- * backoff, `Retry-After`, logging of non-2xx answers, and the mapping of failures onto src/errors.ts.
+ * The one got setup every source client uses: timeouts (an overall deadline too), the shared rate limiter on every
+ * attempt, retries with backoff, `Retry-After`, logging of non-2xx answers, and the mapping of failures onto
+ * src/errors.ts. It trusts nothing the server sends: a body is decoded by its declared charset, may not grow past
+ * HTTP_MAX_RESPONSE_SIZE once decompressed, and a redirect out of the configured base URL is refused, so no
+ * credential ever goes to another host.
  *
  * got runs `beforeRequest` hooks for every attempt (each retry is a new request), so taking the limiter slot
  * there covers retries and redirects too. Errors reach callers as FatalSourceError, RetriableSourceError,
  * RateLimitedError or AbortedError, with got's error as `cause`.
  */
-import { got, ParseError, RequestError, type Got, type PlainResponse, type RetryObject } from 'got';
+import { got, RequestError, TimeoutError, type CancelableRequest, type Got, type Response, type PlainResponse, type RetryObject } from 'got';
 import type { HttpConfig } from '../config.ts';
 import { RateLimitedError, RetriableSourceError } from '../errors.ts';
 import type { Logger } from '../logger.ts';
 import type { HttpContext } from './call-options.ts';
 import type { RateLimiter } from './rate-limiter.ts';
-import { responseExcerpt } from './response-text.ts';
+import { refuseForeignRedirect, staysWithin } from './redirects.ts';
+import { decodeBody, responseExcerpt } from './response-text.ts';
+import { capResponseSize } from './response-size.ts';
 import { RETRIABLE_STATUSES, describeRequest, isSourceError, toSourceError, withoutRequest } from './to-source-error.ts';
 
 const NETWORK_ERRORS = ['ETIMEDOUT', 'ECONNRESET', 'ECONNREFUSED', 'EADDRINUSE', 'EPIPE', 'ENOTFOUND', 'ENETUNREACH', 'EAI_AGAIN', 'EHOSTUNREACH'];
@@ -20,8 +25,10 @@ const NETWORK_ERRORS = ['ETIMEDOUT', 'ECONNRESET', 'ECONNREFUSED', 'EADDRINUSE',
 export interface HttpClientOptions {
   /** Source name for logs and error messages (`carecloud`, `cin7`). */
   source: string;
-  /** Every request path is relative to it. */
+  /** Every request path is relative to it; no request, redirects included, goes outside it. */
   baseUrl: string;
+  /** The setting the base URL comes from, named in errors (default `the configured base URL`). */
+  baseUrlSetting?: string;
   http: HttpConfig;
   /** Every attempt, retries included, takes a slot here first. Default: no limiter. */
   limiter?: RateLimiter;
@@ -42,6 +49,37 @@ export function parseRetryAfter(value: string | undefined, now = Date.now()): nu
 }
 
 const contextOf = (context: Record<string, unknown>): HttpContext => context as HttpContext;
+
+/**
+ * The body as JSON, decoded by the charset its Content-Type declares. A 2xx that is not JSON, is empty or cannot be
+ * decoded fails (retriable: the next try may be whole); an error answer keeps its text when it is not JSON, for the
+ * error's summary.
+ */
+function parseBody(response: PlainResponse, source: string): unknown {
+  const { method } = response.request.options;
+  const where = `${method} ${new URL(response.url).pathname}`;
+  const ok = response.statusCode >= 200 && response.statusCode <= 299;
+  const type = response.headers['content-type'];
+  const raw = response.rawBody ?? Buffer.alloc(0);
+  let text: string;
+  try {
+    text = decodeBody(raw, type);
+  } catch (error) {
+    if (!ok) return raw.toString('latin1');
+    throw new RetriableSourceError(`${source} answered ${where} with a body that ${(error as Error).message}`, response.statusCode);
+  }
+  if (ok && text.length === 0) throw new RetriableSourceError(`${source} returned a response that is not JSON to ${where} (empty body)`, response.statusCode);
+  try {
+    return JSON.parse(text) as unknown;
+  } catch (error) {
+    if (!ok) return text;
+    throw new RetriableSourceError(
+      `${source} returned a response that is not JSON to ${where} (${type ?? 'no content type'}, ${raw.length} bytes)`,
+      response.statusCode,
+      { cause: error },
+    );
+  }
+}
 
 export function createHttpClient(options: HttpClientOptions): Got {
   const { source, baseUrl, http, limiter, headers = {}, backoffBaseMs = http.retryBackoffMs } = options;
@@ -64,6 +102,8 @@ export function createHttpClient(options: HttpClientOptions): Got {
   const calculateDelay = async ({ attemptCount, retryOptions, error }: RetryObject): Promise<number> => {
     if (error.name === 'RetryError') return 1; // an afterResponse hook asked to repeat the request
     if (isSourceError(error.cause) || attemptCount > retryOptions.limit) return 0;
+    // A server that took the whole deadline would likely take it again: the job's backoff retries, not a worker.
+    if (error instanceof TimeoutError && error.event === 'request') return 0;
     if (!retryOptions.methods.includes(error.options.method)) return 0;
     const response = error.response;
     if (response ? !retryOptions.statusCodes.includes(response.statusCode) : !retryOptions.errorCodes.includes(error.code)) return 0;
@@ -79,32 +119,33 @@ export function createHttpClient(options: HttpClientOptions): Got {
   // it waits to retry, and a handler sees every failure of the promise.
   const mapError = (error: unknown): Error => {
     const response = error instanceof RequestError ? error.response : undefined;
-    const mapped = toSourceError(error, source, response ? waitFor(response) : undefined);
-    if (error instanceof ParseError && mapped instanceof RetriableSourceError) {
-      logger.warn(
-        { method: error.options.method, path: new URL(error.response.url).pathname, status: error.response.statusCode, body: responseExcerpt(error.response) },
-        mapped.message,
-      );
-    }
-    return mapped;
+    return toSourceError(error, source, response ? waitFor(response) : undefined);
   };
+
+  const prefixUrl = baseUrl.replace(/\/*$/, '/');
+  const redirectGuard = { source, baseUrl: prefixUrl, setting: options.baseUrlSetting ?? 'the configured base URL' };
 
   return got.extend({
     handlers: [
       (request, next) => {
         if (request.isStream) return next(request);
+        const pending = next(request);
+        const tooLarge = capResponseSize(pending as CancelableRequest<Response>, { source, maxBytes: http.maxResponseBytes, request });
         return (async () => {
           try {
-            return await next(request);
+            return await pending;
           } catch (error) {
-            throw mapError(error);
+            throw tooLarge() ?? mapError(error);
           }
         })() as ReturnType<typeof next>;
       },
     ],
-    prefixUrl: baseUrl.replace(/\/*$/, '/'),
+    prefixUrl,
     headers: { accept: 'application/json', 'user-agent': 'voucher-sync', ...headers },
-    responseType: 'json',
+    // Bodies are decoded here, by their declared charset, rather than by got (always UTF-8): see parseBody.
+    responseType: 'buffer',
+    // A redirect is followed only within the base URL; any other is refused by refuseForeignRedirect.
+    followRedirect: (response) => staysWithin(response, prefixUrl),
     timeout: {
       lookup: http.connectTimeoutMs,
       connect: http.connectTimeoutMs,
@@ -112,6 +153,8 @@ export function createHttpClient(options: HttpClientOptions): Got {
       // `socket` is the idle-read timeout; `response` bounds the wait for the first byte.
       socket: http.readTimeoutMs,
       response: http.readTimeoutMs,
+      // The whole attempt, body included: a server dripping a byte at a time never trips the two above.
+      request: http.requestTimeoutMs,
     },
     retry: {
       limit: http.retries,
@@ -131,6 +174,10 @@ export function createHttpClient(options: HttpClientOptions): Got {
         },
       ],
       afterResponse: [
+        (response) => {
+          refuseForeignRedirect(response, redirectGuard);
+          return response;
+        },
         async (response) => {
           const { method, context } = response.request.options;
           const { observer, quietStatuses = [] } = contextOf(context);
@@ -143,9 +190,12 @@ export function createHttpClient(options: HttpClientOptions): Got {
           if (status < 200 || status > 299) {
             const level = quietStatuses.includes(status) ? 'debug' : 'warn';
             logger[level]({ method, path, status, attempt: response.retryCount + 1, body: responseExcerpt(response) }, `${source} answered ${status} to ${method} ${path}`);
-          } else if (response.rawBody.length === 0 && response.request.options.responseType === 'json') {
-            // got turns an empty body into '' instead of failing the JSON parse.
-            throw new RetriableSourceError(`${source} returned a response that is not JSON to ${method} ${path} (empty body)`, status);
+          }
+          try {
+            response.body = parseBody(response, source);
+          } catch (error) {
+            logger.warn({ method, path, status, body: responseExcerpt(response) }, (error as Error).message);
+            throw error;
           }
           return response;
         },

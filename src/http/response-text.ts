@@ -1,6 +1,32 @@
 import type { PlainResponse } from 'got';
 import { maskPersonalData } from '../logger.ts';
 
+/** The charset a Content-Type declares, lowercased; utf-8 when it declares none (JSON's only encoding, RFC 8259). */
+export function charsetOf(contentType: string | undefined): string {
+  const match = /;\s*charset\s*=\s*"?([^";\s]+)"?/i.exec(contentType ?? '');
+  return match ? match[1]!.toLowerCase() : 'utf-8';
+}
+
+/**
+ * A body as text, decoded by the charset its Content-Type declares (any label TextDecoder knows: iso-8859-1,
+ * windows-1250, utf-16le…). Throws an Error saying what is wrong when the charset is unknown or, with `fatal`, when
+ * the bytes are not valid in it: a record read with the wrong charset would be stored mangled.
+ */
+export function decodeBody(raw: Buffer, contentType: string | undefined, fatal = true): string {
+  const charset = charsetOf(contentType);
+  let decoder: InstanceType<typeof TextDecoder>;
+  try {
+    decoder = new TextDecoder(charset, { fatal });
+  } catch {
+    throw new Error(`declares charset "${charset.slice(0, 40)}", which is not one we can decode`);
+  }
+  try {
+    return decoder.decode(raw);
+  } catch {
+    throw new Error(`has bytes that are not valid ${charset}, the charset it declares`);
+  }
+}
+
 const SECRET_FIELD = /pass|secret|token|key/i;
 
 /**
@@ -34,7 +60,15 @@ function secretsSent(response: PlainResponse): string[] {
  */
 export function responseExcerpt(response: PlainResponse, maxChars = 2048): string {
   const raw = (response as { rawBody?: Buffer }).rawBody;
-  let text = raw ? raw.toString('utf8', 0, Math.min(raw.length, maxChars * 4)) : '';
+  let text = '';
+  if (raw) {
+    const head = raw.subarray(0, maxChars * 4);
+    try {
+      text = decodeBody(head, response.headers['content-type'], false);
+    } catch {
+      text = head.toString('latin1'); // an unknown charset: show the bytes rather than nothing
+    }
+  }
   for (const secret of secretsSent(response)) text = text.replaceAll(secret, '[redacted]');
   text = maskPersonalData(text);
   return text.length > maxChars ? `${text.slice(0, maxChars)}…` : text;

@@ -60,6 +60,11 @@ export function toSourceError(error: unknown, source: string, retryAfterMs?: num
     if (RETRIABLE_STATUSES.includes(status) || status >= 500) return new RetriableSourceError(text, status, { cause: withoutRequest(error) });
     return new FatalSourceError(text, status, { cause: withoutRequest(error) });
   }
+  if (error instanceof TimeoutError && error.event === 'request') {
+    const deadline = error.options?.timeout.request;
+    const within = deadline === undefined ? 'the overall deadline' : `the overall deadline of ${deadline / 1000} s`;
+    return new RetriableSourceError(`${source} did not finish ${where} within ${within} (HTTP_REQUEST_TIMEOUT)${after}`, undefined, { cause: withoutRequest(error) });
+  }
   if (error instanceof TimeoutError) {
     return new RetriableSourceError(`${source} did not answer ${where} in time (${error.event} timeout)${after}`, undefined, { cause: withoutRequest(error) });
   }

@@ -9,7 +9,7 @@ import { createTestRedis, type TestRedis } from '../helpers/redis.ts';
 import { captureLogs, startLocalServer, type Answer, type LocalServer, type SeenRequest } from './local-server.ts';
 import { rejection } from '../helpers/rejection.ts';
 
-const http: HttpConfig = { connectTimeoutMs: 2000, readTimeoutMs: 2000, retries: 3, maxInlineWaitMs: 5000, retryBackoffMs: 1000 };
+const http: HttpConfig = { connectTimeoutMs: 2000, readTimeoutMs: 2000, retries: 3, maxInlineWaitMs: 5000, retryBackoffMs: 1000, requestTimeoutMs: 60_000, maxResponseBytes: 16 * 1024 ** 2 };
 
 function countingObserver() {
   const counts = { requests: 0, rateLimited: 0 };

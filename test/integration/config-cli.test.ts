@@ -120,6 +120,8 @@ const GROUPS: Problem[][] = [
     invalid('JOB_ATTEMPTS', '0', `${WHOLE} 1 to 100 (got "0")`),
     invalid('SLICE_CONCURRENCY', '0', `${WHOLE} 1 to 32 (got "0")`),
     invalid('JOB_BACKOFF', '-5s', DURATION),
+    invalid('HTTP_REQUEST_TIMEOUT', 'a while', DURATION),
+    invalid('HTTP_MAX_RESPONSE_SIZE', '1TB', 'must be a size from 64kB to 128MB, such as 512kB or 16MB (got "1TB")'),
     invalid('CARECLOUD_BASE_URL', 'ftp://example.com/v1.0', 'must be a URL starting with http:// or https://'),
     invalid('CARECLOUD_TIMEZONE', 'Europe/Atlantis', 'must be an IANA time zone such as Europe/Prague (got "Europe/Atlantis")'),
     invalid('CARECLOUD_PAGE_SIZE', '0', `${WHOLE} 1 to 1000`),

@@ -9,7 +9,7 @@ import { rejection } from '../helpers/rejection.ts';
 
 const PASSWORD = 'pa55-w0rd-not-for-logs';
 const APP_ID = 'app-9f8e7d6c5b4a';
-const http: HttpConfig = { connectTimeoutMs: 2000, readTimeoutMs: 2000, retries: 2, maxInlineWaitMs: 5000, retryBackoffMs: 1000 };
+const http: HttpConfig = { connectTimeoutMs: 2000, readTimeoutMs: 2000, retries: 2, maxInlineWaitMs: 5000, retryBackoffMs: 1000, requestTimeoutMs: 60_000, maxResponseBytes: 16 * 1024 ** 2 };
 const PREFIX = '/webservice/rest-api/enterprise-interface/v1.0';
 
 /** A CareCloud that issues tokens `tok-1`, `tok-2`… and accepts only the latest, unless told otherwise. */

@@ -7,7 +7,7 @@ import { captureLogs, startLocalServer, type Answer, type LocalServer, type Seen
 import { rejection } from '../helpers/rejection.ts';
 
 const API_KEY = 'k3y-0f-the-connection';
-const http: HttpConfig = { connectTimeoutMs: 2000, readTimeoutMs: 2000, retries: 2, maxInlineWaitMs: 5000, retryBackoffMs: 1000 };
+const http: HttpConfig = { connectTimeoutMs: 2000, readTimeoutMs: 2000, retries: 2, maxInlineWaitMs: 5000, retryBackoffMs: 1000, requestTimeoutMs: 60_000, maxResponseBytes: 16 * 1024 ** 2 };
 
 describe('createCin7Client', () => {
   let server: LocalServer | undefined;

@@ -28,7 +28,7 @@ describe('loadConfig', () => {
     expect(config.carecloud).toBeNull();
     expect(config.cin7).toBeNull();
     expect(config.databaseUrl.reveal()).toBe('postgresql://postgres@localhost:5432/voucher_sync');
-    expect(config.http).toEqual({ connectTimeoutMs: 10_000, readTimeoutMs: 30_000, retries: 4, maxInlineWaitMs: 30_000, retryBackoffMs: 1000 });
+    expect(config.http).toEqual({ connectTimeoutMs: 10_000, readTimeoutMs: 30_000, retries: 4, maxInlineWaitMs: 30_000, retryBackoffMs: 1000, requestTimeoutMs: 120_000, maxResponseBytes: 16 * 1024 ** 2 });
   });
 
   it('enables Cin7 with its reported limits and daily budget', () => {

@@ -7,6 +7,7 @@ import type { CareCloudConfig } from '../../config.ts';
 import { AbortedError, FatalSourceError, RetriableSourceError } from '../../errors.ts';
 import type { CallOptions, HttpContext } from '../../http/call-options.ts';
 import { createHttpClient } from '../../http/create-http-client.ts';
+import { registerSecret } from '../../secrets.ts';
 import { systemClock, type ClientDependencies, type Clock } from '../../types.ts';
 
 export type CareCloudListParams = {
@@ -76,6 +77,7 @@ export function createCareCloudClient(config: CareCloudConfig, deps: CareCloudCl
   const http = createHttpClient({
     source: 'carecloud',
     baseUrl: config.baseUrl,
+    baseUrlSetting: 'CARECLOUD_BASE_URL',
     http: deps.http,
     limiter: deps.limiter,
     logger: deps.logger,
@@ -107,6 +109,8 @@ export function createCareCloudClient(config: CareCloudConfig, deps: CareCloudCl
     if (typeof data?.bearer_token !== 'string' || data.bearer_token === '') {
       throw new RetriableSourceError('CareCloud login answer has no data.bearer_token');
     }
+    // Scrubbed from every text from now on, like the configured secrets: a server may echo it in an error body.
+    registerSecret(data.bearer_token);
     const validTo = parseLocalTime(data.valid_to, config.timezone);
     if (validTo === null) logger.warn('CareCloud login answer has no readable valid_to; the token is kept until CareCloud rejects it');
     session = { token: data.bearer_token, renewAt: validTo === null ? Number.POSITIVE_INFINITY : validTo - RENEW_BEFORE_MS };

@@ -6,6 +6,7 @@ import type { Cin7Config } from '../../config.ts';
 import { FatalSourceError, RetriableSourceError } from '../../errors.ts';
 import type { CallOptions, HttpContext } from '../../http/call-options.ts';
 import { createHttpClient } from '../../http/create-http-client.ts';
+import { registerSecret } from '../../secrets.ts';
 import type { ClientDependencies } from '../../types.ts';
 
 export interface Cin7ListParams {
@@ -34,9 +35,12 @@ export interface Cin7ClientDependencies extends ClientDependencies {
 
 export function createCin7Client(config: Cin7Config, deps: Cin7ClientDependencies): Cin7Client {
   const credentials = Buffer.from(`${config.username}:${config.apiKey.reveal()}`).toString('base64');
+  // The header carries the key in base64, a form of it that scrubbing the key alone would miss.
+  registerSecret(credentials);
   const http = createHttpClient({
     source: 'cin7',
     baseUrl: config.baseUrl,
+    baseUrlSetting: 'CIN7_BASE_URL',
     http: deps.http,
     limiter: deps.limiter,
     logger: deps.logger,
