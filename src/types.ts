@@ -119,12 +119,19 @@ export interface ScanContext<Client> {
 export interface ScanPage {
   records: unknown[];
   progress: Json;
+  /** The number of records the server said the whole list holds, when it says (CareCloud `total_items`). */
+  total?: number | null;
 }
 
 export interface StreamDefinition<Client> {
   name: string;
   /** The row field that orders the stream; its highest committed value becomes the watermark. */
   cursorField: 'sourceModifiedAt' | 'sourceCreatedAt';
+  /**
+   * Optional: names what `map` depends on besides the record (e.g. `timezone=Europe/Prague`). When it differs
+   * from what the stored rows were mapped with, they are remapped from raw (src/db/remap-rows.ts).
+   */
+  mappingKey?: string;
   /** Pure: validates one raw record and normalizes it, or says why it is rejected. */
   map(raw: unknown): MapResult;
   /** The pages to read for this mode, resuming from `progress` when given. */

@@ -3,12 +3,13 @@ import type { VoucherRow } from '../types.ts';
 /**
  * Why a mapped row cannot be stored as it is, or null when it fits the `vouchers` columns.
  *
- * The page is written by one statement, so one value PostgreSQL refuses (an amount beyond numeric(18,4),
- * a date without a zone, a NUL character in jsonb) would fail the whole page, and the stream would stop
- * on it at every retry. Checking here turns such a row into a rejected record and lets the page through.
- * @param rowJson the row as JSON text, already serialized by the caller.
+ * The page is written by one statement, so one value PostgreSQL refuses (an amount numeric cannot read,
+ * a date without a zone) would fail the whole page, and the stream would stop on it at every retry.
+ * Checking here turns such a row into a rejected record and lets the page through. Texts PostgreSQL cannot
+ * hold (NUL, lone surrogates) are found by writePage (see src/db/unstorable.ts), and anything else it refuses
+ * by bisecting the page.
  */
-export function checkVoucherRow(row: VoucherRow, rowJson: string): string | null {
+export function checkVoucherRow(row: VoucherRow): string | null {
   if (typeof row.sourceId !== 'string' || row.sourceId === '') return 'sourceId is empty';
   if ([...row.sourceId].length > 255) return 'sourceId is longer than 255 characters';
   for (const field of ['code', 'customerId'] as const) {
@@ -19,15 +20,12 @@ export function checkVoucherRow(row: VoucherRow, rowJson: string): string | null
   if (typeof row.isDeleted !== 'boolean') return 'isDeleted is not a boolean';
   for (const field of ['amount', 'redeemedAmount'] as const) {
     const value = row[field];
-    if (value !== null && !fitsNumeric(value)) return `${field} ${JSON.stringify(value)} is not a decimal that fits numeric(18,4)`;
+    if (value !== null && !fitsNumeric(value)) return `${field} ${describeText(value)} is not a decimal PostgreSQL's numeric can hold`;
   }
   for (const field of DATE_FIELDS) {
     const value = row[field];
     if (value !== null && !isZonedIsoDate(value)) return `${field} ${JSON.stringify(value)} is not an ISO date-time with a zone`;
   }
-  // PostgreSQL text and jsonb cannot hold U+0000. (An escaped backslash followed by "u0000" matches too:
-  // rare, and such a row is only set aside, not lost.)
-  if (rowJson.includes('\\u0000')) return 'contains a NUL character, which PostgreSQL cannot store';
   return null;
 }
 
@@ -35,13 +33,22 @@ const STATUSES = new Set<unknown>(['active', 'inactive', 'deleted']);
 
 const DATE_FIELDS = ['validFrom', 'validTo', 'appliedAt', 'sourceCreatedAt', 'sourceModifiedAt'] as const;
 
-// numeric(18,4): at most 14 digits before the point. Extra decimals are rounded by PostgreSQL, not refused,
-// except where rounding would carry into a 15th digit (99999999999999.99995).
-const DECIMAL = /^[+-]?(?=\.?\d)0*(?:\d{0,13}(?:\.\d*)?|\d{14}(?:\.\d{0,4})?)$/;
+// What numeric_in reads (the forms parseAmount returns: "12.50", "-3", String(n) such as "1e+21"), within
+// its limits: an exponent of at most ±1000, 131072 digits before the point and 16383 after it.
+const DECIMAL = /^[+-]?(\d*)(?:\.(\d*))?(?:[eE]([+-]?\d{1,4}))?$/;
 
 function fitsNumeric(value: unknown): boolean {
-  return typeof value === 'string' && DECIMAL.test(value);
+  const match = typeof value === 'string' ? DECIMAL.exec(value) : null;
+  if (!match) return false;
+  const [, whole = '', fraction = '', exponentText = '0'] = match;
+  const exponent = Number(exponentText);
+  if (whole === '' && fraction === '') return false;
+  const wholeDigits = whole.replace(/^0+/, '').length + exponent;
+  const fractionDigits = fraction.length - exponent;
+  return Math.abs(exponent) <= 1000 && wholeDigits <= 131_072 && fractionDigits <= 16_383;
 }
+
+const describeText = (value: unknown) => (typeof value === 'string' && value.length > 40 ? `"${value.slice(0, 40)}…"` : JSON.stringify(value));
 
 // A zone is required: without one PostgreSQL would read the time in the session's time zone.
 const ISO_ZONED = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2})(?::(\d{2})(?:\.\d{1,9})?)?(?:Z|[+-](\d{2}):?(\d{2}))$/;

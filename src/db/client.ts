@@ -43,13 +43,27 @@ export function createPrisma(databaseUrl: string, options: CreatePrismaOptions =
  * 200,000 rows. Falls back to Prisma for a client that createPrisma did not make.
  */
 export async function queryLarge<T>(db: Db, text: string, values: unknown[]): Promise<T[]> {
+  const run = await largeQueries(db);
+  return run<T>(text, values);
+}
+
+/** Runs statements on one session, as queryLarge does; `inTransaction` says whether they share a transaction. */
+export type LargeQueries = (<T>(text: string, values: unknown[]) => Promise<T[]>) & { inTransaction: boolean };
+
+/**
+ * queryLarge for several statements: the transaction's connection is looked up once (one round trip),
+ * not once per statement.
+ */
+export async function largeQueries(db: Db): Promise<LargeQueries> {
   const connections = (db as unknown as Record<symbol, Connections | undefined>)[CONNECTIONS];
-  if (!connections) return db.$queryRawUnsafe<T[]>(text, ...values);
   // A transaction client lacks $disconnect; the client itself may use any connection of the pool.
-  if ('$disconnect' in db) return (await connections.pool.query(text, values)).rows as T[];
-  // Safe while the caller awaits this: Prisma sends nothing on a transaction's connection between its statements.
+  const inTransaction = !('$disconnect' in db);
+  const viaPrisma = <T>(text: string, values: unknown[]) => db.$queryRawUnsafe<T[]>(text, ...values);
+  if (!connections) return Object.assign(viaPrisma, { inTransaction });
+  if (!inTransaction) return Object.assign(async <T>(text: string, values: unknown[]) => (await connections.pool.query(text, values)).rows as T[], { inTransaction });
+  // Safe while the caller awaits these: Prisma sends nothing on a transaction's connection between its statements.
   const [session] = await db.$queryRawUnsafe<{ pid: number }[]>('SELECT pg_backend_pid() AS pid');
   const connection = session && connections.byPid.get(session.pid);
-  if (!connection) return db.$queryRawUnsafe<T[]>(text, ...values);
-  return (await connection.query(text, values)).rows as T[];
+  if (!connection) return Object.assign(viaPrisma, { inTransaction });
+  return Object.assign(async <T>(text: string, values: unknown[]) => (await connection.query(text, values)).rows as T[], { inTransaction });
 }

@@ -1,6 +1,7 @@
 import type { RejectedRow, VoucherRow } from '../types.ts';
 import { checkVoucherRow } from './check-voucher-row.ts';
-import { queryLarge, type Db } from './client.ts';
+import { largeQueries, type Db, type LargeQueries } from './client.ts';
+import { findUnstorable, storableCopy, storableText, SUSPECT_ESCAPE, tryStringify } from './unstorable.ts';
 
 export interface WritePageInput {
   source: string;
@@ -8,8 +9,17 @@ export interface WritePageInput {
   runId: bigint;
   rows: VoucherRow[];
   rejects: RejectedRow[];
-  /** When given, every key of the page is recorded in scan_seen for this scan. Default: none. */
+  /**
+   * When given, every key of the page is recorded in scan_seen for this scan, and a stored row this scan has
+   * not seen yet takes what the page holds even when its source_modified_at is older (see UPSERT_VOUCHERS).
+   * Default: none.
+   */
   scanId?: bigint;
+  /**
+   * A stored source_modified_at later than this is not trusted: any read replaces it, older or not. Default:
+   * none (newer wins whatever is stored).
+   */
+  implausibleAfter?: Date;
 }
 
 /** What the page did to the table. inserted + updated + unchanged + rejected = rows + rejects. */
@@ -24,58 +34,151 @@ export interface WritePageResult {
 /**
  * Writes one page of mapped rows: one statement for all vouchers (and their scan_seen keys), one for
  * all rejects. Pass a transaction client to commit the page together with the scan's checkpoint.
+ *
+ * A row PostgreSQL refuses for what it holds (a data error: see isDataError) does not fail the page: the
+ * statement is retried on halves of the page, each inside a savepoint, down to the rows it refuses, which
+ * are rejected with PostgreSQL's message. On a page without such a row that costs one savepoint.
  */
 export async function writePage(db: Db, input: WritePageInput): Promise<WritePageResult> {
   const { valid, json, rejects } = checkRows(input.rows, input.rejects);
+  const query = await largeQueries(db);
   const runId = input.runId.toString();
-  let inserted = 0;
-  let updated = 0;
-  if (valid.length > 0) {
-    const scanId = input.scanId === undefined ? null : input.scanId.toString();
-    const [counts] = await queryLarge<{ inserted: number; updated: number }>(db, UPSERT_VOUCHERS, [json, input.source, runId, scanId]);
-    inserted = counts?.inserted ?? 0;
-    updated = counts?.updated ?? 0;
-  }
-  if (rejects.length > 0) {
-    await queryLarge(db, UPSERT_REJECTS, [serializeRejects(rejects), input.source, input.stream, runId]);
-  }
-  return { inserted, updated, unchanged: valid.length - inserted - updated, rejected: rejects.length };
+  const scanId = input.scanId === undefined ? null : input.scanId.toString();
+  const implausibleAfter = input.implausibleAfter?.toISOString() ?? null;
+  const upsert = (rows: VoucherRow[], text: string) =>
+    guarded(query, () => query<{ inserted: number; updated: number }>(UPSERT_VOUCHERS, [text, input.source, runId, scanId, implausibleAfter]), rows.length < valid.length);
+  const written = valid.length > 0 ? await bisect(valid, json, upsert) : { inserted: 0, updated: 0, refused: [] };
+  for (const { row, reason } of written.refused) rejects.push({ sourceId: row.sourceId, reason, raw: row.raw });
+  if (rejects.length > 0) await storeRejects(query, rejects, [input.source, input.stream, runId]);
+  const stored = valid.length - written.refused.length;
+  return { inserted: written.inserted, updated: written.updated, unchanged: stored - written.inserted - written.updated, rejected: rejects.length };
 }
 
 /**
  * The rows the table can hold, as one JSON array, and the others set aside with their reasons. The page is
- * serialized in one piece; only a page holding an escaped NUL somewhere (rare) is serialized row by row to
- * find the rows that hold one.
+ * serialized in one piece; only a page that JSON.stringify cannot write, or whose text holds an escape that
+ * may be a NUL or a lone surrogate (rare), is looked at row by row.
  */
 function checkRows(rows: VoucherRow[], given: RejectedRow[]): { valid: VoucherRow[]; json: string; rejects: RejectedRow[] } {
   const rejects = [...given];
-  /** The rows that pass checkVoucherRow against `textOf(row)`; the others go to `rejects`. */
-  const keep = (candidates: VoucherRow[], textOf: (row: VoucherRow) => string) =>
+  /** The rows for which `problemOf` finds nothing; the others go to `rejects`. */
+  const keep = (candidates: VoucherRow[], problemOf: (row: VoucherRow) => string | null) =>
     candidates.filter((row) => {
-      const problem = checkVoucherRow(row, textOf(row));
+      const problem = problemOf(row);
       if (problem !== null) rejects.push({ sourceId: typeof row.sourceId === 'string' ? row.sourceId : null, reason: problem, raw: row.raw });
       return problem === null;
     });
-  // Every check but the NUL one, which an empty text passes.
-  let valid = keep(rows, () => '');
-  let json = JSON.stringify(valid);
-  if (json.includes('\\u0000')) {
-    valid = keep(valid, (row) => JSON.stringify(row));
+  let valid = keep(rows, checkVoucherRow);
+  let json = tryStringify(valid);
+  if (json === null || SUSPECT_ESCAPE.test(json)) {
+    valid = keep(valid, unstorableProblem);
     json = JSON.stringify(valid);
   }
   return { valid, json, rejects };
 }
 
-// A reject's payload is whatever the API sent; NUL characters, which jsonb refuses, are replaced so that
-// the record can still be kept aside.
-function serializeRejects(rejects: RejectedRow[]): string {
-  return JSON.stringify(
-    rejects.map((r) => ({ sourceId: r.sourceId, reason: r.reason, raw: r.raw ?? null })),
-    (_key, value: unknown) => (typeof value === 'string' ? value.replaceAll('\u0000', '\uFFFD') : value),
-  );
+/** Why one row cannot be written as JSON PostgreSQL accepts, or null. */
+function unstorableProblem(row: VoucherRow): string | null {
+  const text = tryStringify(row);
+  // JSON.stringify recurses: it fails on a few thousand levels of nesting, whatever the stack left.
+  if (text === null) return findUnstorable(row.raw, 'raw', 1000) ?? findUnstorable(row.raw, 'raw') ?? 'the record cannot be written as JSON';
+  return SUSPECT_ESCAPE.test(text) ? findUnstorable(row, 'row') : null;
 }
 
-// $1 page rows as a JSON array, $2 source, $3 run id, $4 scan id or null.
+interface Bisected {
+  inserted: number;
+  updated: number;
+  /** Rows PostgreSQL refused, with its reason. */
+  refused: { row: VoucherRow; reason: string }[];
+}
+
+/** Writes `rows` (serialized as `json`), narrowing a data error down to the rows that cause it. */
+async function bisect(
+  rows: VoucherRow[],
+  json: string,
+  upsert: (rows: VoucherRow[], json: string) => Promise<{ inserted: number; updated: number }[]>,
+): Promise<Bisected> {
+  try {
+    const [counts] = await upsert(rows, json);
+    return { inserted: counts?.inserted ?? 0, updated: counts?.updated ?? 0, refused: [] };
+  } catch (error) {
+    if (!isDataError(error)) throw error;
+    if (rows.length === 1) return { inserted: 0, updated: 0, refused: [{ row: rows[0]!, reason: `PostgreSQL refused the record: ${describeError(error)}` }] };
+    const middle = rows.length >>> 1;
+    const halves = [rows.slice(0, middle), rows.slice(middle)];
+    const results: Bisected[] = [];
+    for (const half of halves) results.push(await bisect(half, JSON.stringify(half), upsert));
+    return results.reduce((a, b) => ({ inserted: a.inserted + b.inserted, updated: a.updated + b.updated, refused: [...a.refused, ...b.refused] }));
+  }
+}
+
+/**
+ * Runs `statement` so that a data error leaves the caller's transaction usable: inside a savepoint, rolled
+ * back to on that error. Outside a transaction a statement that fails changes nothing: no savepoint needed.
+ * A savepoint that succeeded is left for the commit to release (one round trip less per page); a page makes
+ * two at most unless it bisects, which releases each of its own, so a transaction stays far below the 64
+ * subtransactions PostgreSQL caches per session.
+ */
+async function guarded<T>(query: LargeQueries, statement: () => Promise<T>, release = false): Promise<T> {
+  if (!query.inTransaction) return statement();
+  await query('SAVEPOINT write_page', []);
+  try {
+    const result = await statement();
+    if (release) await query('RELEASE SAVEPOINT write_page', []);
+    return result;
+  } catch (error) {
+    if (isDataError(error)) {
+      await query('ROLLBACK TO SAVEPOINT write_page', []);
+      await query('RELEASE SAVEPOINT write_page', []);
+    }
+    throw error;
+  }
+}
+
+/**
+ * A statement refused for the values it was given, which another part of the page would not share: SQLSTATE
+ * class 22 (data exception: invalid json, text, number or date) or 54 (program limit: too deep, too long).
+ * Connection, lock and server errors are not: the page must fail and be retried. Nor are constraint
+ * violations: the columns they guard (source, status) are set by our code, and a mistake there must stop the
+ * run, not reject every record.
+ */
+export function isDataError(error: unknown): boolean {
+  const code = sqlState(error);
+  return code !== undefined && (code.startsWith('22') || code.startsWith('54'));
+}
+
+function sqlState(error: unknown): string | undefined {
+  if (typeof error !== 'object' || error === null) return undefined;
+  const { code, meta } = error as { code?: unknown; meta?: { code?: unknown } };
+  // pg errors carry the SQLSTATE as `code`; Prisma's raw-query errors (P2010) as meta.code.
+  if (typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code) && !code.startsWith('P')) return code;
+  return typeof meta?.code === 'string' ? meta.code : undefined;
+}
+
+function describeError(error: unknown): string {
+  const { message, detail } = error as { message?: unknown; detail?: unknown };
+  const text = typeof message === 'string' ? message : String(error);
+  return storableText(typeof detail === 'string' && detail !== '' ? `${text} (${detail})` : text).slice(0, 500);
+}
+
+/**
+ * Stores rejected records. A reject's payload is whatever the API sent, so it is stored as a rendering
+ * PostgreSQL always accepts (storableCopy: NUL and lone surrogates replaced, nesting cut at KEPT_DEPTH);
+ * should the statement still be refused, the payloads are stored as text.
+ */
+async function storeRejects(query: LargeQueries, rejects: RejectedRow[], params: string[]): Promise<void> {
+  const payload = (raw: (r: RejectedRow) => unknown) =>
+    JSON.stringify(rejects.map((r) => ({ sourceId: r.sourceId === null ? null : storableText(r.sourceId), reason: storableText(r.reason), raw: raw(r) })));
+  try {
+    await guarded(query, () => query(UPSERT_REJECTS, [payload((r) => storableCopy(r.raw ?? null)), ...params]));
+  } catch (error) {
+    if (!isDataError(error)) throw error;
+    await query(UPSERT_REJECTS, [payload((r) => (tryStringify(storableCopy(r.raw ?? null)) ?? '').slice(0, 100_000)), ...params]);
+  }
+}
+
+// $1 page rows as a JSON array, $2 source, $3 run id, $4 scan id or null, $5 the time after which a stored
+// source_modified_at is implausible, or null.
 // - jsonb_to_recordset reads the whole page in one call (a few per cent faster than one jsonb_to_record per
 //   element); WITH ORDINALITY numbers the rows in page order.
 // - DISTINCT ON keeps one row per key (a key twice in one page would make ON CONFLICT fail): the newest
@@ -84,7 +187,12 @@ function serializeRejects(rejects: RejectedRow[]): string {
 //   the same record re-sent with its keys in another order is still "unchanged".
 // - The WHERE of DO UPDATE skips rows whose content and deletion did not change (no dead tuple, no
 //   last_synced_at bump) and rows older than what is stored; Cin7 has no modification time, so when
-//   either side lacks one the fresh read wins.
+//   either side lacks one the fresh read wins. Newer-wins protects a scan that reads a voucher twice (old
+//   copy, then new, as pages or slices commit in any order), so it holds only among the reads of one scan:
+//   a full scan's first read of a voucher (its key not yet in scan_seen — the statement's snapshot does not
+//   see the keys the `seen` CTE adds) replaces what any earlier run stored, so that one wrong stored time
+//   (a last_change in 2099, a wrong CARECLOUD_TIMEZONE) cannot block a voucher for good. A stored time
+//   later than $5 is not trusted by any run.
 // - Inserting in key order makes concurrent writers lock rows in the same order (no deadlock).
 // - (xmax = 0) is true only for a freshly inserted row.
 const UPSERT_VOUCHERS = `
@@ -134,7 +242,10 @@ written AS (
          last_run_id = EXCLUDED.last_run_id
    WHERE (v.content_hash <> EXCLUDED.content_hash OR v.is_deleted <> EXCLUDED.is_deleted)
      AND (v.source_modified_at IS NULL OR EXCLUDED.source_modified_at IS NULL
-          OR EXCLUDED.source_modified_at >= v.source_modified_at)
+          OR EXCLUDED.source_modified_at >= v.source_modified_at
+          OR v.source_modified_at > $5::timestamptz
+          OR ($4::bigint IS NOT NULL
+              AND NOT EXISTS (SELECT 1 FROM scan_seen s WHERE s.scan_id = $4::bigint AND s.source_id = v.source_id)))
   RETURNING (xmax = 0) AS inserted
 )
 SELECT (count(*) FILTER (WHERE inserted))::int AS inserted,

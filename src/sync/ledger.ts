@@ -6,6 +6,7 @@ import type { PrismaClient } from '../generated/prisma/client.ts';
 import type { Json, RunCounters, SyncMode } from '../types.ts';
 import { AbortedError } from '../errors.ts';
 import { maskPersonalData } from '../logger.ts';
+import { storableCopy } from '../db/unstorable.ts';
 
 export type Db = PrismaClient;
 export type Tx = Parameters<Parameters<PrismaClient['$transaction']>[0]>[0];
@@ -72,7 +73,8 @@ export async function recordPage(tx: Tx, runId: bigint, counters?: RunCounters):
 export async function saveProgress(tx: Tx, source: string, stream: string, progress: ProgressByMode): Promise<void> {
   await tx.syncState.update({
     where: { source_stream: { source, stream } },
-    data: { progress: progress as object, updatedAt: new Date() },
+    // Progress holds keys the server sent (anchors): one jsonb refuses (a lone surrogate) must not stop the scan.
+    data: { progress: storableCopy(progress, Infinity) as object, updatedAt: new Date() },
   });
 }
 
@@ -88,6 +90,11 @@ export async function countSlicePage(tx: Tx, scan: { source: string; stream: str
       updated = updated + ${delta.updated}, unchanged = unchanged + ${delta.unchanged}, rejected = rejected + ${delta.rejected},
       api_calls = api_calls + ${delta.apiCalls}, rate_limited = rate_limited + ${delta.rateLimited}, heartbeat_at = now()
     WHERE id = (SELECT (progress #>> ARRAY[${scan.mode}, 'runId'])::bigint FROM sync_state WHERE source = ${scan.source} AND stream = ${scan.stream})`;
+}
+
+/** Distinct keys a full scan has stored so far (its scan_seen rows). */
+export async function countScanSeen(db: Db, scanId: bigint): Promise<number> {
+  return db.scanSeen.count({ where: { scanId } });
 }
 
 /** Reads back a run's counters (a sliced run's pages were counted by the slices). */
@@ -108,7 +115,7 @@ export async function finishRun(
   runId: bigint,
   status: Exclude<RunStatus, 'running'>,
   counters: RunCounters,
-  extra: { watermarkAfter?: Date | null; error?: string; add?: boolean } = {},
+  extra: { watermarkAfter?: Date | null; error?: string; warnings?: string[]; add?: boolean } = {},
 ): Promise<boolean> {
   const values = extra.add
     ? Object.fromEntries(Object.entries(counters).map(([key, value]) => [key, { increment: value }]))
@@ -122,6 +129,7 @@ export async function finishRun(
       heartbeatAt: new Date(),
       watermarkAfter: extra.watermarkAfter,
       error: extra.error === undefined ? undefined : maskPersonalData(extra.error).slice(0, 4000),
+      warnings: extra.warnings === undefined ? undefined : extra.warnings.map((warning) => maskPersonalData(warning).slice(0, 1000)),
     },
   });
   return count === 1;

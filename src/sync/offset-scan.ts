@@ -23,15 +23,25 @@
  * steps back, twice as far each time, to a page that begins below that value, and reads every row from
  * there. It goes past `endOffset` until it has read a row at `endAt` or later, where the next slice
  * starts. Starting over means starting the slice over, not the whole list.
+ *
+ * A total the server reports is a hint, never a stop: a full page means there may be more, whatever the
+ * total says (a server whose `total_items` lies low would otherwise end every scan early). A short page
+ * ends the list as before. A ProgressGuard stops a scan whose pages bring nothing new (a server that
+ * ignores `offset`), and an answer too large to hold makes the scan ask for pages half the size; offsets
+ * stay valid whatever the page size, and the smaller size is kept in the progress for the rest of the scan.
  */
 import { RetriableSourceError } from '../errors.ts';
 import type { Json } from '../types.ts';
+import { ProgressGuard } from './progress-guard.ts';
+import { smallerPageSize } from './smaller-pages.ts';
 
 export interface OffsetProgress {
   /** Position, in the list as last read, just after the last record read. */
   offset: number;
   /** Keys and sort positions of the last records read, oldest first. */
   anchors: { key: string; at: number | null }[];
+  /** The page size this scan fell back to after an answer too large to hold; absent = the configured one. */
+  size?: number;
 }
 
 export interface OffsetScanOptions {
@@ -45,7 +55,7 @@ export interface OffsetScanOptions {
   positionOf(record: unknown): number | null;
   /** True when the rest of the list is not needed (e.g. older than the incremental threshold). */
   isPastEnd?(records: unknown[]): boolean;
-  /** Stop only on an empty page or a reached total, never on a short page (full scans). */
+  /** Stop only on an empty page or a short page the total confirms, never on another short page (full scans). */
   requireEmptyPage?: boolean;
   start?: OffsetProgress | null;
   /** Stop once this position is read (a slice of a larger scan); default: read to the end. */
@@ -56,32 +66,84 @@ export interface OffsetScanOptions {
   endAt?: number | null;
   /** How many times one boundary may be re-requested before giving up for now. Default 8. */
   maxRealign?: number;
+  /** The source as named in errors. @default 'the server' */
+  server?: string;
+  /** Records the scan expects to read (a slice's planned size), for the guard's request bound. @default 0 */
+  expected?: number;
 }
 
 export interface OffsetPage {
   records: unknown[];
+  /** The total the server reported with this page; null when it sent none. */
+  total: number | null;
   progress: OffsetProgress & { [key: string]: Json };
 }
 
+/** What one scan keeps while it pages: its options, its current page size and overlap, its guard. */
+interface ScanState {
+  options: OffsetScanOptions;
+  pageSize: number;
+  overlap: number;
+  restarts: number;
+  guard: ProgressGuard;
+}
+
+/** Thrown inside a read when the page size dropped: the read starts again with the new size. */
+class Resized extends Error {}
+
 export async function* offsetScan(options: OffsetScanOptions): AsyncGenerator<OffsetPage> {
-  const { overlap } = options;
+  const pageSize = Math.max(1, Math.min(options.pageSize, options.start?.size ?? Infinity));
+  const overlap = Math.min(options.overlap, pageSize - 1);
+  const guard = new ProgressGuard({ server: options.server ?? 'the server', parameter: 'offset', step: pageSize - overlap, expected: options.expected });
+  const scan: ScanState = { options, pageSize, overlap, restarts: 0, guard };
   let offset = options.start?.offset ?? 0;
   let anchors = options.start?.anchors ?? [];
-  const scan = { restarts: 0 };
   for (;;) {
-    const { records, total, from, asked, restarted } = await fetchAligned(options, offset, anchors, scan);
-    const fresh = restarted ? records : freshRecords(records, anchors, options);
+    const { records, total, from, asked, restarted } = await readResized(scan, offset, anchors);
+    guard.update({ expected: total });
+    const fresh = restarted ? records : freshRecords(records, usable(scan, anchors), options);
+    guard.page(records.map(options.keyOf), `offset ${from}`);
     offset = from + records.length;
-    anchors = anchorsOf(records.slice(-Math.max(overlap * 2, 1)), options).slice(-overlap);
-    yield { records: fresh, progress: { offset, anchors } };
+    anchors = scan.overlap === 0 ? [] : anchorsOf(records.slice(-scan.overlap * 2), options).slice(-scan.overlap);
+    const progress: OffsetPage['progress'] = { offset, anchors };
+    if (scan.pageSize < options.pageSize) progress.size = scan.pageSize;
+    yield { records: fresh, total, progress };
     if (records.length === 0) return;
     if (options.endOffset !== undefined && offset >= options.endOffset && reaches(records, options.endAt, options.positionOf)) return;
-    if (total !== null && offset >= total) return;
-    // A short page ends the list when it holds nothing beyond the anchors; otherwise (a server that
-    // sent fewer records than asked) only when the caller accepts short pages as the end.
+    // A short page ends the list when it holds nothing beyond the anchors, or when the total agrees;
+    // otherwise (a server that sent fewer records than asked) only when the caller accepts short pages as
+    // the end. A full page never ends it, whatever the total says.
     const short = records.length < asked;
-    if (short && (fresh.length === 0 || (total === null && !options.requireEmptyPage))) return;
+    if (short && (fresh.length === 0 || (total !== null && offset >= total) || (total === null && !options.requireEmptyPage))) return;
     if (options.isPastEnd?.(records)) return;
+  }
+}
+
+/** Anchors can only be looked for while requests re-read some records (a page size of 1 re-reads none). */
+const usable = (scan: ScanState, anchors: OffsetProgress['anchors']) => (scan.overlap === 0 ? [] : anchors);
+
+/** One aligned read, started again (with a smaller page) each time an answer was too large to hold. */
+async function readResized(scan: ScanState, offset: number, anchors: OffsetProgress['anchors']) {
+  for (;;) {
+    try {
+      return await fetchAligned(scan, offset, usable(scan, anchors));
+    } catch (error) {
+      if (!(error instanceof Resized)) throw error;
+    }
+  }
+}
+
+/** Sends one request, counted by the guard; an answer too large halves the page size and throws Resized. */
+async function request(scan: ScanState, from: number, count: number) {
+  scan.guard.request(`offset ${from}`);
+  try {
+    return await scan.options.fetch(from, count);
+  } catch (error) {
+    const smaller = smallerPageSize(error, count, `${scan.options.server ?? 'the server'} at offset ${from}`);
+    scan.pageSize = Math.min(scan.pageSize, smaller);
+    scan.overlap = Math.min(scan.overlap, scan.pageSize - 1);
+    scan.guard.update({ step: scan.pageSize - scan.overlap });
+    throw new Resized();
   }
 }
 
@@ -106,9 +168,9 @@ function reaches(records: unknown[], endAt: number | null | undefined, positionO
  * How many records to ask for at `from`: a slice asks for no more than it still needs before its end, but
  * always for more than the records it re-reads (past its end offset, it reads on to its end value).
  */
-function askedAt(options: OffsetScanOptions, from: number): number {
-  const needed = options.endOffset === undefined ? Infinity : options.endOffset - from;
-  return needed > options.overlap ? Math.min(options.pageSize, needed) : options.pageSize;
+function askedAt(scan: ScanState, from: number): number {
+  const needed = scan.options.endOffset === undefined ? Infinity : scan.options.endOffset - from;
+  return needed > scan.overlap ? Math.min(scan.pageSize, needed) : scan.pageSize;
 }
 
 /**
@@ -117,27 +179,28 @@ function askedAt(options: OffsetScanOptions, from: number): number {
  * a shift of n rows costs about log2(n / page) requests, and up to n rows (plus the rows that share the
  * start value) are read again.
  */
-async function fetchSliceStart(options: OffsetScanOptions, { offset, at: startAt }: { offset: number; at: number }) {
-  const step = Math.max(1, options.pageSize - options.overlap);
+async function fetchSliceStart(scan: ScanState, { offset, at: startAt }: { offset: number; at: number }) {
+  const step = Math.max(1, scan.pageSize - scan.overlap);
   let from = Math.max(0, offset);
   for (let back = step; ; back *= 2) {
-    const asked = askedAt(options, from);
-    const { records, total } = await options.fetch(from, asked);
-    const first = records.map(options.positionOf).find((p) => p !== null);
+    const asked = askedAt(scan, from);
+    const { records, total } = await request(scan, from, asked);
+    const first = records.map(scan.options.positionOf).find((p) => p !== null);
     if (from === 0 || (first !== undefined && first < startAt)) return { records, total, from, asked, restarted: true };
     from = Math.max(0, from - back);
   }
 }
 
 /** `scan.restarts` counts how often this scan started over from the top (a slice: from its start). */
-async function fetchAligned(options: OffsetScanOptions, offset: number, anchors: OffsetProgress['anchors'], scan: { restarts: number }) {
-  const step = Math.max(1, options.pageSize - options.overlap);
+async function fetchAligned(scan: ScanState, offset: number, anchors: OffsetProgress['anchors']) {
+  const { options } = scan;
+  const step = Math.max(1, scan.pageSize - scan.overlap);
   const sliceStart = options.sliceStart ?? null;
-  if (anchors.length === 0 && sliceStart !== null && offset === sliceStart.offset) return fetchSliceStart(options, sliceStart);
-  let from = Math.max(0, offset - Math.min(anchors.length, options.overlap));
+  if (anchors.length === 0 && sliceStart !== null && offset === sliceStart.offset) return fetchSliceStart(scan, sliceStart);
+  let from = Math.max(0, offset - Math.min(anchors.length, scan.overlap));
   for (let attempt = 0; ; attempt++) {
-    const asked = askedAt(options, from);
-    const { records, total } = await options.fetch(from, asked);
+    const asked = askedAt(scan, from);
+    const { records, total } = await request(scan, from, asked);
     // An empty page where the anchors were means the tail was pulled up past us: it is looked for too.
     if (anchors.length === 0 || from === 0 || findAnchor(records, anchors, options) >= 0) return { records, total, from, asked, restarted: false };
     if (attempt >= (options.maxRealign ?? 8)) {
@@ -145,9 +208,11 @@ async function fetchAligned(options: OffsetScanOptions, offset: number, anchors:
         throw new RetriableSourceError(`records kept shifting by more than a page while paging (offset ${from}); the scan will resume later`);
       }
       scan.restarts++;
-      if (sliceStart !== null) return fetchSliceStart(options, sliceStart);
-      const top = await options.fetch(0, options.pageSize);
-      return { ...top, from: 0, asked: options.pageSize, restarted: true };
+      // Starting over reads again what this scan read: new to the restarted scan, with a fresh bound.
+      scan.guard.restart();
+      if (sliceStart !== null) return fetchSliceStart(scan, sliceStart);
+      const top = await request(scan, 0, scan.pageSize);
+      return { ...top, from: 0, asked: scan.pageSize, restarted: true };
     }
     from = liesBeforeAnchors(records, anchors, options) ? from + step : Math.max(0, from - step);
   }

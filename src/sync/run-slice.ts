@@ -15,6 +15,8 @@ import { prefetched } from './prefetch.ts';
 export interface SliceResult {
   highMark: string | null;
   counters: RunCounters;
+  /** The last total the server reported while the slice read (CareCloud `total_items`); absent when none. */
+  reported?: number | null;
 }
 
 export interface SliceTask {
@@ -53,6 +55,7 @@ export async function runSlice<Client>(options: RunSliceOptions<Client>): Promis
   if (!stream.scanSlice) throw new Error(`stream ${task.source}/${task.stream} cannot read slices`);
   const counters = options.resume ? { ...options.resume.counters } : emptyCounters();
   let highMark = options.resume?.highMark ?? null;
+  let reported: number | null = null;
   // What happened since the last committed page: added to the run's counters with the next page.
   let delta = emptyCounters();
   const observer: RequestObserver = { onRequest: () => delta.apiCalls++, onRateLimited: () => delta.rateLimited++ };
@@ -70,11 +73,12 @@ export async function runSlice<Client>(options: RunSliceOptions<Client>): Promis
     task.slice,
   );
   for await (const page of prefetched(pages)) {
+    if (page.total !== undefined && page.total !== null) reported = page.total;
     // This page's counts; the request for the page fetched ahead meanwhile counts with the next page.
     const counted = delta;
     delta = emptyCounters();
     // Mapped before the transaction opens: it then holds its connection and row locks only for the writes.
-    const mapped = mapPage(stream, page.records);
+    const mapped = mapPage(stream, page.records, new Date());
     const { rows } = await db.$transaction(async (tx) => {
       const committed = await commitPage(tx, stream, mapped, counted, {
         source: task.source,
@@ -90,7 +94,7 @@ export async function runSlice<Client>(options: RunSliceOptions<Client>): Promis
     await options.onPage?.({ progress: page.progress, counters, highMark });
     if (options.signal?.aborted) throw new AbortedError('stopped after committing the current page');
   }
-  return { highMark, counters };
+  return { highMark, counters, reported };
 }
 
 /** Runs the slices one after another in this process: for direct engine calls and tests. */

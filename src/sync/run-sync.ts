@@ -11,6 +11,7 @@ import { AbortedError, RateLimitedError } from '../errors.ts';
 import type { Logger } from '../logger.ts';
 import { writePage } from '../db/write-page.ts';
 import { commitPage, mapPage } from './commit-page.ts';
+import { remapIfMappingChanged } from '../db/remap-rows.ts';
 import { prefetched } from './prefetch.ts';
 import { inlineDispatcher, type SliceDispatcher, type SliceResult, type SliceTask } from './run-slice.ts';
 import { clearScan, listUnseen, markVanished } from '../db/vanished.ts';
@@ -27,8 +28,10 @@ import {
   type SyncMode,
 } from '../types.ts';
 import { highestCursor, nextWatermark, raiseHighMark } from './cursor.ts';
+import { totalWarning } from './total-check.ts';
 import {
   abandonRunning,
+  countScanSeen,
   finishRun,
   loadState,
   recordPage,
@@ -71,6 +74,7 @@ export interface RunResult {
 export async function runSync<Client>(options: RunSyncOptions<Client>): Promise<RunResult> {
   const { source, stream, mode, db, clock = systemClock } = options;
   const started = clock.now();
+  await remapIfMappingChanged(db, { source, stream, logger: options.logger });
   const abandoned = await abandonRunning(db, source, stream.name);
   const state = await loadState(db, source, stream.name);
   const runId = await startRun(db, { source, stream: stream.name, mode, watermarkBefore: state.watermark, jobId: options.jobId, worker: options.worker });
@@ -98,11 +102,12 @@ export async function runSync<Client>(options: RunSyncOptions<Client>): Promise<
     await readSlices(options, context, slicing);
     if (!slicing.sliced) {
       for await (const page of prefetched(stream.scan(context))) {
-        const mapped = mapPage(stream, page.records);
+        const mapped = mapPage(stream, page.records, clock.now());
         await db.$transaction(async (tx) => {
           const scanId = mode === 'full' ? BigInt(scan.scanId) : undefined;
           const { rows } = await commitPage(tx, stream, mapped, counters, { source, runId, scanId, logger });
           scan.scan = page.progress;
+          if (page.total !== undefined && page.total !== null) scan.reported = page.total;
           scan.highMark = raiseHighMark(scan.highMark, highestCursor(rows, stream.cursorField));
           await saveProgress(tx, source, stream.name, { ...state.progress, [mode]: scan });
           await recordPage(tx, runId, counters);
@@ -112,6 +117,8 @@ export async function runSync<Client>(options: RunSyncOptions<Client>): Promise<
     }
     if (options.signal?.aborted) throw stopped(options.signal);
     if (mode === 'full') counters.deleted += await removeVanished(options, runId, scan, observer, counters, logger);
+    const warnings = mode === 'full' ? await scanWarnings(options, scan, counters, slicing.sliced ? await runCounters(db, runId) : null) : [];
+    for (const warning of warnings) logger.warn({ warning }, 'the run succeeded with a warning');
     // A scan read in slices has read everything only as it stood when the scan started: a voucher changed
     // later, in a range a slice had already passed, is read by no slice, while another slice may still read
     // newer ones. Its watermark stops at the scan's start, without the clock-skew tolerance.
@@ -129,7 +136,7 @@ export async function runSync<Client>(options: RunSyncOptions<Client>): Promise<
           updatedAt: new Date(),
         },
       });
-      if (!(await finishRun(tx, runId, 'succeeded', counters, { watermarkAfter, add: slicing.sliced }))) throw supersededError(runId);
+      if (!(await finishRun(tx, runId, 'succeeded', counters, { watermarkAfter, warnings, add: slicing.sliced }))) throw supersededError(runId);
     });
     if (slicing.sliced) Object.assign(counters, await runCounters(db, runId));
     if (mode === 'full') await clearScan(db, BigInt(scan.scanId));
@@ -146,6 +153,19 @@ export async function runSync<Client>(options: RunSyncOptions<Client>): Promise<
     logger[interrupted ? 'warn' : 'error']({ err: error, ...counters }, interrupted ? 'run interrupted; the scan resumes later' : 'run failed');
     throw error;
   }
+}
+
+/**
+ * What a completed full scan has to report: a total the server reported that the distinct records the
+ * scan stored (its scan_seen rows) and rejected do not explain (see total-check.ts). A sliced scan's
+ * rejections were counted in the ledger row by its slices (`counted`).
+ */
+async function scanWarnings<Client>(options: RunSyncOptions<Client>, scan: ScanState, counters: RunCounters, counted: RunCounters | null): Promise<string[]> {
+  const reported = typeof scan.reported === 'number' ? scan.reported : null;
+  if (reported === null) return [];
+  const read = await countScanSeen(options.db, BigInt(scan.scanId));
+  const warning = totalWarning({ source: options.source, read, rejected: counters.rejected + (counted?.rejected ?? 0), reported });
+  return warning === null ? [] : [warning];
 }
 
 /** Why a run stops at a page boundary: the signal's own reason (a lost source lock), or a shutdown. */
@@ -240,6 +260,7 @@ async function readSlices<Client>(
       // Results can arrive together: save them one at a time.
       saving = saving.then(async () => {
         done[task.index] = result;
+        if (typeof result.reported === 'number') scan.reported = Math.max(typeof scan.reported === 'number' ? scan.reported : 0, result.reported);
         scan.highMark = raiseHighMark(scan.highMark, result.highMark === null ? null : Date.parse(result.highMark));
         await save();
       });

@@ -2,7 +2,7 @@
  * `npm run db:migrate` as an operator runs it: a real process, configured by environment variables.
  */
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -37,7 +37,8 @@ describe('db:migrate', () => {
     const url = `postgresql://postgres:${PASSWORD}@127.0.0.1:5432/${name}`;
     const first = run(url);
     expect(first.code).toBe(0);
-    expect(first.stdout).toContain('Applied 1 migration(s):\n  20261122000000_init');
+    const all = readdirSync(join(root, 'prisma/migrations'), { withFileTypes: true }).filter((d) => d.isDirectory()).map((d) => d.name).sort();
+    expect(first.stdout).toContain(`Applied ${all.length} migration(s):\n  ${all.join('\n  ')}`);
     const second = run(url);
     expect(second.code).toBe(0);
     expect(second.stdout).toContain('up to date');

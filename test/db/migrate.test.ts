@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
@@ -10,6 +10,8 @@ import { dropTestDatabase, uniqueDatabaseUrl } from '../helpers/db.ts';
 
 const logger = createLogger('silent');
 const INIT = '20261122000000_init';
+/** Every migration of the repository, in the order they apply. */
+const ALL = readdirSync(DEFAULT_MIGRATIONS_DIR, { withFileTypes: true }).filter((d) => d.isDirectory()).map((d) => d.name).sort();
 const initFile = join(DEFAULT_MIGRATIONS_DIR, INIT, 'migration.sql');
 
 const created: string[] = [];
@@ -67,11 +69,12 @@ afterAll(async () => {
 describe('migrate', () => {
   it('creates a missing database and applies every migration, then has nothing left to apply', async () => {
     const url = freshDatabase();
-    expect(await migrate(url, { logger })).toEqual([INIT]);
+    expect(await migrate(url, { logger })).toEqual(ALL);
     const tables = await query<{ name: string }>(url, `SELECT table_schema || '.' || table_name AS name FROM information_schema.tables
       WHERE table_schema IN ('public', 'reporting') ORDER BY 1`);
     expect(tables.map((t) => t.name)).toEqual([
       'public._prisma_migrations',
+      'public.installation',
       'public.rejected_records',
       'public.scan_seen',
       'public.sync_runs',
@@ -80,7 +83,7 @@ describe('migrate', () => {
       'reporting.vouchers',
     ]);
     expect(await migrate(url, { logger })).toEqual([]);
-    expect(await history(url)).toHaveLength(1);
+    expect(await history(url)).toHaveLength(ALL.length);
   });
 
   it('records each migration as Prisma does: uuid, sha256 of the file, finished, one step, no logs', async () => {
@@ -123,8 +126,8 @@ describe('migrate', () => {
   it('lets two processes migrate a fresh database at once: both succeed, one set of rows', async () => {
     const url = freshDatabase();
     const results = await Promise.all([migrate(url, { logger }), migrate(url, { logger })]);
-    expect(results.flat()).toEqual([INIT]);
-    expect((await history(url)).map((r) => r.migration_name)).toEqual([INIT]);
+    expect(results.flat()).toEqual(ALL);
+    expect((await history(url)).map((r) => r.migration_name)).toEqual(ALL);
   });
 
   it('refuses a migration whose file changed after it was applied, naming it', async () => {

@@ -168,11 +168,11 @@ describe('writePage', () => {
     expect(await stored('a')).toMatchObject({ is_deleted: false, deleted_at: null, status: 'active', last_run_id: '4' });
   });
 
-  it('stores amounts exactly, up to the 14 integer digits of numeric(18,4)', async () => {
-    const amounts = ['12.3456', '99999999999999.9999', '-0.0001', '0.1', '1234567.89'];
+  it('stores decimal texts exactly, with the digits given (numeric has no scale)', async () => {
+    const amounts = ['12.3456', '99999999999999.9999', '-0.0001', '0.1', '1234567.89', '123456789012345678.123456789'];
     await write(amounts.map((amount, i) => voucher(`n${i}`, { amount })));
-    const rows = await db.prisma.voucher.findMany({ where: { sourceId: { startsWith: 'n' } }, orderBy: { sourceId: 'asc' } });
-    expect(rows.map((r) => r.amount?.toFixed(4))).toEqual(['12.3456', '99999999999999.9999', '-0.0001', '0.1000', '1234567.8900']);
+    const rows = await db.prisma.$queryRawUnsafe<{ amount: string }[]>(`SELECT amount::text FROM vouchers WHERE source_id LIKE 'n%' ORDER BY source_id`);
+    expect(rows.map((r) => r.amount)).toEqual(amounts);
   });
 
   it('sets aside a row PostgreSQL would refuse, instead of failing the page', async () => {
@@ -180,22 +180,24 @@ describe('writePage', () => {
       voucher('ok'),
       voucher('huge', { amount: '123456789012345.5' }),
       voucher('carry', { redeemedAmount: '99999999999999.99995' }),
+      voucher('too-long', { amount: `1${'0'.repeat(140_000)}` }),
       voucher('words', { amount: '12,50' }),
       voucher('no-zone', { validTo: '2026-12-31T23:59:59' }),
       voucher('feb30', { validFrom: '2026-02-30T00:00:00Z' }),
       voucher('nul', { raw: { voucher_id: 'nul', note: 'a\u0000b' } }),
     ];
-    expect(await write(page)).toEqual({ inserted: 1, updated: 0, unchanged: 0, rejected: 6 });
+    expect(await write(page)).toEqual({ inserted: 3, updated: 0, unchanged: 0, rejected: 5 });
     const rejects = await db.prisma.rejectedRecord.findMany({ orderBy: { sourceId: 'asc' } });
     expect(rejects.map((r) => [r.sourceId, r.reason])).toEqual([
-      ['carry', expect.stringContaining('redeemedAmount')],
       ['feb30', expect.stringContaining('validFrom')],
-      ['huge', expect.stringContaining('numeric(18,4)')],
       ['no-zone', expect.stringContaining('validTo')],
-      ['nul', expect.stringContaining('NUL')],
+      ['nul', 'row.raw.note contains a NUL character (at character 1), which PostgreSQL cannot store'],
+      ['too-long', expect.stringMatching(/^amount "10{39}…" is not a decimal PostgreSQL's numeric can hold$/)],
       ['words', expect.stringContaining('amount')],
     ]);
-    expect(await db.prisma.voucher.count()).toBe(1);
+    // Amounts have no scale: stored with every digit given.
+    expect((await stored('huge'))?.amount).toBe('123456789012345.5');
+    expect((await stored('carry'))?.redeemed_amount).toBe('99999999999999.99995');
   });
 
   it('stores rejects once per distinct payload and counts how often each was seen', async () => {
@@ -291,5 +293,117 @@ describe('reporting.vouchers', () => {
       ['carecloud', 'live', 'active'],
       ['cin7', 'GIFT', 'active'],
     ]);
+  });
+});
+
+describe('writePage against what PostgreSQL cannot store', () => {
+  const deep = (levels: number): unknown => {
+    let value: unknown = 'bottom';
+    for (let i = 0; i < levels; i++) value = { note: value };
+    return value;
+  };
+
+  it('stores every amount exactly as the number the JSON held: 100/3, 0.1 + 0.2, negative, large, 1e21', async () => {
+    const numbers = [100 / 3, 0.1 + 0.2, -12.345, 12345678901234.5, 1e21, 5e-7];
+    const rows = numbers.map((n, i) => voucher(`n${i}`, { amount: String(n), raw: { voucher_id: `n${i}`, value: n } }));
+    expect(await write(rows)).toMatchObject({ inserted: numbers.length, rejected: 0 });
+    const stored = await db.prisma.$queryRawUnsafe<{ source_id: string; amount: string; exact: boolean }[]>(
+      `SELECT source_id, amount::text, amount = (raw ->> 'value')::numeric AS exact FROM vouchers ORDER BY source_id`,
+    );
+    expect(stored.map((r) => r.amount)).toEqual(['33.333333333333336', '0.30000000000000004', '-12.345', '12345678901234.5', '1000000000000000000000', '0.0000005']);
+    expect(stored.every((r) => r.exact)).toBe(true);
+  });
+
+  it('rejects a lone surrogate anywhere (value, key, nested) and a record nested 10,000 deep, naming where, and stores the rest', async () => {
+    const page = [
+      voucher('ok'),
+      voucher('in-value', { raw: { voucher_id: 'in-value', note: 'a\ud800b' } }),
+      voucher('in-key', { raw: { voucher_id: 'in-key', extra: { ['k\udc00']: 1 } } }),
+      voucher('nested', { raw: { voucher_id: 'nested', reward: { list: [{ name: 'x' }, { name: '\udbff!' }] } } }),
+      voucher('in-column', { code: 'c\ud801' }),
+      voucher('deep', { raw: { voucher_id: 'deep', note: deep(10_000) } }),
+      voucher('pair', { raw: { voucher_id: 'pair', note: 'emoji \ud83d\ude00 and "\\u0000" as text' } }),
+    ];
+    const run = () => write(page);
+    expect(await run()).toEqual({ inserted: 2, updated: 0, unchanged: 0, rejected: 5 });
+    const rejects = await db.prisma.rejectedRecord.findMany({ orderBy: { sourceId: 'asc' } });
+    expect(rejects.map((r) => [r.sourceId, r.reason])).toEqual([
+      ['deep', expect.stringMatching(/^raw\.note\.note.*… is nested more than 1000 levels deep, too deep to be written as JSON$/)],
+      ['in-column', 'row.code contains a lone UTF-16 surrogate (U+D801 at character 1), which PostgreSQL cannot store'],
+      ['in-key', 'a key of row.raw.extra contains a lone UTF-16 surrogate (U+DC00 at character 1), which PostgreSQL cannot store'],
+      ['in-value', 'row.raw.note contains a lone UTF-16 surrogate (U+D800 at character 1), which PostgreSQL cannot store'],
+      ['nested', 'row.raw.reward.list[1].name contains a lone UTF-16 surrogate (U+DBFF at character 0), which PostgreSQL cannot store'],
+    ]);
+    expect(rejects.find((r) => r.sourceId === 'deep')!.reason.length).toBeLessThan(300);
+    // What was received, in a form PostgreSQL stores: the surrogate replaced, the nesting cut.
+    expect(rejects.find((r) => r.sourceId === 'in-value')!.raw).toEqual({ voucher_id: 'in-value', note: 'a\uFFFDb' });
+    let kept = rejects.find((r) => r.sourceId === 'deep')!.raw as { note: unknown };
+    for (let i = 0; i < 99; i++) kept = kept.note as { note: unknown };
+    expect(kept).toEqual({ note: '(nested deeper than 100 levels: cut here)' });
+    expect((await stored('pair'))?.raw).toEqual({ voucher_id: 'pair', note: 'emoji \ud83d\ude00 and "\\u0000" as text' });
+    // The same page again (a retry) does not fail either: each poison record is counted twice.
+    expect(await run()).toMatchObject({ rejected: 5 });
+    expect((await db.prisma.rejectedRecord.findMany()).map((r) => r.timesSeen)).toEqual([2, 2, 2, 2, 2]);
+  });
+
+  it('finds a row PostgreSQL refuses for a reason no check knows by bisecting the page, in a transaction or not', async () => {
+    // Stands in for the whole class: a trigger that refuses one code with a data error (SQLSTATE 22023).
+    await db.prisma.$executeRawUnsafe(`CREATE FUNCTION refuse_poison() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN IF NEW.code LIKE 'POISON%' THEN RAISE EXCEPTION 'refused: %', NEW.code USING ERRCODE = '22023'; END IF; RETURN NEW; END $$`);
+    await db.prisma.$executeRawUnsafe(`CREATE TRIGGER refuse_poison BEFORE INSERT OR UPDATE ON vouchers FOR EACH ROW EXECUTE FUNCTION refuse_poison()`);
+    try {
+      const page = Array.from({ length: 100 }, (_, i) => voucher(`v${String(i).padStart(3, '0')}`, { code: i === 17 || i === 80 ? `POISON-${i}` : `C${i}` }));
+      const result = await db.prisma.$transaction(async (tx) => {
+        const written = await writePage(tx, { source: 'carecloud', stream: 'vouchers', runId: 1n, rows: page, rejects: [], scanId: 9n });
+        await tx.$executeRawUnsafe(`UPDATE sync_state SET updated_at = now()`); // the transaction is still usable
+        return written;
+      });
+      expect(result).toEqual({ inserted: 98, updated: 0, unchanged: 0, rejected: 2 });
+      expect(await db.prisma.voucher.count()).toBe(98);
+      expect(await db.prisma.scanSeen.count()).toBe(98);
+      const rejects = await db.prisma.rejectedRecord.findMany({ orderBy: { sourceId: 'asc' } });
+      expect(rejects.map((r) => [r.sourceId, r.reason])).toEqual([
+        ['v017', 'PostgreSQL refused the record: refused: POISON-17'],
+        ['v080', 'PostgreSQL refused the record: refused: POISON-80'],
+      ]);
+      // Outside a transaction too.
+      expect(await write([voucher('w1'), voucher('w2', { code: 'POISON-w2' })])).toEqual({ inserted: 1, updated: 0, unchanged: 0, rejected: 1 });
+    } finally {
+      await db.prisma.$executeRawUnsafe(`DROP TRIGGER refuse_poison ON vouchers; `);
+      await db.prisma.$executeRawUnsafe(`DROP FUNCTION refuse_poison()`);
+    }
+  });
+
+  it('a connection or constraint error still fails the page: only data errors are narrowed down', async () => {
+    await expect(write([voucher('a')], { source: 'nowhere' })).rejects.toThrow(/vouchers_source_check/);
+    expect(await db.prisma.voucher.count()).toBe(0);
+  });
+});
+
+describe('writePage: newer wins, but not against an implausible stored time', () => {
+  const FUTURE = '2099-01-01T00:00:00.000Z';
+  const real = (at: string, status: VoucherRow['status'] = 'active') => voucher('a', { sourceModifiedAt: at, status, isDeleted: status === 'deleted' });
+
+  it('a stored source_modified_at beyond implausibleAfter is replaced by any read, deletions included', async () => {
+    await write([real(FUTURE)]);
+    // Without the bound (as before): the newer stored time wins.
+    expect(await write([real('2026-03-01T00:00:00.000Z', 'inactive')])).toMatchObject({ updated: 0, unchanged: 1 });
+    const implausibleAfter = new Date('2026-06-01T01:00:00.000Z');
+    expect(await write([real('2026-03-01T00:00:00.000Z', 'deleted')], { implausibleAfter })).toMatchObject({ updated: 1 });
+    expect(await stored('a')).toMatchObject({ status: 'deleted', is_deleted: true, source_modified_at: new Date('2026-03-01T00:00:00.000Z') });
+    // From then on newer wins again.
+    expect(await write([real('2026-02-01T00:00:00.000Z')], { implausibleAfter })).toMatchObject({ updated: 0, unchanged: 1 });
+  });
+
+  it('a full scan\'s first read of a voucher replaces what earlier runs stored; its later reads follow newer-wins', async () => {
+    await write([real('2026-05-01T00:00:00.000Z')]); // stored by an earlier run, with a wrong (too late) time
+    expect(await write([real('2026-04-01T00:00:00.000Z', 'inactive')], { scanId: 50n })).toMatchObject({ updated: 1 });
+    expect((await stored('a'))?.status).toBe('inactive');
+    // Read again in the same scan, an older copy does not overwrite the newer one; a newer one does.
+    expect(await write([real('2026-03-01T00:00:00.000Z', 'active')], { scanId: 50n })).toMatchObject({ unchanged: 1 });
+    expect(await write([real('2026-04-02T00:00:00.000Z', 'deleted')], { scanId: 50n })).toMatchObject({ updated: 1 });
+    expect((await stored('a'))?.status).toBe('deleted');
+    // An incremental run (no scan) still follows newer-wins.
+    expect(await write([real('2026-01-01T00:00:00.000Z')])).toMatchObject({ unchanged: 1 });
   });
 });

@@ -1,6 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { mapCareCloudVoucher } from '../../src/sources/carecloud/vouchers.ts';
-import { mapCin7Voucher } from '../../src/sources/cin7/vouchers.ts';
+import type { CareCloudConfig, Cin7Config } from '../../src/config.ts';
+import { createCareCloudVouchers, mapCareCloudVoucher } from '../../src/sources/carecloud/vouchers.ts';
+import { createCin7Vouchers, mapCin7Voucher } from '../../src/sources/cin7/vouchers.ts';
+import { FUTURE_TOLERANCE_MS, mapPage } from '../../src/sync/commit-page.ts';
 
 const careCloud = {
   voucher_id: '8bb7345976bbc9ed20e5083dd6',
@@ -93,5 +95,42 @@ describe('Cin7 voucher mapping', () => {
     const result = mapCin7Voucher({ ...cin7, code: undefined, amount: '12,50' }, 'UTC');
     expect(result).toMatchObject({ ok: false, reject: { sourceId: null } });
     expect(!result.ok && result.reject.reason).toBe('code: is missing; amount: expected a number, got the string "12,50"');
+  });
+});
+
+describe('mapPage', () => {
+  const now = new Date('2026-06-01T12:00:00.000Z');
+  const stream = createCareCloudVouchers({ timezone: 'UTC' } as CareCloudConfig);
+  const at = (last_change: string, voucher_id = 'v1') => ({ ...careCloud, voucher_id, last_change });
+
+  it('rejects a record whose mapper throws, and maps the rest of the page', () => {
+    const throwing = { ...stream, map: (raw: unknown) => ((raw as { boom?: boolean }).boom ? (() => { throw new TypeError('boom'); })() : stream.map(raw)) };
+    const page = mapPage(throwing, [at('2026-01-01 00:00:00'), { boom: true }, at('2026-01-01 00:00:00', 'v2')], now);
+    expect(page.rows.map((r) => r.sourceId)).toEqual(['v1', 'v2']);
+    expect(page.rejects).toEqual([{ sourceId: null, reason: 'the record could not be mapped: boom', raw: { boom: true } }]);
+    expect(page.fetched).toBe(3);
+  });
+
+  it(`rejects a modification time more than ${FUTURE_TOLERANCE_MS / 60_000} minutes after now, and keeps one within it`, () => {
+    const page = mapPage(stream, [at('2026-06-01 12:59:59', 'soon'), at('2026-06-01 13:00:01', 'late'), at('2099-01-01 00:00:00', 'far')], now);
+    expect(page.rows.map((r) => r.sourceId)).toEqual(['soon']);
+    expect(page.rejects.map((r) => [r.sourceId, r.reason])).toEqual([
+      ['late', 'sourceModifiedAt 2026-06-01T13:00:01.000Z is more than 60 minutes after the time of the sync (2026-06-01T12:00:00.000Z): a time from the future is not believed'],
+      ['far', expect.stringMatching(/^sourceModifiedAt 2099-01-01T00:00:00\.000Z is more than 60 minutes/)],
+    ]);
+    expect(page.implausibleAfter).toEqual(new Date('2026-06-01T13:00:00.000Z'));
+    // Without a clock (look-ups of vanished vouchers) nothing is checked.
+    expect(mapPage(stream, [at('2099-01-01 00:00:00')]).rows).toHaveLength(1);
+  });
+
+  it('checks the cursor of a stream whose cursor is the creation time (Cin7 CreatedDate)', () => {
+    const cin7 = createCin7Vouchers({ timezone: 'UTC' } as Cin7Config);
+    const page = mapPage(cin7, [{ code: 'FUTURE', createdDate: '2099-01-01T00:00:00Z', amount: 5 }], now);
+    expect(page.rejects.map((r) => r.reason)).toEqual([expect.stringMatching(/^sourceCreatedAt 2099-01-01T00:00:00\.000Z is more than 60 minutes/)]);
+  });
+
+  it('names what the rows were mapped with, so that a change of zone is noticed', () => {
+    expect(stream.mappingKey).toBe('timezone=UTC');
+    expect(createCin7Vouchers({ timezone: 'Pacific/Auckland' } as Cin7Config).mappingKey).toBe('timezone=Pacific/Auckland');
   });
 });

@@ -96,6 +96,15 @@ describe('parseAmount', () => {
     expect(parseAmount(null)).toBeNull();
   });
 
+  it('gives a number as its shortest round-trip decimal, the digits JSON.stringify (and so raw) keeps', () => {
+    for (const n of [100 / 3, 0.1 + 0.2, -12.345, 12345678901234.5, 1e21, 5e-7]) {
+      expect(parseAmount(n)).toBe(JSON.stringify(n));
+      expect(Number(parseAmount(n))).toBe(n);
+    }
+    expect(parseAmount(100 / 3)).toBe('33.333333333333336');
+    expect(parseAmount(1e21)).toBe('1e+21');
+  });
+
   it('refuses a decimal comma rather than guessing', () => {
     expect(() => parseAmount('12,50')).toThrow('expected a number, got the string "12,50"');
     expect(() => parseAmount(true)).toThrow('expected a number, got boolean true');

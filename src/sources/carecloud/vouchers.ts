@@ -108,6 +108,7 @@ export function createCareCloudVouchers(config: CareCloudConfig): StreamDefiniti
   return {
     name: 'vouchers',
     cursorField: 'sourceModifiedAt',
+    mappingKey: `timezone=${config.timezone}`,
     map: (raw) => mapCareCloudVoucher(raw, config.timezone),
     scan({ client, mode, watermark, lookbackMs, now, progress, call }: ScanContext<CareCloudClient>) {
       const direction = mode === 'incremental' ? 'DESC' : 'ASC';
@@ -134,6 +135,7 @@ export function createCareCloudVouchers(config: CareCloudConfig): StreamDefiniti
               },
         requireEmptyPage: mode === 'full',
         start: progress as OffsetProgress | null,
+        server: 'CareCloud',
       });
     },
     async planSlices({ client, call }) {
@@ -181,6 +183,8 @@ export function createCareCloudVouchers(config: CareCloudConfig): StreamDefiniti
         endOffset: end === null ? undefined : end + config.pageOverlap,
         sliceStart: startAt === null ? null : { offset: from, at: startAt },
         endAt,
+        server: 'CareCloud',
+        expected: end === null ? 0 : end - start,
         start: (progress as OffsetProgress | null) ?? (anchors.length > 0 ? { offset: start, anchors } : { offset: from, anchors: [] }),
       });
     },

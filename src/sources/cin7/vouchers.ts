@@ -97,12 +97,15 @@ export function createCin7Vouchers(config: Cin7Config): StreamDefinition<Cin7Cli
       start,
       before,
       confirmEnd,
+      server: 'Cin7',
+      filter: 'where',
       onUnsettled: (second, passes) =>
         logger.warn({ second, passes }, 'vouchers of one CreatedDate second kept changing while read; the next reconciliation reads the rest'),
     });
   return {
     name: 'vouchers',
     cursorField: 'sourceCreatedAt',
+    mappingKey: `timezone=${config.timezone}`,
     map: (raw) => mapCin7Voucher(raw, config.timezone),
     scan(context: ScanContext<Cin7Client>) {
       const { client, mode, watermark, lookbackMs, progress, call } = context;
@@ -111,6 +114,8 @@ export function createCin7Vouchers(config: Cin7Config): StreamDefinition<Cin7Cli
           fetch: (page, rows) => client.listVouchers({ order, page, rows }, call),
           rows: config.pageSize,
           start: (progress as PageProgress | null) ?? { page: 1 },
+          keyOf,
+          server: 'Cin7',
         });
       }
       const from = scanThreshold(watermark, lookbackMs);
