@@ -15,7 +15,7 @@ import { writePage } from '../src/db/write-page.ts';
 import { createFakeCareCloud } from '../src/fake/carecloud.ts';
 import { createFakeCin7 } from '../src/fake/cin7.ts';
 import type { Prisma } from '../src/generated/prisma/client.ts';
-import { mapCareCloudVoucher } from '../src/sources/carecloud/vouchers.ts';
+import { mapCareCloudVoucher } from '../src/sources/carecloud/map.ts';
 import { mapCin7Voucher } from '../src/sources/cin7/vouchers.ts';
 import type { VoucherRow } from '../src/types.ts';
 import { copyField, copyFrom } from './copy-from.ts';

@@ -6,7 +6,7 @@ import type { Redis } from 'ioredis';
 import type { Config } from '../src/config.ts';
 import { createRateLimiter, type RateLimiter } from '../src/http/rate-limiter.ts';
 import type { Logger } from '../src/logger.ts';
-import { sources } from '../src/sources/index.ts';
+import { sectionOf, sources } from '../src/sources/index.ts';
 import type { SourceSettings, StreamDefinition } from '../src/types.ts';
 
 export interface SourceRuntime {
@@ -20,7 +20,7 @@ export interface SourceRuntime {
 export function createSourceRuntimes(config: Config, deps: { redis: Redis; logger: Logger }): SourceRuntime[] {
   const runtimes: SourceRuntime[] = [];
   for (const source of sources) {
-    const section = source.section(config);
+    const section = sectionOf(config, source);
     if (section === null) {
       deps.logger.info({ source: source.name }, 'not scheduled: its credentials are not configured');
       continue;

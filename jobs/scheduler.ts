@@ -1,6 +1,6 @@
 /**
- * Job Schedulers: per source, an incremental sync on its schedule and a full scan (Cin7's reconciliation)
- * on another. Upserting is idempotent, so every process may call this at start-up.
+ * Job Schedulers: per source, an incremental sync on its `<SOURCE>_SCHEDULE` and a reconciliation (a full scan) on
+ * its `<SOURCE>_RECONCILE_SCHEDULE`. Upserting is idempotent, so every process may call this at start-up.
  */
 import type { Queue } from 'bullmq';
 import type { JobsConfig, Schedule } from '../src/config.ts';

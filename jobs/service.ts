@@ -80,7 +80,7 @@ export async function startService(config: Config, logger: Logger, options: Serv
       sliceQueues.push(sliceQueue);
     }
   }
-  if (runtimes.length === 0) logger.warn('no source is configured: set the CareCloud or Cin7 credentials (see .env.example)');
+  if (runtimes.length === 0) logger.warn('no source is configured: set the credentials of at least one source (see .env.example)');
   // A Redis that lost its data (restarted without persistence, flushed, failed over) forgets the Job
   // Schedulers and the queues' global concurrency. Re-assert both regularly: the calls are idempotent.
   const maintenance = setInterval(() => {

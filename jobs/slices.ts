@@ -10,15 +10,14 @@ import type { Redis } from 'ioredis';
 import type { Config } from '../src/config.ts';
 import { AbortedError } from '../src/errors.ts';
 import type { Logger } from '../src/logger.ts';
-import type { Db } from '../src/sync/ledger.ts';
-import { runSlice, type SliceDispatcher, type SliceResult, type SliceTask } from '../src/sync/run-slice.ts';
-import type { RunCounters, Json } from '../src/types.ts';
+import type { Db } from '../src/db/client.ts';
+import { runSlice, type SliceDispatcher, type SliceProgress, type SliceResult, type SliceTask } from '../src/sync/run-slice.ts';
 import { jobOptions } from './queues.ts';
 import type { SourceRuntime } from './runtime.ts';
 import { steerError } from './steer-error.ts';
 
 export interface SliceJobData extends SliceTask {
-  resume?: { progress: Json; counters: RunCounters; highMark: string | null } | null;
+  resume?: SliceProgress | null;
 }
 
 export const sliceQueueName = (source: string) => `${source}-slices`;

@@ -10,9 +10,9 @@ import type { Redis } from 'ioredis';
 import type { Config } from '../src/config.ts';
 import { acquireSourceLock, SourceBusyError } from '../src/db/source-lock.ts';
 import type { Logger } from '../src/logger.ts';
-import type { Db } from '../src/sync/ledger.ts';
+import type { Db } from '../src/db/client.ts';
 import { runSync } from '../src/sync/run-sync.ts';
-import { emptyCounters, type RunCounters } from '../src/types.ts';
+import { addCounters, emptyCounters, type RunCounters } from '../src/types.ts';
 import type { SyncJobData, SyncJobResult } from './queues.ts';
 import type { SourceRuntime } from './runtime.ts';
 import { steerError } from './steer-error.ts';
@@ -85,7 +85,7 @@ async function processJob(options: SourceWorkerOptions, job: Job<SyncJobData, Sy
         worker: `${hostname()}:${process.pid}`,
         slices: options.slices,
       });
-      for (const key of Object.keys(counters) as (keyof RunCounters)[]) counters[key] += result.counters[key];
+      addCounters(counters, result.counters);
       last = { runId: String(result.runId), source: runtime.name, mode: result.mode, counters, watermarkAfter: result.watermarkAfter?.toISOString() ?? null, durationMs: 0 };
     }
     return { ...last!, counters, durationMs: Date.now() - started };

@@ -16,8 +16,27 @@
  *   shutdown or a long rate-limit pause is finished by a later run.
  * - **reconciliation**: a `full` scan that re-reads everything, updates what changed without a timestamp
  *   (Cin7 redemptions) and marks deleted what vanished, once its absence is confirmed.
+ * - **progress**: where an unfinished scan stands (its paginator's offset or cursor, anchors, group),
+ *   saved with every committed page. A record's *cursor* is its cursor field's value (epoch ms while paging):
+ *   the code does not say "sort value" or "position" for it.
+ * - **page**: one request's records, committed in one transaction with the scan's progress.
+ * - **anchor**: a record read at the end of a page (its key and cursor), looked for again by the next
+ *   request to tell whether rows shifted in between (offset paging: src/sync/offset-scan.ts).
+ * - **plan / slice**: a large full scan (or first backfill) is *planned* as independent *slices* that any
+ *   worker can read; the run that planned them waits for them (src/sync/read-slices.ts). A CareCloud slice
+ *   is a range of offsets with the anchors at its start; a Cin7 slice is a *window*.
+ * - **window**: a range of cursors `[from, before)` read by value (src/sync/keyset-scan.ts).
+ * - **group / pass**: one second of Cin7 `CreatedDate` holding more records than a page: read by page
+ *   number, in *passes*, until a pass brings no key the earlier ones had not.
+ * - **guard**: the ProgressGuard every paginator reports to; it stops a scan whose server makes no progress.
+ * - **clock**: the engine's time (`Clock`, injected into runSync and runSlice): the run's start, the future
+ *   tolerance, the watermark's cap and every time the engine writes to the ledger and the stream state.
+ *   Row times (`first_seen_at`, `last_synced_at`, `deleted_at`) and rejected records' times are PostgreSQL's
+ *   `now()`, the time of the write, like the rows' own bookkeeping.
  */
-import type { Config, HttpConfig, Schedule, SourceLimits } from './config.ts';
+import type { HttpConfig, Schedule, SourceLimits } from './config.ts';
+import type { SourceConfig } from './config-fields.ts';
+import type { SourceFake } from './fake/source-fake.ts';
 import type { RateLimiter } from './http/rate-limiter.ts';
 import type { Logger } from './logger.ts';
 
@@ -77,6 +96,12 @@ export const emptyCounters = (): RunCounters => ({
   apiCalls: 0,
   rateLimited: 0,
 });
+
+/** Adds `delta` to `counters` (in place) and returns them: the one place counters are summed. */
+export function addCounters(counters: RunCounters, delta: Partial<RunCounters>): RunCounters {
+  for (const key of Object.keys(delta) as (keyof RunCounters)[]) counters[key] += delta[key] ?? 0;
+  return counters;
+}
 
 /** What the HTTP layer reports about each request, so the ledger can count calls and 429s. */
 export interface RequestObserver {
@@ -168,8 +193,11 @@ export interface ClientDependencies {
 /** A source: one folder under src/sources and one line in src/sources/index.ts. */
 export interface SourceDefinition<Section = unknown, Client = unknown> {
   name: string;
-  /** This source's section of the config; null when its credentials are absent (not scheduled). */
-  section(config: Config): Section | null;
+  /** Its variables, secrets and credentials, and how its section of the config (`config.sources[name]`) is built. */
+  config: SourceConfig<Section>;
+  /** Its fake server, for the demo, `npm run fake` and the tests. */
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- each fake has its own type and options
+  fake: SourceFake<any, any>;
   settings(section: Section): SourceSettings;
   createClient(section: Section, deps: ClientDependencies): Client;
   createStreams(section: Section): StreamDefinition<Client>[];

@@ -1,18 +1,19 @@
 /**
  * npm run demo [-- --once] [--seed N]
  *
- * Starts fake CareCloud and Cin7 servers with seeded data that keeps changing a little, and runs the real
- * service (queues, schedulers, workers, Postgres) against them — no credentials needed. The demo uses its
- * own database (`<your database>_demo`, recreated at each start) and its own queue prefix, so it never
- * touches real data. `--once` stops after the first complete sync of both sources.
+ * Starts the fake server of every registered source (CareCloud and Cin7 Omni) with seeded data that keeps changing
+ * a little, and runs the real service (queues, schedulers, workers, Postgres) against them — no credentials needed.
+ * Each source's demo wiring (its fake's data, its demo settings) is in src/sources/<name>/fake.ts. The demo uses its
+ * own database (`<your database>_demo`, recreated at each start) and its own queue prefix, so it never touches real
+ * data. `--once` stops after the first complete sync of every source.
  */
 import { parseArgs } from 'node:util';
 import pg from 'pg';
 import { loadConfig, loadDotEnv, type Config } from '../config.ts';
 import { migrate } from '../db/migrate.ts';
 import { createLogger } from '../logger.ts';
-import { createFakeCareCloud } from '../fake/carecloud.ts';
-import { createFakeCin7 } from '../fake/cin7.ts';
+import { startDemoFakes } from '../fake/start-fakes.ts';
+import { sources } from '../sources/index.ts';
 import { formatOutcomes, runOnce } from '../../jobs/run-once.ts';
 import { createRedis } from '../../jobs/queues.ts';
 import { startService, stopOnSignals } from '../../jobs/service.ts';
@@ -80,14 +81,9 @@ runCli(USAGE, async () => {
   const databaseUrl = demoDatabaseUrl(base.databaseUrl.reveal());
 
   const churn = values.once ? undefined : { everyMs: 5_000, changes: 5 };
-  const careCloud = createFakeCareCloud({ seed, count: 3_000, churn, rateLimits: [{ max: 10, windowMs: 1000 }] });
-  const cin7 = createFakeCin7({ seed, count: 1_500, churn });
-  // A few malformed records, as real APIs send now and then: they are rejected with a reason and kept aside.
-  careCloud.store.insertMalformed('comma-number');
-  careCloud.store.insertMalformed('zero-date');
-  cin7.store.insertMalformed('missing-code');
-  const careCloudUrl = await careCloud.start();
-  const cin7Url = await cin7.start();
+  const fakes = await startDemoFakes({ seed, churn });
+  const addresses = fakes.started.map(({ fake, url }) => `${`${fake.label}:`.padEnd(16)}${url}`);
+  const stopFakes = () => fakes.stop();
 
   const config: Config = loadConfig({
     DATABASE_URL: databaseUrl,
@@ -96,21 +92,10 @@ runCli(USAGE, async () => {
     LOG_LEVEL: process.env.LOG_LEVEL ?? 'error',
     QUEUE_PREFIX: PREFIX,
     JOB_BACKOFF: '2s',
-    CARECLOUD_BASE_URL: careCloudUrl,
-    CARECLOUD_LOGIN: 'demo',
-    CARECLOUD_PASSWORD: 'demo-password',
-    CARECLOUD_APP_ID: 'demo-app',
-    CARECLOUD_TIMEZONE: 'Europe/Prague',
-    CARECLOUD_RATE_LIMIT: '8/s',
-    CARECLOUD_SCHEDULE: '15s',
-    CIN7_BASE_URL: cin7Url,
-    CIN7_USERNAME: 'demo',
-    CIN7_API_KEY: 'demo-key',
-    CIN7_SCHEDULE: '15s',
-    CIN7_RECONCILE_SCHEDULE: '2m',
+    ...fakes.env,
   });
   const logger = createLogger(config.logLevel);
-  console.log(`Fake CareCloud: ${careCloudUrl}\nFake Cin7 Omni: ${cin7Url}\nDemo database:  ${new URL(databaseUrl).pathname.slice(1)} (recreated)`);
+  console.log(`${addresses.join('\n')}\n${'Demo database:'.padEnd(16)}${new URL(databaseUrl).pathname.slice(1)} (recreated)`);
   await recreateDatabase(databaseUrl);
   await clearQueues(config.redisUrl.reveal());
   await migrate(databaseUrl, { logger });
@@ -124,7 +109,7 @@ runCli(USAGE, async () => {
   if (values.once) {
     const service = await startService(config, logger, { schedulers: false });
     try {
-      console.log('Syncing both sources once…');
+      console.log(`Syncing ${sources.map((s) => s.name).join(', ')} once…`);
       const outcomes = await runOnce(service, config.redisUrl.reveal(), PREFIX, 'incremental', 'demo');
       console.log(formatOutcomes(outcomes));
       await printCounts(databaseUrl);
@@ -132,16 +117,17 @@ runCli(USAGE, async () => {
       return outcomes.every((o) => o.ok) ? 0 : 1;
     } finally {
       await service.stop();
-      await Promise.all([careCloud.stop(), cin7.stop()]);
+      await stopFakes();
     }
   }
 
   const service = await startService(config, logger);
-  console.log('Syncing every 15 s while the fakes keep changing; Cin7 reconciles every 2 min. Ctrl-C stops.');
+  const notes = sources.flatMap((s) => (s.fake.demo.note ? [s.fake.demo.note] : []));
+  console.log(`Syncing every 15 s while the fakes keep changing${notes.map((note) => `; ${note}`).join('')}. Ctrl-C stops.`);
   const timer = setInterval(() => void printCounts(databaseUrl).catch((error: unknown) => console.error(String(error))), 10_000);
   console.log(hint);
   stopOnSignals(service, logger, () => {
     clearInterval(timer);
-    void Promise.all([careCloud.stop(), cin7.stop()]).then(() => process.exit(0));
+    void stopFakes().then(() => process.exit(0));
   });
 });

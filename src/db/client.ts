@@ -1,3 +1,8 @@
+/**
+ * The database handle and its one vocabulary: `Db` is the Prisma client (it opens transactions), `Tx` the
+ * client of an interactive transaction. A statement function that works either way takes `Db | Tx`.
+ * Every SQL statement of the service lives in this folder (src/db/), one small function each.
+ */
 import { PrismaPg } from '@prisma/adapter-pg';
 import pg from 'pg';
 import { PrismaClient } from '../generated/prisma/client.ts';
@@ -5,11 +10,11 @@ import type { Prisma } from '../generated/prisma/client.ts';
 
 export type { PrismaClient };
 
-/** The client handed to the callback of `prisma.$transaction(async (tx) => …)`. */
-export type TransactionClient = Prisma.TransactionClient;
+/** The database: a Prisma client made by createPrisma. */
+export type Db = PrismaClient;
 
-/** What the db functions accept: the client itself, or the client of an interactive transaction. */
-export type Db = PrismaClient | TransactionClient;
+/** The client handed to the callback of `db.$transaction(async (tx) => …)`. */
+export type Tx = Prisma.TransactionClient;
 
 export interface CreatePrismaOptions {
   /** Size of the pg connection pool. Default: pg's own default (10). */
@@ -36,34 +41,36 @@ export function createPrisma(databaseUrl: string, options: CreatePrismaOptions =
 }
 
 /**
- * Runs one statement with large parameters on pg directly, inside `db`'s transaction when it is one (on the
- * connection that transaction holds, found by its server process id). Prisma's raw queries serialize every
- * parameter to JSON and back and keep the arguments of its last hundred debug calls alive whether debugging
- * is on or not: with pages of a megabyte of JSON that is a hundred megabytes of heap and a second of CPU per
- * 200,000 rows. Falls back to Prisma for a client that createPrisma did not make.
+ * Runs statements with large parameters on one session. `inTransaction`: they run inside the caller's
+ * transaction; `direct`: on pg itself rather than through Prisma (see largeQueries).
  */
-export async function queryLarge<T>(db: Db, text: string, values: unknown[]): Promise<T[]> {
-  const run = await largeQueries(db);
-  return run<T>(text, values);
-}
-
-/** Runs statements on one session, as queryLarge does; `inTransaction` says whether they share a transaction. */
-export type LargeQueries = (<T>(text: string, values: unknown[]) => Promise<T[]>) & { inTransaction: boolean };
+export type LargeQueries = (<T>(text: string, values: unknown[]) => Promise<T[]>) & { inTransaction: boolean; direct: boolean };
 
 /**
- * queryLarge for several statements: the transaction's connection is looked up once (one round trip),
- * not once per statement.
+ * Statements with large parameters (a page of a megabyte of JSON), run on pg directly: Prisma's raw queries
+ * serialize every parameter to JSON and back and keep the arguments of its last hundred debug calls alive
+ * whether debugging is on or not, which with such pages is a hundred megabytes of heap and a second of CPU
+ * per 200,000 rows. Falls back to Prisma for a client that createPrisma did not make.
+ *
+ * Inside a transaction the statements must run on the connection that transaction holds. Prisma does not
+ * say which one that is, so it is found by its server process id (`pg_backend_pid()`, asked through the
+ * transaction: one round trip per call, not per statement). ASSUMPTION — the one place the service relies
+ * on Prisma's internals: while the caller awaits these statements, Prisma sends nothing on the transaction's
+ * connection (an interactive transaction runs one statement at a time, and its callback is what is
+ * running). Should a Prisma upgrade break that (pipelining, a keep-alive, a pool in the adapter that hands
+ * out another connection per statement), test/db/client.test.ts fails: it checks that the connection is
+ * found, that a statement on it sees the transaction's uncommitted writes, and that a rollback undoes it.
  */
-export async function largeQueries(db: Db): Promise<LargeQueries> {
+export async function largeQueries(db: Db | Tx): Promise<LargeQueries> {
   const connections = (db as unknown as Record<symbol, Connections | undefined>)[CONNECTIONS];
   // A transaction client lacks $disconnect; the client itself may use any connection of the pool.
   const inTransaction = !('$disconnect' in db);
-  const viaPrisma = <T>(text: string, values: unknown[]) => db.$queryRawUnsafe<T[]>(text, ...values);
-  if (!connections) return Object.assign(viaPrisma, { inTransaction });
-  if (!inTransaction) return Object.assign(async <T>(text: string, values: unknown[]) => (await connections.pool.query(text, values)).rows as T[], { inTransaction });
-  // Safe while the caller awaits these: Prisma sends nothing on a transaction's connection between its statements.
+  const on = (query: <T>(text: string, values: unknown[]) => Promise<T[]>, direct: boolean) => Object.assign(query, { inTransaction, direct });
+  const viaPrisma = on(<T>(text: string, values: unknown[]) => db.$queryRawUnsafe<T[]>(text, ...values), false);
+  if (!connections) return viaPrisma;
+  if (!inTransaction) return on(async <T>(text: string, values: unknown[]) => (await connections.pool.query(text, values)).rows as T[], true);
   const [session] = await db.$queryRawUnsafe<{ pid: number }[]>('SELECT pg_backend_pid() AS pid');
   const connection = session && connections.byPid.get(session.pid);
-  if (!connection) return Object.assign(viaPrisma, { inTransaction });
-  return Object.assign(async <T>(text: string, values: unknown[]) => (await connection.query(text, values)).rows as T[], { inTransaction });
+  if (!connection) return viaPrisma;
+  return on(async <T>(text: string, values: unknown[]) => (await connection.query(text, values)).rows as T[], true);
 }

@@ -6,7 +6,7 @@
  */
 import type { Logger } from '../logger.ts';
 import type { StreamDefinition, VoucherRow } from '../types.ts';
-import { largeQueries, type PrismaClient } from './client.ts';
+import { largeQueries, type Db, type Tx } from './client.ts';
 
 /** Rows read and rewritten per statement. */
 const BATCH = 2000;
@@ -18,6 +18,8 @@ export interface RemapOptions<Client> {
   source: string;
   stream: StreamDefinition<Client>;
   logger: Logger;
+  /** The engine's clock when the run starts: stamps the state's updatedAt. */
+  now: Date;
 }
 
 /**
@@ -30,8 +32,8 @@ export interface RemapOptions<Client> {
  * The caller must hold the source's lock.
  * @returns the number of rows whose times changed (0 when nothing was remapped).
  */
-export async function remapIfMappingChanged<Client>(db: PrismaClient, options: RemapOptions<Client>): Promise<number> {
-  const { source, stream, logger } = options;
+export async function remapIfMappingChanged<Client>(db: Db, options: RemapOptions<Client>): Promise<number> {
+  const { source, stream, logger, now } = options;
   const key = stream.mappingKey;
   if (key === undefined) return 0;
   const where = { source_stream: { source, stream: stream.name } };
@@ -56,7 +58,7 @@ export async function remapIfMappingChanged<Client>(db: PrismaClient, options: R
          WHERE source = ${source} AND stream = ${stream.name} AND jsonb_typeof(value) = 'object'`;
       const scanIds = scans.flatMap((s) => (s.scan_id !== null && /^\d+$/.test(s.scan_id) ? [BigInt(s.scan_id)] : []));
       if (scanIds.length > 0) await tx.scanSeen.deleteMany({ where: { scanId: { in: scanIds } } });
-      await tx.syncState.update({ where, data: { mappingKey: key, watermark, progress: {}, updatedAt: new Date() } });
+      await tx.syncState.update({ where, data: { mappingKey: key, watermark, progress: {}, updatedAt: now } });
       return { ...remapped, watermarkBefore: current.watermark, watermark, droppedScans: scanIds.length };
     },
     // One transaction, so that a crash halfway leaves the old key and the old times, and the next run starts over.
@@ -84,7 +86,7 @@ type StoredTimes = { id: string; raw: unknown } & Record<(typeof SQL_COLUMNS)[nu
 const SQL_COLUMNS = ['valid_from', 'valid_to', 'applied_at', 'source_created_at', 'source_modified_at'] as const;
 
 /** Reads the source's rows in batches by id, maps their raw again, and rewrites the times that changed. */
-async function remapRows<Client>(tx: Parameters<Parameters<PrismaClient['$transaction']>[0]>[0], source: string, stream: StreamDefinition<Client>): Promise<Remapped> {
+async function remapRows<Client>(tx: Tx, source: string, stream: StreamDefinition<Client>): Promise<Remapped> {
   const query = await largeQueries(tx);
   const cursorColumn = stream.cursorField === 'sourceModifiedAt' ? 'source_modified_at' : 'source_created_at';
   const result: Remapped = { changed: 0, unmappable: 0, smallestShiftMs: null };

@@ -2,7 +2,7 @@
  * Reconciliation's bookkeeping: a full scan records every key it sees in scan_seen; what it did not see,
  * once the absence is confirmed, is marked deleted.
  */
-import type { Db } from './client.ts';
+import type { Db, Tx } from './client.ts';
 
 export interface MarkVanishedInput {
   source: string;
@@ -21,7 +21,7 @@ export interface MarkVanishedInput {
  * Rows already deleted keep their deleted_at and are not counted.
  * @returns how many rows were marked deleted.
  */
-export async function markVanished(db: Db, input: MarkVanishedInput): Promise<number> {
+export async function markVanished(db: Db | Tx, input: MarkVanishedInput): Promise<number> {
   if (input.sourceIds.length === 0) return 0;
   return db.$executeRawUnsafe(
     `UPDATE vouchers AS v
@@ -51,7 +51,7 @@ export interface ListUnseenInput {
  * Candidates for deletion after a full scan: the source's live vouchers that the scan did not record in
  * scan_seen and that were already stored when it started. In source_id order, at most `limit`.
  */
-export async function listUnseen(db: Db, input: ListUnseenInput): Promise<string[]> {
+export async function listUnseen(db: Db | Tx, input: ListUnseenInput): Promise<string[]> {
   const rows = await db.$queryRawUnsafe<{ source_id: string }[]>(
     `SELECT v.source_id
        FROM vouchers v
@@ -70,6 +70,11 @@ export async function listUnseen(db: Db, input: ListUnseenInput): Promise<string
 }
 
 /** Forgets the keys a scan recorded in scan_seen (when the scan is finished or abandoned). Returns how many. */
-export async function clearScan(db: Db, scanId: bigint): Promise<number> {
+export async function clearScan(db: Db | Tx, scanId: bigint): Promise<number> {
   return db.$executeRawUnsafe('DELETE FROM scan_seen WHERE scan_id = $1::bigint', scanId.toString());
+}
+
+/** Distinct keys a full scan has stored so far (its scan_seen rows). */
+export async function countScanSeen(db: Db | Tx, scanId: bigint): Promise<number> {
+  return db.scanSeen.count({ where: { scanId } });
 }

@@ -1,6 +1,7 @@
 import type { RejectedRow, VoucherRow } from '../types.ts';
+import { requireSource } from '../sources/index.ts';
 import { checkVoucherRow } from './check-voucher-row.ts';
-import { largeQueries, type Db, type LargeQueries } from './client.ts';
+import { largeQueries, type Db, type LargeQueries, type Tx } from './client.ts';
 import { findUnstorable, storableCopy, storableText, SUSPECT_ESCAPE, tryStringify } from './unstorable.ts';
 
 export interface WritePageInput {
@@ -39,7 +40,8 @@ export interface WritePageResult {
  * statement is retried on halves of the page, each inside a savepoint, down to the rows it refuses, which
  * are rejected with PostgreSQL's message. On a page without such a row that costs one savepoint.
  */
-export async function writePage(db: Db, input: WritePageInput): Promise<WritePageResult> {
+export async function writePage(db: Db | Tx, input: WritePageInput): Promise<WritePageResult> {
+  requireSource(input.source); // the registry is the list of sources: the table has no CHECK of its own
   const { valid, json, rejects } = checkRows(input.rows, input.rejects);
   const query = await largeQueries(db);
   const runId = input.runId.toString();

@@ -16,7 +16,7 @@ import type { Logger } from '../logger.ts';
 import type { HttpContext } from './call-options.ts';
 import type { RateLimiter } from './rate-limiter.ts';
 import { refuseForeignRedirect, staysWithin } from './redirects.ts';
-import { decodeBody, responseExcerpt } from './response-text.ts';
+import { decodeBody, responseExcerpt, type ErrorDetails } from './response-text.ts';
 import { capResponseSize } from './response-size.ts';
 import { RETRIABLE_STATUSES, describeRequest, isSourceError, toSourceError, withoutRequest } from './to-source-error.ts';
 
@@ -37,6 +37,8 @@ export interface HttpClientOptions {
   headers?: Record<string, string>;
   /** Wait before the first retry in ms, doubled at each further one, ±20 % jitter (default http.retryBackoffMs). */
   backoffBaseMs?: number;
+  /** What the source reads from its own error bodies for error messages (default: the generic fields only). */
+  errorDetails?: ErrorDetails;
 }
 
 /** `Retry-After` in ms, from seconds or an HTTP date; undefined when absent or unreadable. */
@@ -119,7 +121,7 @@ export function createHttpClient(options: HttpClientOptions): Got {
   // it waits to retry, and a handler sees every failure of the promise.
   const mapError = (error: unknown): Error => {
     const response = error instanceof RequestError ? error.response : undefined;
-    return toSourceError(error, source, response ? waitFor(response) : undefined);
+    return toSourceError(error, source, response ? waitFor(response) : undefined, options.errorDetails);
   };
 
   const prefixUrl = baseUrl.replace(/\/*$/, '/');

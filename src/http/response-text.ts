@@ -74,21 +74,19 @@ export function responseExcerpt(response: PlainResponse, maxChars = 2048): strin
   return text.length > maxChars ? `${text.slice(0, maxChars)}…` : text;
 }
 
+/** What a source adds to an error's summary from its own error shape (e.g. CareCloud's invalid_params). */
+export type ErrorDetails = (error: Record<string, unknown>) => string[];
+
 /**
- * A one-line reason taken from a JSON error body (`error.title`, `error.detail`, CareCloud's
- * `error.error_data.invalid_params[].reason`, or a `message`), for error messages. Empty when there is none.
+ * A one-line reason taken from a JSON error body (`error.title`, `error.detail` or a `message`, then what the
+ * source's `details` finds in its own shape), for error messages. Empty when there is none.
  */
-export function errorSummary(body: unknown): string {
+export function errorSummary(body: unknown, details?: ErrorDetails): string {
   if (!body || typeof body !== 'object') return '';
   const record = body as Record<string, unknown>;
   const error = (typeof record.error === 'object' && record.error !== null ? record.error : record) as Record<string, unknown>;
   const parts = [error.title, error.detail, error.message, error.Message].filter((p): p is string => typeof p === 'string' && p !== '');
-  const data = error.error_data as { invalid_params?: unknown } | undefined;
-  if (Array.isArray(data?.invalid_params)) {
-    for (const param of data.invalid_params.slice(0, 5) as { name?: unknown; reason?: unknown }[]) {
-      parts.push(`${typeof param.name === 'string' ? param.name : '?'}: ${String(param.reason)}`);
-    }
-  }
+  parts.push(...(details?.(error) ?? []));
   const text = maskPersonalData(parts.join('; '));
   return text.length > 300 ? `${text.slice(0, 300)}…` : text;
 }

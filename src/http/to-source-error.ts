@@ -1,6 +1,6 @@
 import { HTTPError, ParseError, RequestError, TimeoutError } from 'got';
 import { AbortedError, FatalSourceError, RateLimitedError, RetriableSourceError } from '../errors.ts';
-import { errorSummary } from './response-text.ts';
+import { errorSummary, type ErrorDetails } from './response-text.ts';
 
 /** Statuses worth another try: the request may succeed later unchanged. */
 export const RETRIABLE_STATUSES = [408, 429, 500, 502, 503, 504];
@@ -32,8 +32,9 @@ export function withoutRequest(error: RequestError): Error {
  * Turns what got throws into one of the error classes that steer the job (src/errors.ts), keeping the got error
  * as `cause` (stripped of its request, see withoutRequest). Errors already of those classes (thrown by a hook or the limiter) pass through unchanged.
  * @param retryAfterMs the wait the source asked for, used when the last answer was 429.
+ * @param details what the source reads from its own error shape, for the message (see errorSummary).
  */
-export function toSourceError(error: unknown, source: string, retryAfterMs?: number): Error {
+export function toSourceError(error: unknown, source: string, retryAfterMs?: number, details?: ErrorDetails): Error {
   if (isSourceError(error)) return error;
   if (!(error instanceof RequestError)) {
     if (error instanceof Error && error.name === 'AbortError') return new AbortedError(`${source} request was cancelled`, { cause: error });
@@ -54,7 +55,7 @@ export function toSourceError(error: unknown, source: string, retryAfterMs?: num
   }
   if (error instanceof HTTPError) {
     const status = error.response.statusCode;
-    const summary = errorSummary(error.response.body);
+    const summary = errorSummary(error.response.body, details);
     const text = `${source} answered ${status} ${error.response.statusMessage ?? ''}`.trimEnd() + ` to ${where}${after}${summary ? `: ${summary}` : ''}`;
     if (status === 429) return new RateLimitedError(text, retryAfterMs ?? 60_000, { cause: withoutRequest(error) });
     if (RETRIABLE_STATUSES.includes(status) || status >= 500) return new RetriableSourceError(text, status, { cause: withoutRequest(error) });

@@ -1,7 +1,7 @@
+import type { Tx } from '../db/client.ts';
 import type { Logger } from '../logger.ts';
 import { writePage } from '../db/write-page.ts';
-import type { MapResult, RejectedRow, RunCounters, StreamDefinition, VoucherRow } from '../types.ts';
-import type { Tx } from './ledger.ts';
+import { addCounters, type MapResult, type RejectedRow, type RunCounters, type StreamDefinition, type VoucherRow } from '../types.ts';
 
 /**
  * How far past the engine's clock a source's modification or cursor time may be and still be believed.
@@ -88,12 +88,7 @@ export async function commitPage<Client>(
     scanId: context.scanId,
     implausibleAfter: page.implausibleAfter,
   });
-  counters.pages++;
-  counters.fetched += page.fetched;
-  counters.inserted += written.inserted;
-  counters.updated += written.updated;
-  counters.unchanged += written.unchanged;
-  counters.rejected += written.rejected;
+  addCounters(counters, { pages: 1, fetched: page.fetched, ...written });
   for (const reject of rejects) context.logger.warn({ sourceId: reject.sourceId, reason: reject.reason }, 'record rejected');
   return { rows };
 }

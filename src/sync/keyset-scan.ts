@@ -44,8 +44,8 @@ export type KeysetGroup = {
   seen: string[];
   /** How many of `seen` the current pass added. */
   added: number;
-  /** The page size the page numbers count in; absent (progress of earlier versions) = the scan's rows. */
-  rows?: number;
+  /** The page size the page numbers count in. */
+  rows: number;
 };
 
 export type KeysetProgress = {
@@ -69,7 +69,7 @@ export interface KeysetScanOptions {
   fetch(request: KeysetRequest): Promise<unknown[]>;
   rows: number;
   /** The record's cursor as epoch ms, or null when it cannot be read. */
-  positionOf(record: unknown): number | null;
+  cursorOf(record: unknown): number | null;
   /** The record's natural key, or undefined when it has none (it is then not counted in a group). */
   keyOf(record: unknown): string | undefined;
   start: KeysetProgress;
@@ -112,7 +112,7 @@ export async function* keysetScan(options: KeysetScanOptions): AsyncGenerator<{ 
   const scan: Scan = { options, rows, guard: new ProgressGuard({ server: options.server ?? 'the server', parameter: 'page', step: rows }) };
   let { from, group } = options.start;
   // A group saved with pages of another size is read again from its first page (numbers would not match).
-  if (group !== null && (group.rows ?? options.rows) !== rows) group = { ...group, page: 1, rows };
+  if (group !== null && group.rows !== rows) group = { ...group, page: 1, rows };
   // The group's keys live in a set while we page; the progress carries them as a list.
   let seen = new Set(group?.seen ?? []);
   const progress = (): KeysetProgress => {
@@ -144,7 +144,7 @@ export async function* keysetScan(options: KeysetScanOptions): AsyncGenerator<{ 
     }
     const { records, rows: asked } = await valuePage(scan, from, before);
     scan.guard.page(keysOf(records, keyOf), `records from ${from ?? 'the beginning'}`);
-    const highest = highestSecond(records, options.positionOf);
+    const highest = highestSecond(records, options.cursorOf);
     const moved = highest !== null && (from === null || highest > from);
     if (moved) from = highest;
     else if (from === null) from = FIRST_SECOND;
@@ -206,7 +206,7 @@ function checkRange(scan: Scan, request: KeysetRequest, records: unknown[]): unk
   const low = request.from === null ? -Infinity : Date.parse(request.from) - ZONE_SLACK_MS;
   const high = request.before === null ? Infinity : Date.parse(request.before) + ZONE_SLACK_MS;
   for (const record of records) {
-    const position = scan.options.positionOf(record);
+    const position = scan.options.cursorOf(record);
     if (position === null || (position >= low && position < high)) continue;
     const range = [request.from === null ? null : `>= ${request.from}`, request.before === null ? null : `< ${request.before}`].filter(Boolean).join(' and ');
     throw new FatalSourceError(
@@ -241,19 +241,15 @@ function afterPass(group: KeysetGroup, second: string, options: KeysetScanOption
   return { ...group, pass: group.pass + 1, page: 1, seen: [], added: 0 };
 }
 
-/**
- * Where to start or resume: saved progress, or a new scan from `from`. Also reads the progress of the
- * scans before groups were re-read (`{from, page}`): one past page 1 is resumed as a group from its start.
- */
+/** Where to start or resume: saved progress, or a new scan from `from`. */
 export function keysetStart(progress: Json | null, from: string | null): KeysetProgress {
   if (progress === null) return { from, group: null };
   const saved = progress as Partial<Record<string, Json>>;
-  if (typeof saved !== 'object' || Array.isArray(saved) || (saved.from !== null && typeof saved.from !== 'string')) {
+  const group = typeof saved === 'object' && !Array.isArray(saved) ? saved.group : undefined;
+  if (Array.isArray(saved) || (saved.from !== null && typeof saved.from !== 'string') || group === undefined || typeof group !== 'object' || Array.isArray(group)) {
     throw new Error(`cannot resume a keyset scan from progress ${JSON.stringify(progress).slice(0, 200)}`);
   }
-  if (saved.group !== undefined) return saved as KeysetProgress;
-  const legacyPage = typeof saved.page === 'number' ? saved.page : 1;
-  return { from: saved.from, group: legacyPage > 1 && saved.from !== null ? { pass: 1, page: 1, seen: [], added: 0 } : null };
+  return saved as KeysetProgress;
 }
 
 /** A part of a keyset scan: the records with cursor in [from, before); null = unbounded on that side. */
@@ -289,10 +285,10 @@ export async function planWindows(probe: (ordinal: number) => Promise<number | n
   return [null, ...bounds].map((from, i) => ({ from, before: bounds[i] ?? null }));
 }
 
-function highestSecond(records: unknown[], positionOf: (record: unknown) => number | null): string | null {
+function highestSecond(records: unknown[], cursorOf: (record: unknown) => number | null): string | null {
   let highest: number | null = null;
   for (const record of records) {
-    const position = positionOf(record);
+    const position = cursorOf(record);
     if (position !== null && (highest === null || position > highest)) highest = position;
   }
   // Whole seconds: the server may keep more precision than we can state, and `>=` must include them.

@@ -1,34 +1,16 @@
 /**
- * Offset paging over live data that shifts while we page.
- *
- * Between two page requests, records can move: under `last_change DESC` a record that changes jumps to
- * the top and pushes the others down (we see some twice — harmless, writes are idempotent), and a record
- * that is hard-deleted pulls the others up (the first records of the next page slide into the page we
- * already read — those would be missed). So each request starts `overlap` records early and must find one
- * of the previous page's last keys (the anchors) in what it gets back:
- *
- * - anchor found at index i → everything after i is new; we are continuous.
- * - no anchor, and the page lies wholly before the anchors in sort order → rows were pushed down further
- *   than a page: step forward.
- * - otherwise rows were pulled up more than the overlap (or the anchors vanished): step back and retry.
- *
- * A scan started at offset 0 needs no anchor. Progress (offset + anchors) is saved after each committed
- * page, so a later run resumes where this one stopped. When the anchors cannot be found again (a scan
- * resumed long after it stopped, with thousands of rows moved since), the scan starts over from the top:
- * re-reading is harmless, skipping is not.
- *
- * A slice of a larger scan (ASC) starts from anchors its plan read at its start, and rows may have shifted
- * by any amount between the plan and the slice's first request (other slices are read first, a run resumes
- * hours later). When its anchors cannot be found, it searches by the sort value planned at its start: it
- * steps back, twice as far each time, to a page that begins below that value, and reads every row from
- * there. It goes past `endOffset` until it has read a row at `endAt` or later, where the next slice
- * starts. Starting over means starting the slice over, not the whole list.
+ * Offset paging over live data that shifts while we page (CareCloud). Each request starts `overlap`
+ * records early and must find the previous page's last keys (its anchors): found, the page continues the
+ * scan; not found, rows moved, and the scan steps forward or back until it finds them, or starts over
+ * (re-reading is harmless, skipping is not). A slice of a larger scan finds its start by its planned
+ * anchors, failing that by the cursor planned there, and reads past its end to the next slice's start.
+ * The why and the costs: docs/design.md ("How voucher-sync stays correct": CareCloud, and "Work any worker
+ * can take").
  *
  * A total the server reports is a hint, never a stop: a full page means there may be more, whatever the
- * total says (a server whose `total_items` lies low would otherwise end every scan early). A short page
- * ends the list as before. A ProgressGuard stops a scan whose pages bring nothing new (a server that
- * ignores `offset`), and an answer too large to hold makes the scan ask for pages half the size; offsets
- * stay valid whatever the page size, and the smaller size is kept in the progress for the rest of the scan.
+ * total says; a short page ends the list. A ProgressGuard stops a scan whose pages bring nothing new (a
+ * server that ignores `offset`), and an answer too large to hold makes the scan ask for pages half the
+ * size; offsets stay valid whatever the page size, and the smaller size is kept in the progress.
  */
 import { RetriableSourceError } from '../errors.ts';
 import type { Json } from '../types.ts';
@@ -38,10 +20,20 @@ import { smallerPageSize } from './smaller-pages.ts';
 export interface OffsetProgress {
   /** Position, in the list as last read, just after the last record read. */
   offset: number;
-  /** Keys and sort positions of the last records read, oldest first. */
+  /** Keys and cursors of the last records read, oldest first. */
   anchors: { key: string; at: number | null }[];
   /** The page size this scan fell back to after an answer too large to hold; absent = the configured one. */
   size?: number;
+}
+
+/** Where a slice of a larger (ASC) scan starts and ends, as planned. */
+export interface OffsetSlice {
+  /** Where the slice starts, offset and cursor, for when its anchors are gone; null: by anchors only. */
+  start?: { offset: number; at: number } | null;
+  /** Stop once this offset is read; default: read to the end of the list. */
+  endOffset?: number;
+  /** Where the next slice starts, as a cursor: the slice reads past `endOffset` until it reaches it. */
+  endAt?: number | null;
 }
 
 export interface OffsetScanOptions {
@@ -51,19 +43,15 @@ export interface OffsetScanOptions {
   overlap: number;
   direction: 'ASC' | 'DESC';
   keyOf(record: unknown): string | undefined;
-  /** The record's sort value (epoch ms), or null when it cannot be read. */
-  positionOf(record: unknown): number | null;
+  /** The record's cursor (epoch ms), or null when it cannot be read. */
+  cursorOf(record: unknown): number | null;
   /** True when the rest of the list is not needed (e.g. older than the incremental threshold). */
   isPastEnd?(records: unknown[]): boolean;
   /** Stop only on an empty page or a short page the total confirms, never on another short page (full scans). */
   requireEmptyPage?: boolean;
   start?: OffsetProgress | null;
-  /** Stop once this position is read (a slice of a larger scan); default: read to the end. */
-  endOffset?: number;
-  /** ASC slices: where the slice starts as planned, offset and sort value, for when its anchors are gone. */
-  sliceStart?: { offset: number; at: number } | null;
-  /** ASC slices: where the next slice starts, as a sort value; the slice reads past `endOffset` to it. */
-  endAt?: number | null;
+  /** The bounds of a slice of a larger scan (ASC); default: the whole list. */
+  slice?: OffsetSlice;
   /** How many times one boundary may be re-requested before giving up for now. Default 8. */
   maxRealign?: number;
   /** The source as named in errors. @default 'the server' */
@@ -109,7 +97,8 @@ export async function* offsetScan(options: OffsetScanOptions): AsyncGenerator<Of
     if (scan.pageSize < options.pageSize) progress.size = scan.pageSize;
     yield { records: fresh, total, progress };
     if (records.length === 0) return;
-    if (options.endOffset !== undefined && offset >= options.endOffset && reaches(records, options.endAt, options.positionOf)) return;
+    const end = options.slice?.endOffset;
+    if (end !== undefined && offset >= end && reaches(records, options.slice?.endAt, options.cursorOf)) return;
     // A short page ends the list when it holds nothing beyond the anchors, or when the total agrees;
     // otherwise (a server that sent fewer records than asked) only when the caller accepts short pages as
     // the end. A full page never ends it, whatever the total says.
@@ -147,19 +136,19 @@ async function request(scan: ScanState, from: number, count: number) {
   }
 }
 
-/** The anchors `records` give, in order: their keys and sort positions (records without a key give none). */
-export function anchorsOf(records: unknown[], options: Pick<OffsetScanOptions, 'keyOf' | 'positionOf'>): OffsetProgress['anchors'] {
+/** The anchors `records` give, in order: their keys and cursors (records without a key give none). */
+export function anchorsOf(records: unknown[], options: Pick<OffsetScanOptions, 'keyOf' | 'cursorOf'>): OffsetProgress['anchors'] {
   return records.flatMap((record) => {
     const key = options.keyOf(record);
-    return key === undefined ? [] : [{ key, at: options.positionOf(record) }];
+    return key === undefined ? [] : [{ key, at: options.cursorOf(record) }];
   });
 }
 
 /** True when `endAt` is unset or some record sorts at or after it. */
-function reaches(records: unknown[], endAt: number | null | undefined, positionOf: OffsetScanOptions['positionOf']): boolean {
+function reaches(records: unknown[], endAt: number | null | undefined, cursorOf: OffsetScanOptions['cursorOf']): boolean {
   if (endAt === null || endAt === undefined) return true;
   return records.some((record) => {
-    const position = positionOf(record);
+    const position = cursorOf(record);
     return position !== null && position >= endAt;
   });
 }
@@ -169,7 +158,8 @@ function reaches(records: unknown[], endAt: number | null | undefined, positionO
  * always for more than the records it re-reads (past its end offset, it reads on to its end value).
  */
 function askedAt(scan: ScanState, from: number): number {
-  const needed = scan.options.endOffset === undefined ? Infinity : scan.options.endOffset - from;
+  const endOffset = scan.options.slice?.endOffset;
+  const needed = endOffset === undefined ? Infinity : endOffset - from;
   return needed > scan.overlap ? Math.min(scan.pageSize, needed) : scan.pageSize;
 }
 
@@ -185,7 +175,7 @@ async function fetchSliceStart(scan: ScanState, { offset, at: startAt }: { offse
   for (let back = step; ; back *= 2) {
     const asked = askedAt(scan, from);
     const { records, total } = await request(scan, from, asked);
-    const first = records.map(scan.options.positionOf).find((p) => p !== null);
+    const first = records.map(scan.options.cursorOf).find((p) => p !== null);
     if (from === 0 || (first !== undefined && first < startAt)) return { records, total, from, asked, restarted: true };
     from = Math.max(0, from - back);
   }
@@ -195,7 +185,7 @@ async function fetchSliceStart(scan: ScanState, { offset, at: startAt }: { offse
 async function fetchAligned(scan: ScanState, offset: number, anchors: OffsetProgress['anchors']) {
   const { options } = scan;
   const step = Math.max(1, scan.pageSize - scan.overlap);
-  const sliceStart = options.sliceStart ?? null;
+  const sliceStart = options.slice?.start ?? null;
   if (anchors.length === 0 && sliceStart !== null && offset === sliceStart.offset) return fetchSliceStart(scan, sliceStart);
   let from = Math.max(0, offset - Math.min(anchors.length, scan.overlap));
   for (let attempt = 0; ; attempt++) {
@@ -220,20 +210,20 @@ async function fetchAligned(scan: ScanState, offset: number, anchors: OffsetProg
 
 /**
  * Index in `records` of the latest anchor found, or -1. A record counts as its anchor only while it keeps
- * its sort value: one that changed since has moved (to the end of an ASC list), and finding it there says
+ * its cursor: one that changed since has moved (to the end of an ASC list), and finding it there says
  * nothing about where the scan stood.
  */
-function findAnchor(records: unknown[], anchors: OffsetProgress['anchors'], options: Pick<OffsetScanOptions, 'keyOf' | 'positionOf'>): number {
+function findAnchor(records: unknown[], anchors: OffsetProgress['anchors'], options: Pick<OffsetScanOptions, 'keyOf' | 'cursorOf'>): number {
   const keys = records.map(options.keyOf);
   for (let i = anchors.length - 1; i >= 0; i--) {
     const anchor = anchors[i]!;
     const index = keys.lastIndexOf(anchor.key);
-    if (index >= 0 && (anchor.at === null || options.positionOf(records[index]) === anchor.at)) return index;
+    if (index >= 0 && (anchor.at === null || options.cursorOf(records[index]) === anchor.at)) return index;
   }
   return -1;
 }
 
-function freshRecords(records: unknown[], anchors: OffsetProgress['anchors'], options: Pick<OffsetScanOptions, 'keyOf' | 'positionOf'>): unknown[] {
+function freshRecords(records: unknown[], anchors: OffsetProgress['anchors'], options: Pick<OffsetScanOptions, 'keyOf' | 'cursorOf'>): unknown[] {
   const index = anchors.length > 0 ? findAnchor(records, anchors, options) : -1;
   return index >= 0 ? records.slice(index + 1) : records;
 }
@@ -242,7 +232,7 @@ function freshRecords(records: unknown[], anchors: OffsetProgress['anchors'], op
 function liesBeforeAnchors(records: unknown[], anchors: OffsetProgress['anchors'], options: OffsetScanOptions): boolean {
   const anchorAt = anchors[anchors.length - 1]?.at;
   if (anchorAt === null || anchorAt === undefined) return false;
-  const positions = records.map(options.positionOf).filter((p): p is number => p !== null);
+  const positions = records.map(options.cursorOf).filter((p): p is number => p !== null);
   if (positions.length === 0) return false;
   return options.direction === 'DESC' ? Math.min(...positions) > anchorAt : Math.max(...positions) < anchorAt;
 }

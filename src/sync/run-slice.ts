@@ -1,15 +1,13 @@
 /**
- * Slices: a full scan (or a first backfill) split into independent parts that any worker can read, so
- * throughput grows with workers until the source's rate limit binds. The run that planned them stays the
- * one run of its source: it waits for the slices, then sets the watermark and checks for vanished vouchers.
+ * Reading one slice of a split scan (see read-slices.ts for the plan and the run that waits for it), and
+ * the dispatcher that reads slices in this process, one after another.
  */
+import type { Db } from '../db/client.ts';
+import { countSlicePage } from '../db/ledger.ts';
 import type { Logger } from '../logger.ts';
-import { AbortedError } from '../errors.ts';
-import { emptyCounters, type Json, type RequestObserver, type RunCounters, type StreamDefinition, type SyncMode } from '../types.ts';
+import { addCounters, emptyCounters, systemClock, type Clock, type Json, type RequestObserver, type RunCounters, type StreamDefinition, type SyncMode } from '../types.ts';
 import { highestCursor, raiseHighMark } from './cursor.ts';
-import { countSlicePage, type Db } from './ledger.ts';
-import { commitPage, mapPage } from './commit-page.ts';
-import { prefetched } from './prefetch.ts';
+import { commitPages } from './page-loop.ts';
 
 /** What a finished slice reports to the run that planned it. */
 export interface SliceResult {
@@ -31,6 +29,13 @@ export interface SliceTask {
   slice: Json;
 }
 
+/** Where a slice stands after a committed page: its position, what it counted, its highest cursor. */
+export interface SliceProgress {
+  progress: Json;
+  counters: RunCounters;
+  highMark: string | null;
+}
+
 /** Runs slices somewhere (the job layer: any worker) and reports each result as it arrives. */
 export interface SliceDispatcher {
   run(tasks: SliceTask[], onDone: (task: SliceTask, result: SliceResult) => Promise<void>, signal?: AbortSignal): Promise<void>;
@@ -43,15 +48,17 @@ export interface RunSliceOptions<Client> {
   db: Db;
   logger: Logger;
   lookbackMs: number;
+  /** @default systemClock */
+  clock?: Clock;
   /** Where a previous attempt of this slice stopped, and what it had counted. */
-  resume?: { progress: Json; counters: RunCounters; highMark: string | null } | null;
+  resume?: SliceProgress | null;
   /** Called after each committed page, to save where the slice stands. */
-  onPage?(state: { progress: Json; counters: RunCounters; highMark: string | null }): Promise<void>;
+  onPage?(state: SliceProgress): Promise<void>;
   signal?: AbortSignal;
 }
 
 export async function runSlice<Client>(options: RunSliceOptions<Client>): Promise<SliceResult> {
-  const { task, stream, db } = options;
+  const { task, stream, db, clock = systemClock } = options;
   if (!stream.scanSlice) throw new Error(`stream ${task.source}/${task.stream} cannot read slices`);
   const counters = options.resume ? { ...options.resume.counters } : emptyCounters();
   let highMark = options.resume?.highMark ?? null;
@@ -65,35 +72,34 @@ export async function runSlice<Client>(options: RunSliceOptions<Client>): Promis
       mode: task.mode,
       watermark: null,
       lookbackMs: options.lookbackMs,
-      now: new Date(),
+      now: clock.now(),
       progress: options.resume?.progress ?? null,
       call: { signal: options.signal, observer },
       logger: options.logger,
     },
     task.slice,
   );
-  for await (const page of prefetched(pages)) {
-    if (page.total !== undefined && page.total !== null) reported = page.total;
+  await commitPages({
+    stream,
+    pages,
+    db,
+    clock,
+    signal: options.signal,
+    commit: { source: task.source, runId: BigInt(task.runId), scanId: task.mode === 'full' ? BigInt(task.scanId) : undefined, logger: options.logger },
     // This page's counts; the request for the page fetched ahead meanwhile counts with the next page.
-    const counted = delta;
-    delta = emptyCounters();
-    // Mapped before the transaction opens: it then holds its connection and row locks only for the writes.
-    const mapped = mapPage(stream, page.records, new Date());
-    const { rows } = await db.$transaction(async (tx) => {
-      const committed = await commitPage(tx, stream, mapped, counted, {
-        source: task.source,
-        runId: BigInt(task.runId),
-        scanId: task.mode === 'full' ? BigInt(task.scanId) : undefined,
-        logger: options.logger,
-      });
-      await countSlicePage(tx, task, counted);
-      return committed;
-    });
-    for (const key of Object.keys(counters) as (keyof RunCounters)[]) counters[key] += counted[key];
-    highMark = raiseHighMark(highMark, highestCursor(rows, stream.cursorField));
-    await options.onPage?.({ progress: page.progress, counters, highMark });
-    if (options.signal?.aborted) throw new AbortedError('stopped after committing the current page');
-  }
+    countersFor: () => {
+      const counted = delta;
+      delta = emptyCounters();
+      return counted;
+    },
+    checkpoint: (tx, { counted, now }) => countSlicePage(tx, task, counted, now),
+    committed: async ({ page, rows, counted }) => {
+      if (page.total !== undefined && page.total !== null) reported = page.total;
+      addCounters(counters, counted);
+      highMark = raiseHighMark(highMark, highestCursor(rows, stream.cursorField));
+      await options.onPage?.({ progress: page.progress, counters, highMark });
+    },
+  });
   return { highMark, counters, reported };
 }
 

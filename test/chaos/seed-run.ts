@@ -374,7 +374,7 @@ export class SeedRun {
     this.extraMismatches.push(...(await compareAfterIncremental({ db: this.harness.db, source, careCloud: this.careCloud, cin7: this.cin7 })));
     // A full run confirms at most *_CONFIRM_MAX vanished vouchers; the rest wait for the next full scan
     // (documented): one that used the whole allowance is followed by another.
-    const confirmMax = (source === 'carecloud' ? this.harness.config.carecloud : this.harness.config.cin7)!.confirmMax;
+    const confirmMax = this.harness.config.sources[source]!.confirmMax;
     for (let i = 0; ; i++) {
       if (i === 8) return failed('full', new Error('eight full runs after the chaos and still no complete scan that found every vanished voucher'));
       let deleted: number;

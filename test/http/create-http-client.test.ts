@@ -3,6 +3,7 @@ import type { HttpConfig } from '../../src/config.ts';
 import { AbortedError, FatalSourceError, RateLimitedError, RetriableSourceError } from '../../src/errors.ts';
 import type { HttpContext } from '../../src/http/call-options.ts';
 import { createHttpClient, parseRetryAfter } from '../../src/http/create-http-client.ts';
+import { careCloudErrorDetails } from '../../src/sources/carecloud/error-details.ts';
 import { createRateLimiter, type RateLimiter } from '../../src/http/rate-limiter.ts';
 import { createLogger } from '../../src/logger.ts';
 import { createTestRedis, type TestRedis } from '../helpers/redis.ts';
@@ -40,7 +41,8 @@ describe('createHttpClient', () => {
       if (answer === undefined) response.socket?.destroy();
       return answer;
     });
-    return createHttpClient({ source: 'testsrc', baseUrl: `${server.url}/api/v1`, http: config, limiter, logger: createLogger('debug', logs), backoffBaseMs: 10 });
+    // With CareCloud's error details, whose error shape the 4xx cases below answer in.
+    return createHttpClient({ source: 'testsrc', baseUrl: `${server.url}/api/v1`, http: config, limiter, logger: createLogger('debug', logs), backoffBaseMs: 10, errorDetails: careCloudErrorDetails });
   }
 
   it('retries 503 and succeeds, every attempt taking a limiter slot and reaching the observer', async () => {

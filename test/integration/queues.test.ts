@@ -6,7 +6,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { isServiceCode } from '../../src/fake/carecloud-data.ts';
 import { runOnce } from '../../jobs/run-once.ts';
 import { startService, type Service } from '../../jobs/service.ts';
-import { sliceSize } from '../../src/sources/carecloud/vouchers.ts';
+import { sliceSize } from '../../src/sources/carecloud/slices.ts';
 import type { SyncJobData, SyncJobResult } from '../../jobs/queues.ts';
 import { createHarness, REDIS_URL, type Harness, type HarnessOptions } from '../helpers/sync-harness.ts';
 

@@ -10,7 +10,7 @@ import { startService } from '../../jobs/service.ts';
 import { isServiceCode } from '../../src/fake/carecloud-data.ts';
 import { acquireSourceLock, SourceBusyError, type SourceLock } from '../../src/db/source-lock.ts';
 import { AbortedError } from '../../src/errors.ts';
-import { abandonRunning } from '../../src/sync/ledger.ts';
+import { abandonRunning } from '../../src/db/ledger.ts';
 import { overlappingRuns } from '../chaos/ground-truth.ts';
 import { createHarness, type Harness } from '../helpers/sync-harness.ts';
 
@@ -106,7 +106,7 @@ describe('source lock', () => {
     let requests = 0;
     // While the second run pages, a later run (holding the lock this one lost) marks it abandoned.
     const stop = harness.careCloud.store.onListRequest(() => {
-      if (++requests === 3) void abandonRunning(harness.db, 'carecloud', 'vouchers');
+      if (++requests === 3) void abandonRunning(harness.db, 'carecloud', 'vouchers', new Date());
     });
     await expect(harness.sync('carecloud', 'incremental')).rejects.toThrow(/no longer running/);
     stop();

@@ -1,5 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { Secret, type CareCloudConfig, type HttpConfig } from '../../src/config.ts';
+import { Secret, type HttpConfig } from '../../src/config.ts';
+import type { CareCloudConfig } from '../../src/sources/carecloud/config.ts';
 import { FatalSourceError, RetriableSourceError } from '../../src/errors.ts';
 import { createLogger } from '../../src/logger.ts';
 import { createCareCloudClient } from '../../src/sources/carecloud/client.ts';

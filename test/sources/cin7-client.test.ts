@@ -1,5 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { Secret, type Cin7Config, type HttpConfig } from '../../src/config.ts';
+import { Secret, type HttpConfig } from '../../src/config.ts';
+import type { Cin7Config } from '../../src/sources/cin7/config.ts';
 import { FatalSourceError, RetriableSourceError } from '../../src/errors.ts';
 import { createLogger } from '../../src/logger.ts';
 import { createCin7Client } from '../../src/sources/cin7/client.ts';

@@ -1,6 +1,7 @@
 import { inspect } from 'node:util';
 import { describe, expect, it } from 'vitest';
-import { loadConfig, parseDuration, parseRateWindows } from '../../src/config.ts';
+import { loadConfig, parseDuration, parseRateWindows, secretVariables } from '../../src/config.ts';
+import { sourceNames, sources } from '../../src/sources/index.ts';
 import { ConfigError } from '../../src/errors.ts';
 
 const cin7 = { CIN7_USERNAME: 'user', CIN7_API_KEY: 'k3y-s3cret' };
@@ -25,15 +26,15 @@ function errorOf(env: Record<string, string>): string {
 describe('loadConfig', () => {
   it('applies the documented defaults and leaves unconfigured sources out', () => {
     const config = loadConfig({});
-    expect(config.carecloud).toBeNull();
-    expect(config.cin7).toBeNull();
+    expect(config.sources.carecloud).toBeNull();
+    expect(config.sources.cin7).toBeNull();
     expect(config.databaseUrl.reveal()).toBe('postgresql://postgres@localhost:5432/voucher_sync');
     expect(config.http).toEqual({ connectTimeoutMs: 10_000, readTimeoutMs: 30_000, retries: 4, maxInlineWaitMs: 30_000, retryBackoffMs: 1000, requestTimeoutMs: 120_000, maxResponseBytes: 16 * 1024 ** 2 });
   });
 
   it('enables Cin7 with its reported limits and daily budget', () => {
     const config = loadConfig(cin7);
-    expect(config.cin7).toMatchObject({
+    expect(config.sources.cin7).toMatchObject({
       pageSize: 250,
       lookbackMs: 600_000,
       schedule: { every: 300_000 },
@@ -61,12 +62,29 @@ describe('loadConfig', () => {
     const config = loadConfig({ ...cin7, ...careCloud });
     const printed = JSON.stringify(config) + inspect(config, { depth: 10 });
     for (const secret of ['k3y-s3cret', 'pa55-s3cret', 'app-s3cret']) expect(printed).not.toContain(secret);
-    expect(config.cin7?.apiKey.reveal()).toBe('k3y-s3cret');
+    expect(config.sources.cin7?.apiKey.reveal()).toBe('k3y-s3cret');
+  });
+
+  it('reads CARECLOUD_RECONCILE_SCHEDULE, or CARECLOUD_FULL_SCHEDULE, its old name', () => {
+    expect(loadConfig(careCloud).sources.carecloud?.reconcileSchedule).toEqual({ pattern: '0 4 * * 0' });
+    expect(loadConfig({ ...careCloud, CARECLOUD_RECONCILE_SCHEDULE: '0 5 * * *' }).sources.carecloud?.reconcileSchedule).toEqual({ pattern: '0 5 * * *' });
+    expect(loadConfig({ ...careCloud, CARECLOUD_FULL_SCHEDULE: '0 6 * * *' }).sources.carecloud?.reconcileSchedule).toEqual({ pattern: '0 6 * * *' });
+    expect(loadConfig({ ...careCloud, CARECLOUD_RECONCILE_SCHEDULE: '1h', CARECLOUD_FULL_SCHEDULE: '60m' }).sources.carecloud?.reconcileSchedule).toEqual({ every: 3_600_000 });
+    expect(errorOf({ ...careCloud, CARECLOUD_RECONCILE_SCHEDULE: '0 5 * * *', CARECLOUD_FULL_SCHEDULE: 'off' })).toBe(
+      'CARECLOUD_RECONCILE_SCHEDULE, CARECLOUD_FULL_SCHEDULE must not differ: the second is the old name of the first (got "0 5 * * *" and "off")',
+    );
+  });
+
+  it('assembles what each registered source declares: a section per source, its secrets never printed', () => {
+    expect(Object.keys(loadConfig({}).sources)).toEqual(sourceNames);
+    expect(secretVariables()).toEqual(['DATABASE_URL', 'REDIS_URL', ...sources.flatMap((s) => s.config.secrets)]);
+    expect(secretVariables()).toEqual(expect.arrayContaining(['CARECLOUD_PASSWORD', 'CARECLOUD_APP_ID', 'CIN7_API_KEY']));
+    expect(errorOf({ CIN7_USERNAME: 'user', CIN7_API_KEY: ' ', CARECLOUD_APP_ID: 'x'.repeat(3) })).not.toContain('xxx');
   });
 
   it('is frozen', () => {
     const config = loadConfig(cin7);
-    expect(() => ((config.cin7 as { pageSize: number }).pageSize = 1)).toThrow();
+    expect(() => ((config.sources.cin7 as { pageSize: number }).pageSize = 1)).toThrow();
   });
 });
 

@@ -1,6 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import type { CareCloudConfig, Cin7Config } from '../../src/config.ts';
-import { createCareCloudVouchers, mapCareCloudVoucher } from '../../src/sources/carecloud/vouchers.ts';
+import type { CareCloudConfig } from '../../src/sources/carecloud/config.ts';
+import type { Cin7Config } from '../../src/sources/cin7/config.ts';
+import { mapCareCloudVoucher } from '../../src/sources/carecloud/map.ts';
+import { createCareCloudVouchers } from '../../src/sources/carecloud/vouchers.ts';
 import { createCin7Vouchers, mapCin7Voucher } from '../../src/sources/cin7/vouchers.ts';
 import { FUTURE_TOLERANCE_MS, mapPage } from '../../src/sync/commit-page.ts';
 

@@ -71,7 +71,7 @@ async function scanWithChurn(seed: number, direction: 'ASC' | 'DESC', churn: { d
     overlap: 5,
     direction,
     keyOf: (r) => (r as { id: string }).id,
-    positionOf: (r) => (r as { t: number }).t,
+    cursorOf: (r) => (r as { t: number }).t,
     requireEmptyPage: true,
   });
   for await (const page of pages) for (const r of page.records) seen.add((r as { id: string }).id);
@@ -89,7 +89,7 @@ describe('offsetScan over a list that changes while we page', () => {
       overlap: 5,
       direction: 'DESC',
       keyOf: (r) => (r as { id: string }).id,
-      positionOf: (r) => (r as { t: number }).t,
+      cursorOf: (r) => (r as { t: number }).t,
     });
     for await (const page of pages) seen.push(...page.records.map((r) => (r as { id: string }).id));
     expect(seen).toHaveLength(120);
@@ -134,7 +134,7 @@ describe('offsetScan over a list that changes while we page', () => {
       overlap: 5,
       direction: 'DESC',
       keyOf: (r) => (r as { id: string }).id,
-      positionOf: (r) => (r as { t: number }).t,
+      cursorOf: (r) => (r as { t: number }).t,
       isPastEnd: (records) => Math.min(...records.map((r) => (r as { t: number }).t)) < threshold,
     });
     const seen: number[] = [];
@@ -151,7 +151,7 @@ describe('offsetScan over a list that changes while we page', () => {
       overlap: 5,
       direction: 'ASC' as const,
       keyOf: (r: unknown) => (r as { id: string }).id,
-      positionOf: (r: unknown) => (r as { t: number }).t,
+      cursorOf: (r: unknown) => (r as { t: number }).t,
     };
     const first = offsetScan(options);
     const page1 = (await first.next()).value!;
@@ -169,7 +169,7 @@ describe('offsetScan over a list that changes while we page', () => {
       overlap: 3,
       direction: 'DESC' as const,
       keyOf: (r: unknown) => (r as { id: string }).id,
-      positionOf: (r: unknown) => (r as { t: number }).t,
+      cursorOf: (r: unknown) => (r as { t: number }).t,
       requireEmptyPage: true,
     };
     const first = offsetScan(options);
@@ -188,7 +188,7 @@ describe('offsetScan as a slice of a larger ASC scan', () => {
     overlap: 3,
     direction: 'ASC' as const,
     keyOf: (r: unknown) => (r as { id: string }).id,
-    positionOf: (r: unknown) => (r as { t: number }).t,
+    cursorOf: (r: unknown) => (r as { t: number }).t,
   };
   const ids = (records: unknown[]) => records.map((r) => (r as { id: string }).id);
 
@@ -205,7 +205,7 @@ describe('offsetScan as a slice of a larger ASC scan', () => {
       ...base,
       fetch: (o, c) => (requests++, list.fetch(o, c)),
       requireEmptyPage: true,
-      sliceStart: { offset: 197, at },
+      slice: { start: { offset: 197, at } },
       start: { offset: 197, anchors: [] },
     });
     for await (const page of pages) seen.push(...ids(page.records));
@@ -225,7 +225,7 @@ describe('offsetScan as a slice of a larger ASC scan', () => {
     const inside = (await list.fetch(150, 1)).records[0]!.t;
     for (let i = 0; i < 50; i++) list.rows.set(`old${i}`, { id: `old${i}`, t: inside, seq: 10_000 + i });
     const seen: string[] = [];
-    const pages = offsetScan({ ...base, fetch: (o, c) => list.fetch(o, c), endOffset: 203, endAt: nextAt, start: { offset: 97, anchors: [] } });
+    const pages = offsetScan({ ...base, fetch: (o, c) => list.fetch(o, c), slice: { endOffset: 203, endAt: nextAt }, start: { offset: 97, anchors: [] } });
     for await (const page of pages) seen.push(...ids(page.records));
     expect(expected.length).toBe(98);
     expect(expected.filter((id) => !seen.includes(id))).toEqual([]);
@@ -258,7 +258,7 @@ describe('offsetScan as a slice of a larger ASC scan', () => {
       ...base,
       fetch: (o, c) => (requests++, list.fetch(o, c)),
       requireEmptyPage: true,
-      sliceStart: { offset: 197, at: planned[3]!.t },
+      slice: { start: { offset: 197, at: planned[3]!.t } },
       start: { offset: 200, anchors: planned.slice(0, 3).map((r) => ({ key: r.id, at: r.t })) },
     });
     for await (const page of pages) for (const id of ids(page.records)) seen.add(id);

@@ -35,7 +35,7 @@ describe('offsetScan against a hostile server', () => {
       overlap: 5,
       direction: 'ASC',
       keyOf: id,
-      positionOf: t,
+      cursorOf: t,
       requireEmptyPage: true,
       server: 'CareCloud',
       ...extra,
@@ -59,7 +59,7 @@ describe('offsetScan against a hostile server', () => {
       overlap: 5,
       direction: 'ASC',
       keyOf: id,
-      positionOf: t,
+      cursorOf: t,
       requireEmptyPage: true,
       server: 'CareCloud',
     });
@@ -111,7 +111,7 @@ describe('keysetScan against a hostile server', () => {
   const keysetOptions = (fetch: (request: KeysetRequest) => Promise<unknown[]>, from: string | null = null) => ({
     fetch,
     rows: 10,
-    positionOf: t,
+    cursorOf: t,
     keyOf: id,
     start: { from, group: null },
     server: 'Cin7',

@@ -1,14 +1,15 @@
 /**
- * CareCloud Enterprise API client: bearer-token login, and the voucher endpoints checked at the page level.
+ * CareCloud Enterprise API client: the voucher endpoints checked at the page level, with the bearer token of
+ * the session (session.ts), renewed once when CareCloud refuses it.
  * Records are not validated here; the stream's `map` does that.
  */
-import { DateTime } from 'luxon';
-import type { CareCloudConfig } from '../../config.ts';
-import { AbortedError, FatalSourceError, RetriableSourceError } from '../../errors.ts';
+import { FatalSourceError, RetriableSourceError } from '../../errors.ts';
 import type { CallOptions, HttpContext } from '../../http/call-options.ts';
 import { createHttpClient } from '../../http/create-http-client.ts';
-import { registerSecret } from '../../secrets.ts';
 import { systemClock, type ClientDependencies, type Clock } from '../../types.ts';
+import type { CareCloudConfig } from './config.ts';
+import { careCloudErrorDetails } from './error-details.ts';
+import { createTokenSession } from './session.ts';
 
 export type CareCloudListParams = {
   count: number;
@@ -39,27 +40,6 @@ export interface CareCloudClientDependencies extends ClientDependencies {
   backoffBaseMs?: number;
 }
 
-// Renew a minute before `valid_to`: the project's clock and ours differ a little, and a request takes time.
-const RENEW_BEFORE_MS = 60_000;
-
-/** `valid_to` is a local time of the project (`YYYY-MM-DD HH:MM:SS`, sometimes ISO) without offset. */
-function parseLocalTime(value: unknown, zone: string): number | null {
-  if (typeof value !== 'string') return null;
-  const sql = DateTime.fromFormat(value.trim(), 'yyyy-MM-dd HH:mm:ss', { zone });
-  const parsed = sql.isValid ? sql : DateTime.fromISO(value.trim(), { zone });
-  return parsed.isValid ? parsed.toMillis() : null;
-}
-
-function untilAborted<T>(promise: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
-  if (!signal) return promise;
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = () => reject(new AbortedError('Stopped waiting for the CareCloud login', { cause: signal.reason }));
-    if (signal.aborted) return onAbort();
-    signal.addEventListener('abort', onAbort, { once: true });
-    promise.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
-  });
-}
-
 function toPage(body: unknown, what: string): CareCloudVoucherPage {
   const data = (body as { data?: unknown } | null)?.data;
   if (!data || typeof data !== 'object') throw new RetriableSourceError(`CareCloud answer to ${what} has no data object`);
@@ -73,7 +53,6 @@ function toPage(body: unknown, what: string): CareCloudVoucherPage {
 
 export function createCareCloudClient(config: CareCloudConfig, deps: CareCloudClientDependencies): CareCloudClient {
   const logger = deps.logger.child({ source: 'carecloud' });
-  const clock = deps.clock ?? systemClock;
   const http = createHttpClient({
     source: 'carecloud',
     baseUrl: config.baseUrl,
@@ -83,51 +62,9 @@ export function createCareCloudClient(config: CareCloudConfig, deps: CareCloudCl
     logger: deps.logger,
     headers: { 'accept-language': 'en-gb' },
     backoffBaseMs: deps.backoffBaseMs,
+    errorDetails: careCloudErrorDetails,
   });
-  let session: { token: string; renewAt: number } | null = null;
-  let loggingIn: Promise<string> | null = null;
-
-  async function login(call: CallOptions): Promise<string> {
-    let body: unknown;
-    try {
-      ({ body } = await http.post('users/actions/login', {
-        json: { user_external_application_id: config.appId.reveal(), login: config.login, password: config.password.reveal() },
-        retry: { methods: ['POST'] }, // logging in twice is harmless
-        context: { observer: call.observer } satisfies HttpContext,
-      }));
-    } catch (error) {
-      if (error instanceof FatalSourceError && (error.status === 401 || error.status === 403)) {
-        throw new FatalSourceError(
-          `CareCloud rejected the login credentials (${error.status}): check CARECLOUD_LOGIN, CARECLOUD_PASSWORD and CARECLOUD_APP_ID`,
-          error.status,
-          { cause: error },
-        );
-      }
-      throw error;
-    }
-    const data = (body as { data?: { bearer_token?: unknown; valid_to?: unknown } } | null)?.data;
-    if (typeof data?.bearer_token !== 'string' || data.bearer_token === '') {
-      throw new RetriableSourceError('CareCloud login answer has no data.bearer_token');
-    }
-    // Scrubbed from every text from now on, like the configured secrets: a server may echo it in an error body.
-    registerSecret(data.bearer_token);
-    const validTo = parseLocalTime(data.valid_to, config.timezone);
-    if (validTo === null) logger.warn('CareCloud login answer has no readable valid_to; the token is kept until CareCloud rejects it');
-    session = { token: data.bearer_token, renewAt: validTo === null ? Number.POSITIVE_INFINITY : validTo - RENEW_BEFORE_MS };
-    logger.info({ validTo: validTo === null ? null : new Date(validTo).toISOString() }, 'Logged in to CareCloud');
-    return data.bearer_token;
-  }
-
-  /** The current token, logging in when there is none or it is due; concurrent callers share one login. */
-  function currentToken(call: CallOptions, stale?: string): Promise<string> {
-    if (session && (session.token === stale || clock.now().getTime() >= session.renewAt)) session = null;
-    if (session) return Promise.resolve(session.token);
-    // The login is shared, so no caller's signal cancels it; each caller can still stop waiting for it.
-    loggingIn ??= login(call).finally(() => {
-      loggingIn = null;
-    });
-    return untilAborted(loggingIn, call.signal);
-  }
+  const session = createTokenSession({ config, http, logger, clock: deps.clock ?? systemClock });
 
   async function get(path: string, params: Record<string, unknown>, call: CallOptions, quiet: number[] = []): Promise<unknown> {
     const searchParams = Object.fromEntries(Object.entries(params).filter(([, v]) => v !== undefined)) as Record<string, string | number | boolean>;
@@ -140,7 +77,7 @@ export function createCareCloudClient(config: CareCloudConfig, deps: CareCloudCl
           context: { observer: call.observer, quietStatuses: [401, ...quiet] } satisfies HttpContext,
         })
       ).body;
-    const token = await currentToken(call);
+    const token = await session.token(call);
     try {
       return await send(token);
     } catch (error) {
@@ -148,7 +85,7 @@ export function createCareCloudClient(config: CareCloudConfig, deps: CareCloudCl
     }
     logger.info('CareCloud refused the token; logging in again');
     try {
-      return await send(await currentToken(call, token));
+      return await send(await session.token(call, token));
     } catch (error) {
       if (!(error instanceof FatalSourceError && error.status === 401)) throw error;
       throw new FatalSourceError(`CareCloud rejected a freshly issued token for GET ${path.split('/')[0]}: the user may lack access to it`, 401, {

@@ -2,7 +2,7 @@
  * Cin7 Omni API v1 client: HTTP Basic on every request, `GET v1/Voucher`, bare JSON arrays.
  * Records are not validated here; the stream's `map` does that.
  */
-import type { Cin7Config } from '../../config.ts';
+import type { Cin7Config } from './config.ts';
 import { FatalSourceError, RetriableSourceError } from '../../errors.ts';
 import type { CallOptions, HttpContext } from '../../http/call-options.ts';
 import { createHttpClient } from '../../http/create-http-client.ts';

@@ -8,7 +8,7 @@
  * a keyset scan of `CreatedDate>='a' AND CreatedDate<'b'`: by value, so each slice is as safe against rows
  * shifting as the incremental scan, and a window is all a slice needs, since the API offers no offset.
  */
-import type { Cin7Config } from '../../config.ts';
+import type { Cin7Config } from './config.ts';
 import type { MapResult, ScanContext, StreamDefinition, VoucherRow } from '../../types.ts';
 import { scanThreshold } from '../../sync/cursor.ts';
 import { keysetScan, keysetStart, planWindows, type KeysetProgress, type KeysetWindow } from '../../sync/keyset-scan.ts';
@@ -77,7 +77,7 @@ function windowOf(slice: unknown): KeysetWindow {
 }
 
 export function createCin7Vouchers(config: Cin7Config): StreamDefinition<Cin7Client> {
-  const positionOf = (record: unknown): number | null => {
+  const cursorOf = (record: unknown): number | null => {
     const value = fieldOf(record, 'createdDate');
     if (typeof value !== 'string') return null;
     try {
@@ -92,7 +92,7 @@ export function createCin7Vouchers(config: Cin7Config): StreamDefinition<Cin7Cli
     keysetScan({
       fetch: (request) => client.listVouchers({ where: createdWithin(request.from, request.before), order, page: request.page, rows: request.rows }, call),
       rows: config.pageSize,
-      positionOf,
+      cursorOf,
       keyOf,
       start,
       before,
@@ -129,7 +129,7 @@ export function createCin7Vouchers(config: Cin7Config): StreamDefinition<Cin7Cli
       // season), so windows of equal length would give one worker most of the work.
       return planWindows(async (ordinal) => {
         const [first] = await client.listVouchers({ order, page: ordinal, rows: 1, fields: 'CreatedDate' }, call);
-        return first === undefined ? undefined : positionOf(first);
+        return first === undefined ? undefined : cursorOf(first);
       }, config.pageSize * config.slicePages);
     },
     scanSlice(context, slice) {

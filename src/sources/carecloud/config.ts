@@ -1,0 +1,66 @@
+/** CareCloud's settings: its variables, secrets and credentials, and its section of the config. */
+import * as field from '../../config-fields.ts';
+import { Secret, type CommonSourceConfig, type Schedule } from '../../config-fields.ts';
+
+export interface CareCloudConfig extends CommonSourceConfig {
+  baseUrl: string;
+  login: string;
+  password: Secret;
+  appId: Secret;
+  timezone: string;
+  pageSize: number;
+  /** Records re-read at each page boundary, to detect rows shifting while we page. */
+  pageOverlap: number;
+  /** Pages per slice when a full scan or first backfill is split across workers. */
+  slicePages: number;
+}
+
+const RECONCILE_SCHEDULE: Schedule = { pattern: '0 4 * * 0' };
+
+export const careCloudConfig = field.defineSourceConfig({
+  variables: {
+    CARECLOUD_BASE_URL: field.url(['http:', 'https:']).optional(),
+    CARECLOUD_LOGIN: field.str.min(1).optional(),
+    CARECLOUD_PASSWORD: field.str.min(1).optional(),
+    CARECLOUD_APP_ID: field.str.min(1).optional(),
+    CARECLOUD_TIMEZONE: field.timezone.optional(),
+    CARECLOUD_PAGE_SIZE: field.int(1, 1000).default(100),
+    CARECLOUD_PAGE_OVERLAP: field.int(1, 50).default(5),
+    CARECLOUD_SLICE_PAGES: field.int(1, 100_000).default(20),
+    CARECLOUD_LOOKBACK: field.duration.default(600_000),
+    CARECLOUD_SCHEDULE: field.schedule.default({ every: 300_000 }),
+    // Default in `section`: CARECLOUD_FULL_SCHEDULE is its earlier name, still read.
+    CARECLOUD_RECONCILE_SCHEDULE: field.schedule.optional(),
+    CARECLOUD_FULL_SCHEDULE: field.schedule.optional(),
+    CARECLOUD_RATE_LIMIT: field.rateWindows.default([
+      { max: 5, windowMs: 1000 },
+      { max: 120, windowMs: 60_000 },
+    ]),
+    CARECLOUD_DAILY_BUDGET: field.budget.default(null),
+    CARECLOUD_CONFIRM_MAX: field.int(0, 100_000).default(100),
+  },
+  secrets: ['CARECLOUD_PASSWORD', 'CARECLOUD_APP_ID'],
+  credentials: ['CARECLOUD_BASE_URL', 'CARECLOUD_LOGIN', 'CARECLOUD_PASSWORD', 'CARECLOUD_APP_ID', 'CARECLOUD_TIMEZONE'],
+  check(values, env) {
+    const { CARECLOUD_RECONCILE_SCHEDULE: reconcile, CARECLOUD_FULL_SCHEDULE: full } = values;
+    if (reconcile === undefined || full === undefined || JSON.stringify(reconcile) === JSON.stringify(full)) return [];
+    const got = `got "${env.CARECLOUD_RECONCILE_SCHEDULE}" and "${env.CARECLOUD_FULL_SCHEDULE}"`;
+    return [`CARECLOUD_RECONCILE_SCHEDULE, CARECLOUD_FULL_SCHEDULE must not differ: the second is the old name of the first (${got})`];
+  },
+  section: (e): CareCloudConfig => ({
+    baseUrl: field.baseUrlOf(e.CARECLOUD_BASE_URL!),
+    login: e.CARECLOUD_LOGIN!,
+    password: new Secret(e.CARECLOUD_PASSWORD!),
+    appId: new Secret(e.CARECLOUD_APP_ID!),
+    timezone: e.CARECLOUD_TIMEZONE!,
+    pageSize: e.CARECLOUD_PAGE_SIZE,
+    pageOverlap: Math.min(e.CARECLOUD_PAGE_OVERLAP, e.CARECLOUD_PAGE_SIZE - 1),
+    slicePages: e.CARECLOUD_SLICE_PAGES,
+    lookbackMs: e.CARECLOUD_LOOKBACK,
+    schedule: e.CARECLOUD_SCHEDULE,
+    // CARECLOUD_FULL_SCHEDULE is the old name of CARECLOUD_RECONCILE_SCHEDULE (check: they may not differ).
+    reconcileSchedule: e.CARECLOUD_RECONCILE_SCHEDULE ?? e.CARECLOUD_FULL_SCHEDULE ?? RECONCILE_SCHEDULE,
+    limits: { windows: e.CARECLOUD_RATE_LIMIT, dailyBudget: e.CARECLOUD_DAILY_BUDGET },
+    confirmMax: e.CARECLOUD_CONFIRM_MAX,
+  }),
+});

@@ -1,0 +1,113 @@
+/**
+ * Slices of a CareCloud full scan: how many records each, how they are planned (the records read at each
+ * boundary, for a slice to find its place however rows shifted), and the bounds a slice is read with. The
+ * why: docs/design.md, "Work any worker can take".
+ */
+import pMap from 'p-map';
+import type { CallContext, Json } from '../../types.ts';
+import { anchorsOf, type OffsetProgress, type OffsetSlice } from '../../sync/offset-scan.ts';
+import type { CareCloudClient } from './client.ts';
+import type { CareCloudConfig } from './config.ts';
+
+type SliceConfig = Pick<CareCloudConfig, 'pageSize' | 'pageOverlap' | 'slicePages'>;
+
+/**
+ * A slice of a full scan, as planned: its offsets; the records just before its start (their keys and
+ * cursors, epoch ms of `last_change`), its anchors; and the cursors at its start and at the next slice's
+ * start (null when unreadable, first and last slice).
+ */
+export interface CareCloudSlice {
+  start: number;
+  end: number | null;
+  anchors: { key: string; at: number | null }[];
+  startAt: number | null;
+  endAt: number | null;
+  [key: string]: Json;
+}
+
+const isCount = (value: unknown): value is number => typeof value === 'number' && Number.isSafeInteger(value) && value >= 0;
+const isValueOrNull = (value: unknown): value is number | null => value === null || (typeof value === 'number' && Number.isFinite(value));
+const isAnchor = (value: unknown): boolean => {
+  const anchor = value as { key?: unknown; at?: unknown } | null;
+  return typeof anchor === 'object' && anchor !== null && typeof anchor.key === 'string' && isValueOrNull(anchor.at);
+};
+
+/** A slice as planned by planCareCloudSlices, checked: it comes back from a queue. */
+export function sliceOf(slice: unknown): CareCloudSlice {
+  const s = (typeof slice === 'object' && slice !== null ? slice : {}) as Partial<CareCloudSlice>;
+  if (!isCount(s.start) || !(s.end === null || isCount(s.end)) || !Array.isArray(s.anchors) || !s.anchors.every(isAnchor) || !isValueOrNull(s.startAt) || !isValueOrNull(s.endAt)) {
+    throw new Error(`not a CareCloud slice (expected {start, end, anchors, startAt, endAt}): ${JSON.stringify(slice)?.slice(0, 200)}`);
+  }
+  return { start: s.start, end: s.end, anchors: s.anchors, startAt: s.startAt, endAt: s.endAt };
+}
+
+/** Boundary reads a plan makes at once. */
+const PLAN_CONCURRENCY = 8;
+
+/** Slices a scan aims for at least: enough that the last ones to finish leave few of the workers' slots idle. */
+const TARGET_SLICES = 32;
+
+/**
+ * Records per slice: at most `slicePages` pages, fewer when that would make fewer than TARGET_SLICES slices
+ * (but at least two pages). A slice re-reads `pageOverlap` records past both of its ends and each request
+ * after the first re-reads `pageOverlap`, so a slice of n requests covers n × (pageSize − overlap) − overlap
+ * records exactly: none of its requests is a short one spent on a few records.
+ */
+export function sliceSize(total: number, config: SliceConfig): number {
+  const step = config.pageSize - config.pageOverlap;
+  const requests = Math.max(Math.min(2, config.slicePages), Math.min(config.slicePages, Math.floor(total / step / TARGET_SLICES)));
+  return Math.max(step, requests * step - config.pageOverlap);
+}
+
+/** Where a slice starting at `start` reads from: `pageOverlap` records early. */
+const readFrom = (start: number, config: SliceConfig) => Math.max(0, start - config.pageOverlap);
+
+const ASC = { sort_field: 'last_change', sort_direction: 'ASC' } as const;
+
+/**
+ * One cheap request for the total, then ranges of whole requests, the last one open-ended (records changed
+ * during the scan move to the end in ASC order). Each boundary is read too (one request of overlap + 1
+ * records), a few at once. Null when the scan is too small to split.
+ */
+export async function planCareCloudSlices(
+  client: CareCloudClient,
+  call: CallContext,
+  config: SliceConfig,
+  cursorOf: (record: unknown) => number | null,
+  keyOf: (record: unknown) => string | undefined,
+): Promise<CareCloudSlice[] | null> {
+  const probe = await client.listVouchers({ count: 1, offset: 0, ...ASC }, call);
+  const total = probe.totalItems;
+  if (total === null || total <= config.pageSize * config.slicePages) return null;
+  const size = sliceSize(total, config);
+  const starts = Array.from({ length: Math.ceil(total / size) }, (_, i) => i * size);
+  const boundaries = await pMap(
+    starts.slice(1),
+    async (start) => {
+      const from = readFrom(start, config);
+      const { vouchers } = await client.listVouchers({ count: start - from + 1, offset: from, ...ASC }, call);
+      return { anchors: anchorsOf(vouchers.slice(0, start - from), { keyOf, cursorOf }), startAt: cursorOf(vouchers[start - from]) };
+    },
+    { concurrency: PLAN_CONCURRENCY },
+  );
+  return starts.map((start, i) => ({
+    start,
+    end: start + size < total ? start + size : null,
+    ...(i === 0 ? { anchors: [], startAt: null } : boundaries[i - 1]!),
+    endAt: boundaries[i]?.startAt ?? null,
+  }));
+}
+
+/**
+ * How a planned slice is read: `pageOverlap` records past both of its ends, its start found by what the
+ * plan read there, its end by the next slice's start.
+ */
+export function sliceBounds(slice: CareCloudSlice, config: SliceConfig): { first: OffsetProgress; bounds: OffsetSlice; expected: number } {
+  const { start, end, anchors, startAt, endAt } = slice;
+  const from = readFrom(start, config);
+  return {
+    first: anchors.length > 0 ? { offset: start, anchors } : { offset: from, anchors: [] },
+    bounds: { start: startAt === null ? null : { offset: from, at: startAt }, endOffset: end === null ? undefined : end + config.pageOverlap, endAt },
+    expected: end === null ? 0 : end - start,
+  };
+}

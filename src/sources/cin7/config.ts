@@ -1,0 +1,49 @@
+/** Cin7 Omni's settings: its variables, secrets and credentials, and its section of the config. */
+import * as field from '../../config-fields.ts';
+import { Secret, type CommonSourceConfig } from '../../config-fields.ts';
+
+export interface Cin7Config extends CommonSourceConfig {
+  baseUrl: string;
+  username: string;
+  apiKey: Secret;
+  /** Zone of dates that carry no offset. */
+  timezone: string;
+  pageSize: number;
+  /** Pages per slice when a full scan or first backfill is split across workers (default 50). */
+  slicePages: number;
+}
+
+export const cin7Config = field.defineSourceConfig({
+  variables: {
+    CIN7_BASE_URL: field.url(['http:', 'https:']).default('https://api.cin7.com/api'),
+    CIN7_USERNAME: field.str.min(1).optional(),
+    CIN7_API_KEY: field.str.min(1).optional(),
+    CIN7_TIMEZONE: field.timezone.default('UTC'),
+    CIN7_PAGE_SIZE: field.int(1, 250).default(250),
+    CIN7_SLICE_PAGES: field.int(1, 100_000).default(50),
+    CIN7_LOOKBACK: field.duration.default(600_000),
+    CIN7_SCHEDULE: field.schedule.default({ every: 300_000 }),
+    CIN7_RECONCILE_SCHEDULE: field.schedule.default({ pattern: '0 3 * * *' }),
+    CIN7_RATE_LIMIT: field.rateWindows.default([
+      { max: 3, windowMs: 1000 },
+      { max: 60, windowMs: 60_000 },
+    ]),
+    CIN7_DAILY_BUDGET: field.budget.default(5000),
+    CIN7_CONFIRM_MAX: field.int(0, 5000).default(50),
+  },
+  secrets: ['CIN7_API_KEY'],
+  credentials: ['CIN7_USERNAME', 'CIN7_API_KEY'],
+  section: (e): Cin7Config => ({
+    baseUrl: field.baseUrlOf(e.CIN7_BASE_URL),
+    username: e.CIN7_USERNAME!,
+    apiKey: new Secret(e.CIN7_API_KEY!),
+    timezone: e.CIN7_TIMEZONE,
+    pageSize: e.CIN7_PAGE_SIZE,
+    slicePages: e.CIN7_SLICE_PAGES,
+    lookbackMs: e.CIN7_LOOKBACK,
+    schedule: e.CIN7_SCHEDULE,
+    reconcileSchedule: e.CIN7_RECONCILE_SCHEDULE,
+    limits: { windows: e.CIN7_RATE_LIMIT, dailyBudget: e.CIN7_DAILY_BUDGET },
+    confirmMax: e.CIN7_CONFIRM_MAX,
+  }),
+});
