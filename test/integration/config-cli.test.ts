@@ -3,18 +3,10 @@
  * and every command's arguments, run as real processes. A bad setting is one line naming the variable and exit 1
  * (never a secret's value); a bad argument is the reason, the usage and exit 2.
  */
-import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
-import { afterAll, describe, expect, it } from 'vitest';
-
-const root = fileURLToPath(new URL('../..', import.meta.url));
-const tsxLoader = pathToFileURL(join(root, 'node_modules', 'tsx', 'dist', 'loader.mjs')).href;
-// Outside the repository, so that a developer's .env cannot change what is tested.
-const cwd = mkdtempSync(join(tmpdir(), 'config-cli-'));
-afterAll(() => rmSync(cwd, { recursive: true, force: true }));
+import { describe, expect, it } from 'vitest';
+import { REPOSITORY as root, runCommand } from '../helpers/run-command.ts';
 
 // Nothing listens on port 1: should a case get past validation by mistake, it fails fast instead of syncing.
 const UNREACHABLE = {
@@ -36,32 +28,8 @@ const VALID: Record<string, string> = {
 };
 const NEVER_PRINTED = ['Db-pw-7c1e9a', 'Rd-pw-52b0f4', ...Object.values(SECRET)];
 
-interface Outcome {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-function run(script: string, args: string[], env: Record<string, string | undefined>): Promise<Outcome> {
-  const defined = Object.fromEntries(Object.entries(env).filter((entry): entry is [string, string] => entry[1] !== undefined));
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', tsxLoader, join(root, script), ...args], {
-      cwd,
-      env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...defined },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (chunk: Buffer) => (stdout += String(chunk)));
-    child.stderr.on('data', (chunk: Buffer) => (stderr += String(chunk)));
-    const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
-    child.on('error', reject);
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
+/** Killed after 30 s: a bad setting must be reported long before. */
+const run = (script: string, args: string[], env: Record<string, string | undefined>) => runCommand(script, args, env, { timeoutMs: 30_000 });
 
 /** Runs `work` over `items`, `limit` at a time: each child process costs about a second of a core. */
 async function pool<T, R>(items: T[], limit: number, work: (item: T) => Promise<R>): Promise<R[]> {
@@ -147,11 +115,20 @@ const GROUPS: Problem[][] = [
     invalid('CIN7_LOOKBACK', 'a while', DURATION),
     invalid('CIN7_SCHEDULE', 'hourly', SCHEDULE),
     invalid('CIN7_RECONCILE_SCHEDULE', 'daily', SCHEDULE),
+    invalid('CARECLOUD_RECONCILE_SCHEDULE', 'weekly', SCHEDULE),
     invalid('CIN7_RATE_LIMIT', '3/s,60/fortnight', LIMITS),
     invalid('CIN7_DAILY_BUDGET', '5000.5', BUDGET),
     invalid('CIN7_CONFIRM_MAX', '5001', `${WHOLE} 0 to 5000`),
     // Only the password of CareCloud set: the line lists everything else it needs, and not the password.
     unset(['CARECLOUD_BASE_URL', 'CARECLOUD_LOGIN', 'CARECLOUD_APP_ID', 'CARECLOUD_TIMEZONE'], 'must be set to sync carecloud (CARECLOUD_PASSWORD is set)'),
+  ],
+  [
+    // The old name and the new one, both valid and different: checked once every value is valid, so alone here.
+    {
+      names: ['CARECLOUD_RECONCILE_SCHEDULE', 'CARECLOUD_FULL_SCHEDULE'],
+      env: { CARECLOUD_RECONCILE_SCHEDULE: '0 5 * * *', CARECLOUD_FULL_SCHEDULE: '0 4 * * 0' },
+      says: 'must not differ: the second is the old name of the first (got "0 5 * * *" and "0 4 * * 0")',
+    },
   ],
 ];
 

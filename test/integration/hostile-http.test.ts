@@ -4,23 +4,19 @@
  * credentials, and Redis out of reach. Each run must end — stored right, or failed with an error naming what the
  * server did — and no secret may reach the ledger, Redis, the log or the command's output.
  */
-import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { createServer } from 'node:net';
-import { join } from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ResponseTooLargeError, RetriableSourceError } from '../../src/errors.ts';
 import { createTestDatabase } from '../helpers/db.ts';
+import { runCommand } from '../helpers/run-command.ts';
 import { createHarness, REDIS_URL, type Harness } from '../helpers/sync-harness.ts';
 import { rejection } from '../helpers/rejection.ts';
 import { startLocalServer, type LocalServer } from '../http/local-server.ts';
 import { echoRequest, gzipBomb, hugePage, onVoucherList, redirectTo, reencoded, slowDrip } from '../hostile/http-behaviours.ts';
 
-const root = fileURLToPath(new URL('../..', import.meta.url));
-const tsxLoader = pathToFileURL(join(root, 'node_modules', 'tsx', 'dist', 'loader.mjs')).href;
 const MB = 1024 ** 2;
 
 let h: Harness | undefined;
@@ -34,27 +30,6 @@ afterEach(async () => {
 const lastRun = (source: string) => h!.db.syncRun.findFirstOrThrow({ where: { source }, orderBy: { id: 'desc' } });
 const listRequests = (source: 'carecloud' | 'cin7') => h!.hostile[source].requests.filter((r) => onVoucherList({ ...r, body: Buffer.from(r.body) })).length;
 
-/** Runs a command of this repository as an operator would, with only `env` (plus PATH and HOME). */
-function runCommand(script: string, args: string[], env: Record<string, string>): Promise<{ code: number | null; stdout: string; stderr: string; ms: number }> {
-  const started = Date.now();
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', tsxLoader, join(root, script), ...args], {
-      cwd: '/tmp',
-      env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (chunk: Buffer) => (stdout += String(chunk)));
-    child.stderr.on('data', (chunk: Buffer) => (stderr += String(chunk)));
-    const timer = setTimeout(() => child.kill('SIGKILL'), 50_000);
-    child.on('error', reject);
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr, ms: Date.now() - started });
-    });
-  });
-}
 
 describe('runs against a hostile HTTP server', () => {
   it('stores text sent as iso-8859-1 as what it says ("café"), not mangled', async () => {

@@ -2,11 +2,6 @@
  * Two databases on one Redis with the same QUEUE_PREFIX: the second is refused with one line, before it can take
  * or queue a run of the first; processes of one database share their prefix freely.
  */
-import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config.ts';
 import { ConfigError } from '../../src/errors.ts';
@@ -14,31 +9,10 @@ import { createLogger } from '../../src/logger.ts';
 import { startService } from '../../jobs/service.ts';
 import { bindingKey } from '../../jobs/queue-binding.ts';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.ts';
+import { runCommand } from '../helpers/run-command.ts';
 import { createHarness, type Harness } from '../helpers/sync-harness.ts';
 
-const root = fileURLToPath(new URL('../..', import.meta.url));
-const tsxLoader = pathToFileURL(join(root, 'node_modules', 'tsx', 'dist', 'loader.mjs')).href;
-const cwd = mkdtempSync(join(tmpdir(), 'binding-'));
 
-function runSync(env: Record<string, string>): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', tsxLoader, join(root, 'src/cli/sync.ts'), '--source', 'all'], {
-      cwd,
-      env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (chunk: Buffer) => (stdout += String(chunk)));
-    child.stderr.on('data', (chunk: Buffer) => (stderr += String(chunk)));
-    const timer = setTimeout(() => child.kill('SIGKILL'), 50_000);
-    child.on('error', reject);
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
 
 describe('one QUEUE_PREFIX, two databases', () => {
   let h: Harness;
@@ -52,7 +26,6 @@ describe('one QUEUE_PREFIX, two databases', () => {
   afterAll(async () => {
     await other?.drop();
     await h?.close();
-    rmSync(cwd, { recursive: true, force: true });
   });
 
   it('refuses the second database with one line, and lets every process of the first share the prefix', async () => {
@@ -75,7 +48,7 @@ describe('one QUEUE_PREFIX, two databases', () => {
 
       // `npm run sync` against the other database: refused before it queues anything, and it never reports a run.
       const before = await h.db.syncRun.count();
-      const run = await runSync({ ...h.env, DATABASE_URL: other.url });
+      const run = await runCommand('src/cli/sync.ts', ['--source', 'all'], { ...h.env, DATABASE_URL: other.url });
       expect(run.code).toBe(1);
       expect(run.stderr.trim().split('\n')).toHaveLength(1);
       expect(run.stderr).toContain(`QUEUE_PREFIX "${h.prefix}"`);

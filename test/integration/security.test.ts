@@ -2,60 +2,25 @@
  * Security and hygiene, end to end: the read-only role BI tools connect as, and secrets and personal data kept out
  * of everything the service prints or stores about its runs.
  */
-import { spawn } from 'node:child_process';
 import { createHash, createHmac, pbkdf2Sync, randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer, request as httpRequest, type IncomingHttpHeaders } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import pg from 'pg';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { CARECLOUD_BASE_PATH } from '../../src/fake/carecloud.ts';
 import { TEST_SERVER_URL } from '../helpers/db.ts';
+import { runCommand } from '../helpers/run-command.ts';
 import { createHarness, REDIS_URL, type Harness } from '../helpers/sync-harness.ts';
 
-const root = fileURLToPath(new URL('../..', import.meta.url));
-const tsxLoader = pathToFileURL(join(root, 'node_modules', 'tsx', 'dist', 'loader.mjs')).href;
-// Outside the repository, so that a developer's .env cannot change what is tested.
-const cwd = mkdtempSync(join(tmpdir(), 'security-'));
 
-interface Outcome {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-/** Runs a command of this repository as an operator would, asynchronously: the fakes live in this process. */
-function runCommand(script: string, args: string[], env: Record<string, string>): Promise<Outcome> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', tsxLoader, join(root, script), ...args], {
-      cwd,
-      env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (chunk: Buffer) => (stdout += String(chunk)));
-    child.stderr.on('data', (chunk: Buffer) => (stderr += String(chunk)));
-    const timer = setTimeout(() => child.kill('SIGKILL'), 50_000);
-    child.on('error', reject);
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
 
 /** Which of `secrets` occur in `text` (none, we hope). */
 function leaked(text: string, secrets: Iterable<string>): string[] {
   return [...new Set(secrets)].filter((secret) => secret.length > 0 && text.includes(secret));
 }
 
-afterAll(() => rmSync(cwd, { recursive: true, force: true }));
 
 describe('the reporting role for BI tools', () => {
   const role = `vs_reporting_${randomBytes(5).toString('hex')}`;
