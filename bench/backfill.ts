@@ -101,7 +101,12 @@ async function measureOne(
     source,
     fake,
     workers,
-    env: { ...BACKFILL_ENV[source], ...(pageSize !== undefined && { [source === 'carecloud' ? 'CARECLOUD_PAGE_SIZE' : 'CIN7_PAGE_SIZE']: String(pageSize) }) },
+    env: {
+      ...BACKFILL_ENV[source],
+      ...(pageSize !== undefined && {
+        [source === 'carecloud' ? 'CARECLOUD_PAGE_SIZE' : 'CIN7_PAGE_SIZE']: String(pageSize),
+      }),
+    },
     workerNodeArgs: [...nodeArgs, ...(profile ? ['--cpu-prof', '--cpu-prof-dir', profileDir] : [])],
   });
   try {
@@ -123,9 +128,13 @@ async function measureOne(
     const driver = (driverUsage.user + driverUsage.system) / 1000;
     const stats = await fake.stats();
     const [count] = await run.query<{ n: number }>('SELECT count(*)::int AS n FROM vouchers');
-    const runs = await run.query<{ status: string; worker: string | null; pages: number; inserted: number; apiCalls: number }>(
-      'SELECT status, worker, pages, inserted, api_calls AS "apiCalls" FROM sync_runs ORDER BY id',
-    );
+    const runs = await run.query<{
+      status: string;
+      worker: string | null;
+      pages: number;
+      inserted: number;
+      apiCalls: number;
+    }>('SELECT status, worker, pages, inserted, api_calls AS "apiCalls" FROM sync_runs ORDER BY id');
     const fakeRss = fake.peakRss();
     const workerRss = await run.stopWorkers();
     const failed = !(outcomes[0]?.ok === true && count?.n === fake.listed);
@@ -134,7 +143,13 @@ async function measureOne(
     const postgresActiveMs = (await run.pgActiveMs()) - activeBefore;
     const outcome = outcomes[0];
     const rowsStored = count?.n ?? 0;
-    const ours = cpu.workers.reduce((a, b) => a + b, 0) + cpu.fake + cpu.postgresBackends + cpu.postgresBackground + cpu.redis + driver;
+    const ours =
+      cpu.workers.reduce((a, b) => a + b, 0) +
+      cpu.fake +
+      cpu.postgresBackends +
+      cpu.postgresBackground +
+      cpu.redis +
+      driver;
     const measurement: BackfillMeasurement = {
       kind: profile ? 'profiled' : 'plain',
       source,
@@ -165,7 +180,10 @@ async function measureOne(
       if (file) {
         const path = join(profileDir, file);
         const spawnedAt = run.workers[0]!.spawnedAt;
-        measurement.profile = { file: path, ...summarizeProfile(path, { fromMs: startedAt, toMs: finishedAt, profileStartEpochMs: spawnedAt }) };
+        measurement.profile = {
+          file: path,
+          ...summarizeProfile(path, { fromMs: startedAt, toMs: finishedAt, profileStartEpochMs: spawnedAt }),
+        };
       }
     }
     return measurement;
@@ -189,20 +207,54 @@ export async function runBackfill(options: BackfillOptions, log: (line: string) 
   }
   for (const source of options.sources) {
     for (const plan of options.plans.filter((p) => p.sources.includes(source))) {
-      const fake = await startFake({ source, count: plan.vouchers, latencyMs: plan.latencyMs, rateLimits: null, seed: 1 });
-      log(`backfill: fake ${source} with ${int(fake.listed)} vouchers, ${plan.latencyMs} ms per request, ready in ${secs(fake.startupMs)} (pid ${fake.pid})`);
+      const fake = await startFake({
+        source,
+        count: plan.vouchers,
+        latencyMs: plan.latencyMs,
+        rateLimits: null,
+        seed: 1,
+      });
+      log(
+        `backfill: fake ${source} with ${int(fake.listed)} vouchers, ${plan.latencyMs} ms per request, ready in ${secs(fake.startupMs)} (pid ${fake.pid})`,
+      );
       try {
         for (const workers of options.workerCounts) {
           const label = `backfill ${source} ${int(plan.vouchers)} @${plan.latencyMs} ms${pages(plan.pageSize ?? null)}, ${workers} worker${workers > 1 ? 's' : ''}`;
-          const m = await tryMeasure(label, () => measureOne(fake, source, workers, plan.latencyMs, options.mode, false, plan.pageSize, options.workerNodeArgs), log, {
-            source, vouchers: fake.listed, latencyMs: plan.latencyMs, pageSize: plan.pageSize ?? null, workers, mode: options.mode, kind: 'plain',
-          });
+          const m = await tryMeasure(
+            label,
+            () =>
+              measureOne(
+                fake,
+                source,
+                workers,
+                plan.latencyMs,
+                options.mode,
+                false,
+                plan.pageSize,
+                options.workerNodeArgs,
+              ),
+            log,
+            {
+              source,
+              vouchers: fake.listed,
+              latencyMs: plan.latencyMs,
+              pageSize: plan.pageSize ?? null,
+              workers,
+              mode: options.mode,
+              kind: 'plain',
+            },
+          );
           measurements.push(m);
-          log(`${label}: ${m.ok ? 'ok' : `FAILED (${m.error})`}, ${secs(m.wallMs)}, ${int(m.rowsPerSecond)} rows/s, ` +
-            `${m.apiRequests} requests, machine busy ${m.machineBusyCores.toFixed(2)} cores, worker CPU ${m.cpuMs.workers.map(secs).join(' / ')}, ` +
-            `worker RSS idle ${m.idleRss.map(mb).join(' / ')}, peak ${m.peakRss.workers.map(mb).join(' / ')}, ` +
-            `fake RSS ${mb(m.peakRss.fake)}, PostgreSQL busy ${secs(m.postgresActiveMs)}, other processes ${secs(m.cpuMs.otherProcesses)} CPU; ` +
-            `sessions: ${Object.entries(m.postgresSessions).slice(0, 4).map(([k, v]) => `${k} ${v.toFixed(2)}`).join(', ')}`);
+          log(
+            `${label}: ${m.ok ? 'ok' : `FAILED (${m.error})`}, ${secs(m.wallMs)}, ${int(m.rowsPerSecond)} rows/s, ` +
+              `${m.apiRequests} requests, machine busy ${m.machineBusyCores.toFixed(2)} cores, worker CPU ${m.cpuMs.workers.map(secs).join(' / ')}, ` +
+              `worker RSS idle ${m.idleRss.map(mb).join(' / ')}, peak ${m.peakRss.workers.map(mb).join(' / ')}, ` +
+              `fake RSS ${mb(m.peakRss.fake)}, PostgreSQL busy ${secs(m.postgresActiveMs)}, other processes ${secs(m.cpuMs.otherProcesses)} CPU; ` +
+              `sessions: ${Object.entries(m.postgresSessions)
+                .slice(0, 4)
+                .map(([k, v]) => `${k} ${v.toFixed(2)}`)
+                .join(', ')}`,
+          );
         }
       } finally {
         await fake.stop();
@@ -213,11 +265,24 @@ export async function runBackfill(options: BackfillOptions, log: (line: string) 
       const fake = await startFake({ source, count: vouchers, latencyMs: fast.latencyMs, rateLimits: null, seed: 1 });
       try {
         const label = `profile ${source} ${int(vouchers)} @${fast.latencyMs} ms, 1 worker (--cpu-prof)`;
-        const m = await tryMeasure(label, () => measureOne(fake, source, 1, fast.latencyMs, options.mode, true, undefined, options.workerNodeArgs), log, {
-          source, vouchers: fake.listed, latencyMs: fast.latencyMs, pageSize: null, workers: 1, mode: options.mode, kind: 'profiled',
-        });
+        const m = await tryMeasure(
+          label,
+          () => measureOne(fake, source, 1, fast.latencyMs, options.mode, true, undefined, options.workerNodeArgs),
+          log,
+          {
+            source,
+            vouchers: fake.listed,
+            latencyMs: fast.latencyMs,
+            pageSize: null,
+            workers: 1,
+            mode: options.mode,
+            kind: 'profiled',
+          },
+        );
         measurements.push(m);
-        log(`${label}: ${m.ok ? 'ok' : `FAILED (${m.error})`}, ${secs(m.wallMs)}, ${int(m.rowsPerSecond)} rows/s, profile ${m.profile?.file ?? 'missing'}`);
+        log(
+          `${label}: ${m.ok ? 'ok' : `FAILED (${m.error})`}, ${secs(m.wallMs)}, ${int(m.rowsPerSecond)} rows/s, profile ${m.profile?.file ?? 'missing'}`,
+        );
       } finally {
         await fake.stop();
       }
@@ -250,7 +315,15 @@ async function tryMeasure(
       peakRss: { workers: [], fake: null, driver: 0 },
       idleRss: [],
       machineBusyCores: NaN,
-      cpuMs: { workers: [], fake: 0, postgresBackends: 0, postgresBackground: 0, redis: 0, driver: 0, otherProcesses: 0 },
+      cpuMs: {
+        workers: [],
+        fake: 0,
+        postgresBackends: 0,
+        postgresBackground: 0,
+        redis: 0,
+        driver: 0,
+        otherProcesses: 0,
+      },
       postgresActiveMs: 0,
       postgresSessions: {},
     };
@@ -280,7 +353,9 @@ function backfillChecks(measurements: BackfillMeasurement[], options: BackfillOp
       part: 'backfill',
       metric: label,
       value: Number.isNaN(m.wallMs) ? 'not measured' : `${int(m.rowsPerSecond)} rows/s in ${secs(m.wallMs)}`,
-      target: timed ? `all rows stored, ≤ ${secs(limit)} (${SECONDS_PER_MILLION} s per million)` : `all ${int(m.vouchers)} rows stored`,
+      target: timed
+        ? `all rows stored, ≤ ${secs(limit)} (${SECONDS_PER_MILLION} s per million)`
+        : `all ${int(m.vouchers)} rows stored`,
       met: m.ok && (!timed || m.wallMs <= limit),
     });
     const peak = Math.max(...m.peakRss.workers.map((r) => r ?? 0));
@@ -294,7 +369,8 @@ function backfillChecks(measurements: BackfillMeasurement[], options: BackfillOp
   }
   for (const source of options.sources) {
     for (const plan of options.plans.filter((p) => p.sources.includes(source))) {
-      const same = (m: BackfillMeasurement) => m.source === source && m.latencyMs === plan.latencyMs && m.pageSize === (plan.pageSize ?? null);
+      const same = (m: BackfillMeasurement) =>
+        m.source === source && m.latencyMs === plan.latencyMs && m.pageSize === (plan.pageSize ?? null);
       const one = plain.find((m) => same(m) && m.workers === 1);
       const two = plain.find((m) => same(m) && m.workers === 2);
       if (!one?.ok || !two?.ok) continue;
@@ -307,12 +383,20 @@ function backfillChecks(measurements: BackfillMeasurement[], options: BackfillOp
         part: 'backfill',
         metric: `${source} @${plan.latencyMs} ms${pages(plan.pageSize ?? null)}: 2 workers ÷ 1 (used ${two.workersUsed}; 1 worker kept ${one.machineBusyCores.toFixed(2)} of ${cores} cores busy)`,
         value: `${speedUp.toFixed(2)}×`,
-        target: !slow ? '(reference)' : machineBound ? `≥ ${SPEED_UP}× when API-bound; this run was machine-bound` : `≥ ${SPEED_UP}× (API-bound)`,
+        target: !slow
+          ? '(reference)'
+          : machineBound
+            ? `≥ ${SPEED_UP}× when API-bound; this run was machine-bound`
+            : `≥ ${SPEED_UP}× (API-bound)`,
         met: judged ? speedUp >= SPEED_UP : null,
       });
     }
-    const big = plain.find((m) => m.source === source && m.latencyMs === fast.latencyMs && m.pageSize === null && m.workers === 1);
-    const small = plain.find((m) => m.source === source && m.latencyMs !== fast.latencyMs && m.pageSize === null && m.workers === 1 && m.ok);
+    const big = plain.find(
+      (m) => m.source === source && m.latencyMs === fast.latencyMs && m.pageSize === null && m.workers === 1,
+    );
+    const small = plain.find(
+      (m) => m.source === source && m.latencyMs !== fast.latencyMs && m.pageSize === null && m.workers === 1 && m.ok,
+    );
     if (big?.ok && small && big.vouchers > small.vouchers) {
       const ratio = (big.peakRss.workers[0] ?? 0) / (small.peakRss.workers[0] ?? 1);
       checks.push({

@@ -52,11 +52,15 @@ export interface FakeHost extends FakeReady {
 
 export async function startFake(options: FakeProcessOptions): Promise<FakeHost> {
   const started = performance.now();
-  const child: ChildProcess = fork(fileURLToPath(new URL('./fake-process.ts', import.meta.url)), [JSON.stringify(options)], {
-    cwd: REPO_ROOT,
-    execArgv: ['--import', 'tsx'],
-    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-  });
+  const child: ChildProcess = fork(
+    fileURLToPath(new URL('./fake-process.ts', import.meta.url)),
+    [JSON.stringify(options)],
+    {
+      cwd: REPO_ROOT,
+      execArgv: ['--import', 'tsx'],
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    },
+  );
   const kill = onCleanup(`fake ${options.source} ${child.pid}`, async () => {
     if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
   });
@@ -75,7 +79,8 @@ export async function startFake(options: FakeProcessOptions): Promise<FakeHost> 
   let dead = false;
   void exited.then(([code]) => {
     dead = true;
-    for (const settle of pending.values()) settle(new Error(`the fake ${options.source} process exited (${String(code)})`));
+    for (const settle of pending.values())
+      settle(new Error(`the fake ${options.source} process exited (${String(code)})`));
     pending.clear();
   });
   const info = await Promise.race([

@@ -14,7 +14,12 @@ const send = (message: unknown) => process.send?.(message);
 let arrivals: number[] = [];
 
 async function start(): Promise<{ ready: FakeReady; stats: FakeStats; stop(): Promise<void> }> {
-  const common = { seed: options.seed, count: options.count, latencyMs: options.latencyMs, rateLimits: options.rateLimits };
+  const common = {
+    seed: options.seed,
+    count: options.count,
+    latencyMs: options.latencyMs,
+    rateLimits: options.rateLimits,
+  };
   if (options.source === 'carecloud') {
     const fake = createFakeCareCloud(common);
     const url = await fake.start();
@@ -40,18 +45,29 @@ async function start(): Promise<{ ready: FakeReady; stats: FakeStats; stop(): Pr
   const url = await fake.start();
   fake.store.onListRequest(() => void arrivals.push(Date.now()));
   return {
-    ready: { url, listed: fake.store.size, env: { CIN7_BASE_URL: url, CIN7_USERNAME: fake.credentials.username, CIN7_API_KEY: fake.credentials.apiKey } },
+    ready: {
+      url,
+      listed: fake.store.size,
+      env: { CIN7_BASE_URL: url, CIN7_USERNAME: fake.credentials.username, CIN7_API_KEY: fake.credentials.apiKey },
+    },
     stats: fake.stats,
     stop: () => fake.stop(),
   };
 }
 
 /** How many vouchers the API lists (service vouchers are hidden), asked the way a client would. */
-async function countCareCloud(url: string, credentials: { login: string; password: string; appId: string }): Promise<number> {
+async function countCareCloud(
+  url: string,
+  credentials: { login: string; password: string; appId: string },
+): Promise<number> {
   const login = await fetch(`${url}/users/actions/login`, {
     method: 'POST',
     headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ user_external_application_id: credentials.appId, login: credentials.login, password: credentials.password }),
+    body: JSON.stringify({
+      user_external_application_id: credentials.appId,
+      login: credentials.login,
+      password: credentials.password,
+    }),
   });
   const token = ((await login.json()) as { data: { bearer_token: string } }).data.bearer_token;
   const page = await fetch(`${url}/vouchers?count=1&offset=0`, { headers: { authorization: `Bearer ${token}` } });

@@ -29,19 +29,44 @@ export interface IdleResult {
   checks: Check[];
 }
 
-export async function runIdle(options: { sources: SourceName[]; vouchers: number }, log: (line: string) => void): Promise<IdleResult> {
+export async function runIdle(
+  options: { sources: SourceName[]; vouchers: number },
+  log: (line: string) => void,
+): Promise<IdleResult> {
   const measurements: IdleMeasurement[] = [];
   for (const source of options.sources) {
     const m = await measured(`idle ${source}`, () => measureIdle(source, options.vouchers), log);
-    log(`idle ${source}: ${m.requests} requests (${Object.entries(m.byEndpoint).map(([k, v]) => `${k} ${v}`).join(', ')}), ` +
-      `${m.rowsWritten} rows written, ${m.fetched} fetched, ${secs(m.wallMs)} through the queue (run ${secs(m.runDurationMs)})`);
+    log(
+      `idle ${source}: ${m.requests} requests (${Object.entries(m.byEndpoint)
+        .map(([k, v]) => `${k} ${v}`)
+        .join(', ')}), ` +
+        `${m.rowsWritten} rows written, ${m.fetched} fetched, ${secs(m.wallMs)} through the queue (run ${secs(m.runDurationMs)})`,
+    );
     measurements.push(m);
   }
   const checks: Check[] = [];
   for (const m of measurements) {
-    checks.push({ part: 'idle', metric: `${m.source}: API requests (after a ${int(m.vouchers)} backfill)`, value: String(m.requests), target: '1', met: m.requests === 1 });
-    checks.push({ part: 'idle', metric: `${m.source}: rows written (ledger / last_run_id)`, value: `${m.rowsWritten} / ${m.rowsTouched}`, target: '0', met: m.rowsWritten === 0 && m.rowsTouched === 0 });
-    checks.push({ part: 'idle', metric: `${m.source}: wall time, enqueue to done (run itself)`, value: `${secs(m.wallMs)} (${secs(m.runDurationMs)})`, target: '(reference)', met: null });
+    checks.push({
+      part: 'idle',
+      metric: `${m.source}: API requests (after a ${int(m.vouchers)} backfill)`,
+      value: String(m.requests),
+      target: '1',
+      met: m.requests === 1,
+    });
+    checks.push({
+      part: 'idle',
+      metric: `${m.source}: rows written (ledger / last_run_id)`,
+      value: `${m.rowsWritten} / ${m.rowsTouched}`,
+      target: '0',
+      met: m.rowsWritten === 0 && m.rowsTouched === 0,
+    });
+    checks.push({
+      part: 'idle',
+      metric: `${m.source}: wall time, enqueue to done (run itself)`,
+      value: `${secs(m.wallMs)} (${secs(m.runDurationMs)})`,
+      target: '(reference)',
+      met: null,
+    });
   }
   return { measurements, checks };
 }
@@ -52,7 +77,8 @@ async function measureIdle(source: SourceName, vouchers: number): Promise<IdleMe
     const run = await startServiceRun({ source, fake, workers: 1, env: BACKFILL_ENV[source] });
     try {
       const backfill = await run.runJob('incremental', 15 * 60_000);
-      if (!backfill.outcomes[0]?.ok) throw new Error(`the backfill before the idle run failed: ${JSON.stringify(backfill.outcomes[0])}`);
+      if (!backfill.outcomes[0]?.ok)
+        throw new Error(`the backfill before the idle run failed: ${JSON.stringify(backfill.outcomes[0])}`);
       await fake.reset();
       const idle = await run.runJob('incremental', 5 * 60_000);
       const outcome = idle.outcomes[0];
@@ -60,7 +86,10 @@ async function measureIdle(source: SourceName, vouchers: number): Promise<IdleMe
       const [ledger] = await run.query<{ id: string; inserted: number; updated: number; fetched: number }>(
         'SELECT id::text, inserted, updated, fetched FROM sync_runs ORDER BY id DESC LIMIT 1',
       );
-      const [touched] = await run.query<{ n: number }>('SELECT count(*)::int AS n FROM vouchers WHERE last_run_id = $1::bigint', [ledger?.id ?? '0']);
+      const [touched] = await run.query<{ n: number }>(
+        'SELECT count(*)::int AS n FROM vouchers WHERE last_run_id = $1::bigint',
+        [ledger?.id ?? '0'],
+      );
       return {
         source,
         vouchers: fake.listed,

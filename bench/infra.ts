@@ -170,7 +170,9 @@ export interface WorkerProcess {
 
 /** The Node flags `npm start` gives the service (its heap limit), read from package.json. */
 export function serviceNodeFlags(): string[] {
-  const { scripts } = JSON.parse(readFileSync(join(REPO_ROOT, 'package.json'), 'utf8')) as { scripts: Record<string, string> };
+  const { scripts } = JSON.parse(readFileSync(join(REPO_ROOT, 'package.json'), 'utf8')) as {
+    scripts: Record<string, string>;
+  };
   return scripts.start?.match(/--max-old-space-size=\d+/g) ?? [];
 }
 
@@ -181,11 +183,15 @@ export function serviceNodeFlags(): string[] {
  */
 export async function startWorker(env: Record<string, string>, nodeArgs: string[] = []): Promise<WorkerProcess> {
   const spawnedAt = Date.now();
-  const child = spawn(process.execPath, [...serviceNodeFlags(), ...nodeArgs, '--import', 'tsx', 'src/cli/start.ts', '--role', 'worker'], {
-    cwd: REPO_ROOT,
-    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const child = spawn(
+    process.execPath,
+    [...serviceNodeFlags(), ...nodeArgs, '--import', 'tsx', 'src/cli/start.ts', '--role', 'worker'],
+    {
+      cwd: REPO_ROOT,
+      env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
   const output: string[] = [];
   let ready: () => void;
   const running = new Promise<void>((resolve) => (ready = resolve));
@@ -233,7 +239,12 @@ export function saveWorkerLogs(name: string, workers: WorkerProcess[]): string {
 }
 
 /** Polls `check` every `everyMs` until it is true; throws after `timeoutMs`. */
-export async function waitFor(what: string, check: () => Promise<boolean>, timeoutMs: number, everyMs = 200): Promise<void> {
+export async function waitFor(
+  what: string,
+  check: () => Promise<boolean>,
+  timeoutMs: number,
+  everyMs = 200,
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!(await check())) {
     if (Date.now() > deadline) throw new Error(`timed out after ${Math.round(timeoutMs / 1000)} s waiting for ${what}`);
@@ -247,7 +258,8 @@ export async function waitFor(what: string, check: () => Promise<boolean>, timeo
 export function machineBusyMs(): number {
   const fields = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
   // user nice system idle iowait irq softirq steal
-  const busy = (fields[0] ?? 0) + (fields[1] ?? 0) + (fields[2] ?? 0) + (fields[5] ?? 0) + (fields[6] ?? 0) + (fields[7] ?? 0);
+  const busy =
+    (fields[0] ?? 0) + (fields[1] ?? 0) + (fields[2] ?? 0) + (fields[5] ?? 0) + (fields[6] ?? 0) + (fields[7] ?? 0);
   return (busy * 1000) / CLOCK_TICKS;
 }
 
@@ -284,7 +296,9 @@ export async function withTimeout<T>(promise: Promise<T>, ms: number, what: stri
   try {
     return await Promise.race([
       promise,
-      new Promise<never>((_resolve, reject) => (timer = setTimeout(() => reject(new Error(`${what} took longer than ${ms} ms`)), ms))),
+      new Promise<never>(
+        (_resolve, reject) => (timer = setTimeout(() => reject(new Error(`${what} took longer than ${ms} ms`)), ms)),
+      ),
     ]);
   } finally {
     clearTimeout(timer);
@@ -320,7 +334,8 @@ async function settle(options: SettleOptions, label: string, log: (line: string)
     await sleep(3000);
     const busy = (machineBusyMs() - before) / 3000;
     if (busy <= options.maxBusyCores || Date.now() > deadline) {
-      if (busy > options.maxBusyCores) log(`${label}: the machine is still busy (${busy.toFixed(2)} cores in use by other work); measuring anyway`);
+      if (busy > options.maxBusyCores)
+        log(`${label}: the machine is still busy (${busy.toFixed(2)} cores in use by other work); measuring anyway`);
       return busy;
     }
     if (!warned) log(`${label}: waiting for the machine to calm down (${busy.toFixed(2)} cores in use by other work)`);
@@ -334,14 +349,22 @@ export async function settleQuietly(label: string, log: (line: string) => void):
 }
 
 /** Settings for every `measured` call of this bench run. */
-export const measurePolicy: { settle: SettleOptions; attempts: number } = { settle: { maxBusyCores: 0.3, maxWaitMs: 5 * 60_000 }, attempts: 5 };
+export const measurePolicy: { settle: SettleOptions; attempts: number } = {
+  settle: { maxBusyCores: 0.3, maxWaitMs: 5 * 60_000 },
+  attempts: 5,
+};
 
 /**
  * Runs one measurement on a machine other work shares: waits for quiet first, aborts as soon as PostgreSQL
  * or Redis restarts or stops answering (a watchdog asks them every 2 s), and then runs it again once they are
  * back, up to `attempts` times.
  */
-export async function measured<T>(label: string, fn: () => Promise<T>, log: (line: string) => void, attempts = measurePolicy.attempts): Promise<T> {
+export async function measured<T>(
+  label: string,
+  fn: () => Promise<T>,
+  log: (line: string) => void,
+  attempts = measurePolicy.attempts,
+): Promise<T> {
   for (let attempt = 1; ; attempt++) {
     const mark = cleanups.length;
     let watching = true;
@@ -372,7 +395,8 @@ export async function measured<T>(label: string, fn: () => Promise<T>, log: (lin
       await serversUp().catch(() => undefined);
       await cleanupSince(mark);
       const message = error instanceof Error ? error.message : String(error);
-      if (attempt >= attempts) throw new Error(`${label}: failed ${attempts} times; last: ${message}`, { cause: error });
+      if (attempt >= attempts)
+        throw new Error(`${label}: failed ${attempts} times; last: ${message}`, { cause: error });
       log(`${label}: attempt ${attempt} failed (${message.split('\n')[0]}); trying again`);
     } finally {
       watching = false;

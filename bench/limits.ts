@@ -38,7 +38,10 @@ export interface LimitsResult {
 }
 
 const describeWindow = (ms: number) => (ms % 60_000 === 0 ? `${ms / 60_000} min` : `${ms / 1000} s`);
-const serviceLimit = (limits: FakeRateWindow[]) => limits.map((l) => `${l.max}/${l.windowMs % 60_000 === 0 ? `${l.windowMs / 60_000}min` : `${l.windowMs / 1000}s`}`).join(',');
+const serviceLimit = (limits: FakeRateWindow[]) =>
+  limits
+    .map((l) => `${l.max}/${l.windowMs % 60_000 === 0 ? `${l.windowMs / 60_000}min` : `${l.windowMs / 1000}s`}`)
+    .join(',');
 
 export async function runLimits(options: LimitsOptions, log: (line: string) => void): Promise<LimitsResult> {
   return measured('limits', () => measureLimits(options, log), log);
@@ -46,30 +49,44 @@ export async function runLimits(options: LimitsOptions, log: (line: string) => v
 
 async function measureLimits(options: LimitsOptions, log: (line: string) => void): Promise<LimitsResult> {
   const longest = options.limits.reduce((a, b) => (b.windowMs > a.windowMs ? b : a));
-  const fake = await startFake({ source: 'cin7', count: options.vouchers, latencyMs: 2, rateLimits: options.limits, seed: 3 });
+  const fake = await startFake({
+    source: 'cin7',
+    count: options.vouchers,
+    latencyMs: 2,
+    rateLimits: options.limits,
+    seed: 3,
+  });
   try {
     const run = await startServiceRun({
       source: 'cin7',
       fake,
       workers: options.workers,
-      env: { CIN7_PAGE_SIZE: String(options.pageSize), CIN7_RATE_LIMIT: serviceLimit(options.limits), CIN7_DAILY_BUDGET: 'off' },
+      env: {
+        CIN7_PAGE_SIZE: String(options.pageSize),
+        CIN7_RATE_LIMIT: serviceLimit(options.limits),
+        CIN7_DAILY_BUDGET: 'off',
+      },
     });
     try {
       const backlog = Math.ceil(options.vouchers / options.pageSize);
-      log(`limits: ${options.workers} workers, a full scan of ${int(options.vouchers)} Cin7 vouchers in pages of ${options.pageSize} ` +
-        `(${int(backlog)} requests, ${secs((backlog / longest.max) * longest.windowMs)} at the limit); measuring ${secs(options.windowMs)}`);
+      log(
+        `limits: ${options.workers} workers, a full scan of ${int(options.vouchers)} Cin7 vouchers in pages of ${options.pageSize} ` +
+          `(${int(backlog)} requests, ${secs((backlog / longest.max) * longest.windowMs)} at the limit); measuring ${secs(options.windowMs)}`,
+      );
       await fake.reset();
       await run.enqueue('full');
       let first = 0;
-      await waitFor('the first request', async () => ((first = (await fake.arrivals())[0] ?? 0) > 0), 60_000, 20);
+      await waitFor('the first request', async () => (first = (await fake.arrivals())[0] ?? 0) > 0, 60_000, 20);
       await sleep(Math.max(0, first + options.windowMs - Date.now()) + 1000);
       const arrivals = await fake.arrivals();
       const stats = await fake.stats();
       const runs = await run.query<{ worker: string | null }>('SELECT worker FROM sync_runs');
       await run.stopWorkers();
       const inWindow = arrivals.filter((t) => t >= first && t < first + options.windowMs);
-      const perLongWindow = Array.from({ length: Math.round(options.windowMs / longest.windowMs) }, (_, i) =>
-        inWindow.filter((t) => t >= first + i * longest.windowMs && t < first + (i + 1) * longest.windowMs).length,
+      const perLongWindow = Array.from(
+        { length: Math.round(options.windowMs / longest.windowMs) },
+        (_, i) =>
+          inWindow.filter((t) => t >= first + i * longest.windowMs && t < first + (i + 1) * longest.windowMs).length,
       );
       const allowed = (longest.max * options.windowMs) / longest.windowMs;
       if (inWindow.length >= backlog) log('limits: warning: the backlog ran out inside the measured window');
@@ -87,9 +104,11 @@ async function measureLimits(options: LimitsOptions, log: (line: string) => void
         limitViolations: stats.limitViolations,
         workersThatRan: new Set(runs.map((r) => r.worker)).size,
       };
-      log(`limits: ${inWindow.length} requests in ${secs(options.windowMs)} (per ${describeWindow(longest.windowMs)}: ${perLongWindow.join(', ')}), ` +
-        `allowed ${allowed}; peaks ${stats.maxInWindow.map((p) => `${p.peak}/${p.limit} per ${describeWindow(p.windowMs)}`).join(', ')}; ` +
-        `429s ${result.status429}`);
+      log(
+        `limits: ${inWindow.length} requests in ${secs(options.windowMs)} (per ${describeWindow(longest.windowMs)}: ${perLongWindow.join(', ')}), ` +
+          `allowed ${allowed}; peaks ${stats.maxInWindow.map((p) => `${p.peak}/${p.limit} per ${describeWindow(p.windowMs)}`).join(', ')}; ` +
+          `429s ${result.status429}`,
+      );
       return { ...result, checks: limitChecks(result) };
     } finally {
       await run.close();
@@ -121,6 +140,12 @@ function limitChecks(r: Omit<LimitsResult, 'checks'>): Check[] {
       met: peak.peak <= peak.limit,
     });
   }
-  checks.push({ part: 'limits', metric: '429 answers received', value: String(r.status429), target: '0', met: r.status429 === 0 });
+  checks.push({
+    part: 'limits',
+    metric: '429 answers received',
+    value: String(r.status429),
+    target: '0',
+    met: r.status429 === 0,
+  });
   return checks;
 }

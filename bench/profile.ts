@@ -45,9 +45,18 @@ const SPECIAL: Record<string, string> = {
 
 const PACKAGES: [RegExp, string][] = [
   [/\/node_modules\/(@prisma|pg|pg-[\w-]+|postgres-[\w-]+|@prisma\/adapter-pg)\//, 'Prisma + pg driver'],
-  [/\/node_modules\/(got|@sindresorhus|@szmarczak|cacheable-[\w-]+|http2-wrapper|decompress-response|responselike|keyv|lowercase-keys|form-data-encoder|byte-counter|chunk-data|type-fest)\//, 'HTTP client (got)'],
-  [/\/node_modules\/(bullmq|ioredis|@ioredis|msgpackr|redis-[\w-]+|cluster-key-slot|cron-parser|standard-as-callback|denque)\//, 'BullMQ + ioredis'],
-  [/\/node_modules\/(pino|pino-[\w-]+|sonic-boom|thread-stream|fast-redact|@pinojs|quick-format-unescaped|safe-stable-stringify|atomic-sleep|on-exit-leak-free|real-require)\//, 'logging (pino)'],
+  [
+    /\/node_modules\/(got|@sindresorhus|@szmarczak|cacheable-[\w-]+|http2-wrapper|decompress-response|responselike|keyv|lowercase-keys|form-data-encoder|byte-counter|chunk-data|type-fest)\//,
+    'HTTP client (got)',
+  ],
+  [
+    /\/node_modules\/(bullmq|ioredis|@ioredis|msgpackr|redis-[\w-]+|cluster-key-slot|cron-parser|standard-as-callback|denque)\//,
+    'BullMQ + ioredis',
+  ],
+  [
+    /\/node_modules\/(pino|pino-[\w-]+|sonic-boom|thread-stream|fast-redact|@pinojs|quick-format-unescaped|safe-stable-stringify|atomic-sleep|on-exit-leak-free|real-require)\//,
+    'logging (pino)',
+  ],
   [/\/node_modules\/luxon\//, 'luxon (date parsing)'],
   [/\/node_modules\/zod\//, 'zod'],
   [/\/node_modules\/(tsx|esbuild|get-tsconfig|resolve-pkg-maps)\//, 'tsx loader (start-up)'],
@@ -73,7 +82,10 @@ const shortUrl = (url: string) => url.replace(/^file:\/\//, '').replace(/^.*?\/(
 /**
  * @param window epoch ms interval to keep; `profileStartEpochMs` maps the profile's clock onto it.
  */
-export function summarizeProfile(path: string, window?: { fromMs: number; toMs: number; profileStartEpochMs: number }): ProfileSummary {
+export function summarizeProfile(
+  path: string,
+  window?: { fromMs: number; toMs: number; profileStartEpochMs: number },
+): ProfileSummary {
   const profile = JSON.parse(readFileSync(path, 'utf8')) as CpuProfile;
   const byId = new Map(profile.nodes.map((n) => [n.id, n]));
   const parent = new Map<number, number>();
@@ -84,7 +96,10 @@ export function summarizeProfile(path: string, window?: { fromMs: number; toMs: 
     const cached = categoryCache.get(id);
     if (cached) return cached;
     const leaf = byId.get(id)!;
-    let name = SPECIAL[leaf.callFrame.functionName] && leaf.callFrame.url === '' ? SPECIAL[leaf.callFrame.functionName] : undefined;
+    let name =
+      SPECIAL[leaf.callFrame.functionName] && leaf.callFrame.url === ''
+        ? SPECIAL[leaf.callFrame.functionName]
+        : undefined;
     for (let at: number | undefined = id; name === undefined && at !== undefined; at = parent.get(at)) {
       name = categoryOf(byId.get(at)!.callFrame.url);
     }
@@ -129,7 +144,10 @@ export function summarizeProfile(path: string, window?: { fromMs: number; toMs: 
   });
   const ms = (us: number) => us / 1000;
   const sorted = (map: Map<string, number>, n: number) =>
-    [...map].sort((a, b) => b[1] - a[1]).slice(0, n).map(([name, us]) => ({ name, ms: ms(us) }));
+    [...map]
+      .sort((a, b) => b[1] - a[1])
+      .slice(0, n)
+      .map(([name, us]) => ({ name, ms: ms(us) }));
   return {
     windowMs: ms(windowUs),
     busyMs: ms(busyUs),
@@ -141,12 +159,15 @@ export function summarizeProfile(path: string, window?: { fromMs: number; toMs: 
 
 export function formatProfile(summary: ProfileSummary): string {
   const pct = (share: number) => `${(share * 100).toFixed(1).padStart(5)} %`;
-  const lines = [`  ${(summary.windowMs / 1000).toFixed(1)} s profiled, ${(summary.busyMs / 1000).toFixed(1)} s on the CPU`];
+  const lines = [
+    `  ${(summary.windowMs / 1000).toFixed(1)} s profiled, ${(summary.busyMs / 1000).toFixed(1)} s on the CPU`,
+  ];
   lines.push('  by category (share of wall time):');
   for (const c of summary.categories.filter((c) => c.share >= 0.002)) lines.push(`    ${pct(c.share)}  ${c.name}`);
   lines.push('  top functions by self time:');
   for (const f of summary.topSelf.slice(0, 10)) lines.push(`    ${(f.ms / 1000).toFixed(2).padStart(6)} s  ${f.name}`);
   lines.push('  our functions, inclusive (CPU only, awaits excluded):');
-  for (const f of summary.topInclusive.slice(0, 10)) lines.push(`    ${(f.ms / 1000).toFixed(2).padStart(6)} s  ${f.name}`);
+  for (const f of summary.topInclusive.slice(0, 10))
+    lines.push(`    ${(f.ms / 1000).toFixed(2).padStart(6)} s  ${f.name}`);
   return lines.join('\n');
 }

@@ -43,21 +43,38 @@ function parseOptions() {
     console.log(USAGE);
     process.exit(0);
   }
-  const only = (values.only ?? PARTS.join(',')).split(',').map((p) => p.trim()).filter(Boolean);
+  const only = (values.only ?? PARTS.join(','))
+    .split(',')
+    .map((p) => p.trim())
+    .filter(Boolean);
   const unknown = only.filter((p) => !(PARTS as readonly string[]).includes(p));
   if (unknown.length > 0) throw new Error(`--only: unknown part(s) ${unknown.join(', ')} (parts: ${PARTS.join(', ')})`);
   const quick = values.quick;
   const size = values.size === undefined ? (quick ? 20_000 : 1_000_000) : Number(values.size.replaceAll('_', ''));
-  if (!Number.isInteger(size) || size < 1000) throw new Error(`--size must be a whole number of at least 1000 (got ${values.size})`);
+  if (!Number.isInteger(size) || size < 1000)
+    throw new Error(`--size must be a whole number of at least 1000 (got ${values.size})`);
   const sources = values.sources.split(',').map((s) => s.trim());
-  if (sources.length === 0 || sources.some((s) => s !== 'carecloud' && s !== 'cin7')) throw new Error(`--sources must list carecloud and/or cin7 (got ${values.sources})`);
-  if (values.mode !== 'incremental' && values.mode !== 'full') throw new Error(`--mode must be incremental or full (got ${values.mode})`);
+  if (sources.length === 0 || sources.some((s) => s !== 'carecloud' && s !== 'cin7'))
+    throw new Error(`--sources must list carecloud and/or cin7 (got ${values.sources})`);
+  if (values.mode !== 'incremental' && values.mode !== 'full')
+    throw new Error(`--mode must be incremental or full (got ${values.mode})`);
   const settleSeconds = Number(values.settle);
-  if (!Number.isFinite(settleSeconds) || settleSeconds < 0) throw new Error(`--settle must be a number of seconds (got ${values.settle})`);
+  if (!Number.isFinite(settleSeconds) || settleSeconds < 0)
+    throw new Error(`--settle must be a number of seconds (got ${values.settle})`);
   const attempts = Number(values.attempts);
-  if (!Number.isInteger(attempts) || attempts < 1) throw new Error(`--attempts must be a whole number from 1 (got ${values.attempts})`);
+  if (!Number.isInteger(attempts) || attempts < 1)
+    throw new Error(`--attempts must be a whole number from 1 (got ${values.attempts})`);
   const workerNodeArgs = values['worker-node-args'].split(/\s+/).filter(Boolean);
-  return { parts: new Set(only as Part[]), size, quick, sources: sources as SourceName[], mode: values.mode as 'incremental' | 'full', settleSeconds, attempts, workerNodeArgs };
+  return {
+    parts: new Set(only as Part[]),
+    size,
+    quick,
+    sources: sources as SourceName[],
+    mode: values.mode as 'incremental' | 'full',
+    settleSeconds,
+    attempts,
+    workerNodeArgs,
+  };
 }
 
 type Options = ReturnType<typeof parseOptions>;
@@ -65,7 +82,8 @@ type Log = (line: string) => void;
 
 /** What each part measures, and the figures it adds to the table. */
 const RUNNERS: Record<Part, (options: Options, log: Log) => Promise<{ checks: Check[] }>> = {
-  writer: (o, log) => measured('writer', () => runWriter({ rowsPerSource: o.quick ? 1000 : 6000, rounds: o.quick ? 1 : 3 }, log), log),
+  writer: (o, log) =>
+    measured('writer', () => runWriter({ rowsPerSource: o.quick ? 1000 : 6000, rounds: o.quick ? 1 : 3 }, log), log),
   async backfill(o, log) {
     clearProfiles();
     const result = await runBackfill(
@@ -77,7 +95,12 @@ const RUNNERS: Record<Part, (options: Options, log: Log) => Promise<{ checks: Ch
         plans: [
           { latencyMs: 2, vouchers: o.size, sources: ['carecloud', 'cin7'] },
           { latencyMs: 50, vouchers: Math.min(o.size, o.quick ? 10_000 : 200_000), sources: ['carecloud', 'cin7'] },
-          { latencyMs: 50, vouchers: Math.min(o.size, o.quick ? 10_000 : 100_000), sources: ['carecloud'], pageSize: 100 },
+          {
+            latencyMs: 50,
+            vouchers: Math.min(o.size, o.quick ? 10_000 : 100_000),
+            sources: ['carecloud'],
+            pageSize: 100,
+          },
           { latencyMs: 500, vouchers: Math.min(o.size, o.quick ? 10_000 : 200_000), sources: ['carecloud'] },
         ],
         workerCounts: [1, 2],
@@ -88,14 +111,36 @@ const RUNNERS: Record<Part, (options: Options, log: Log) => Promise<{ checks: Ch
       log,
     );
     for (const note of result.notes) log(`note: ${note}`);
-    for (const m of result.measurements) if (m.profile) log(`profile of one worker, ${m.source} ${m.vouchers} vouchers (${m.profile.file}):\n${formatProfile(m.profile)}`);
+    for (const m of result.measurements)
+      if (m.profile)
+        log(
+          `profile of one worker, ${m.source} ${m.vouchers} vouchers (${m.profile.file}):\n${formatProfile(m.profile)}`,
+        );
     return result;
   },
   limits: (o, log) =>
     runLimits(
       o.quick
-        ? { limits: [{ max: 30, windowMs: 1000 }, { max: 100, windowMs: 10_000 }], windowMs: 20_000, vouchers: 5_000, pageSize: 10, workers: 3 }
-        : { limits: [{ max: 30, windowMs: 1000 }, { max: 600, windowMs: 60_000 }], windowMs: 180_000, vouchers: 40_000, pageSize: 10, workers: 3 },
+        ? {
+            limits: [
+              { max: 30, windowMs: 1000 },
+              { max: 100, windowMs: 10_000 },
+            ],
+            windowMs: 20_000,
+            vouchers: 5_000,
+            pageSize: 10,
+            workers: 3,
+          }
+        : {
+            limits: [
+              { max: 30, windowMs: 1000 },
+              { max: 600, windowMs: 60_000 },
+            ],
+            windowMs: 180_000,
+            vouchers: 40_000,
+            pageSize: 10,
+            workers: 3,
+          },
       log,
     ),
   idle: (o, log) => runIdle({ sources: o.sources, vouchers: Math.min(o.size, o.quick ? 5_000 : 100_000) }, log),
@@ -112,7 +157,10 @@ function gitState(): { commit: string; dirty: string[] } {
 
 /** Written after every part, so that an interrupted bench keeps what it measured. */
 function saveResults(results: Record<string, unknown>): void {
-  writeFileSync(new URL('./results.json', import.meta.url), `${JSON.stringify(results, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v), 2)}\n`);
+  writeFileSync(
+    new URL('./results.json', import.meta.url),
+    `${JSON.stringify(results, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v), 2)}\n`,
+  );
 }
 
 async function main() {
@@ -133,7 +181,10 @@ async function main() {
     memoryGb: Math.round(totalmem() / 1024 ** 3),
     node: process.version,
     platform: `${process.platform} ${process.arch}`,
-    postgres: await withAdmin(async (a) => (await a.query<{ v: string }>("SELECT current_setting('server_version') AS v")).rows[0]?.v ?? 'unknown'),
+    postgres: await withAdmin(
+      async (a) =>
+        (await a.query<{ v: string }>("SELECT current_setting('server_version') AS v")).rows[0]?.v ?? 'unknown',
+    ),
   };
   const results: Record<string, unknown> = {
     startedAt: new Date(started).toISOString(),
@@ -157,8 +208,16 @@ async function main() {
       // Everything on the machine, the bench's own processes included: other work sharing the two cores
       // shows up as a figure well above what the part itself needs.
       const busyCores = (machineBusyMs() - busyBefore) / wallMs;
-      results[part] = { ...result, wallMs, machineBusyCores: busyCores, loadAverageBefore: load, loadAverageAfter: loadavg()[0] };
-      log(`${part}: done in ${(wallMs / 1000).toFixed(0)} s; the machine was busy ${busyCores.toFixed(2)} of ${machine.cpus} cores on average (load before ${load.toFixed(1)})`);
+      results[part] = {
+        ...result,
+        wallMs,
+        machineBusyCores: busyCores,
+        loadAverageBefore: load,
+        loadAverageAfter: loadavg()[0],
+      };
+      log(
+        `${part}: done in ${(wallMs / 1000).toFixed(0)} s; the machine was busy ${busyCores.toFixed(2)} of ${machine.cpus} cores on average (load before ${load.toFixed(1)})`,
+      );
     } catch (error) {
       failed = true;
       results[part] = { error: error instanceof Error ? error.message : String(error) };
@@ -173,7 +232,9 @@ async function main() {
   results.finishedAt = new Date().toISOString();
   saveResults(results);
   console.log(`\n${formatTable(checks)}\n`);
-  console.log(`${machine.cpus} × ${machine.cpuModel}, ${machine.memoryGb} GB, Node ${machine.node}, PostgreSQL ${machine.postgres}. Results in bench/results.json.`);
+  console.log(
+    `${machine.cpus} × ${machine.cpuModel}, ${machine.memoryGb} GB, Node ${machine.node}, PostgreSQL ${machine.postgres}. Results in bench/results.json.`,
+  );
   process.exit(failed ? 1 : 0);
 }
 

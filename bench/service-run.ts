@@ -85,11 +85,23 @@ export interface ServiceRun {
   close(): Promise<void>;
 }
 
-export function serviceEnv(source: SourceName, databaseUrl: string, prefix: string, fake: FakeHost, extra: Record<string, string> = {}) {
+export function serviceEnv(
+  source: SourceName,
+  databaseUrl: string,
+  prefix: string,
+  fake: FakeHost,
+  extra: Record<string, string> = {},
+) {
   const other: Record<string, string> =
     source === 'carecloud'
       ? { CIN7_USERNAME: '', CIN7_API_KEY: '' }
-      : { CARECLOUD_BASE_URL: '', CARECLOUD_LOGIN: '', CARECLOUD_PASSWORD: '', CARECLOUD_APP_ID: '', CARECLOUD_TIMEZONE: '' };
+      : {
+          CARECLOUD_BASE_URL: '',
+          CARECLOUD_LOGIN: '',
+          CARECLOUD_PASSWORD: '',
+          CARECLOUD_APP_ID: '',
+          CARECLOUD_TIMEZONE: '',
+        };
   return {
     DATABASE_URL: databaseUrl,
     REDIS_URL,
@@ -111,7 +123,11 @@ export async function startServiceRun(options: ServiceRunOptions): Promise<Servi
   // Started one after the other: they all migrate at start (a no-op after the first).
   for (let i = 0; i < options.workers; i++) workers.push(await startWorker(env, options.workerNodeArgs));
   const silent = createLogger('warn', new Writable({ write: (_chunk, _enc, done) => done() }));
-  const service: Service = await startService(loadConfig(env), silent, { workers: false, schedulers: false, only: [options.source] });
+  const service: Service = await startService(loadConfig(env), silent, {
+    workers: false,
+    schedulers: false,
+    only: [options.source],
+  });
   const admin = new pg.Client({ connectionString: database.url, application_name: 'voucher-sync bench' });
   admin.on('error', () => undefined);
   await admin.connect();
@@ -120,7 +136,7 @@ export async function startServiceRun(options: ServiceRunOptions): Promise<Servi
   // Each step is bounded: with Redis or PostgreSQL restarting, closing a client can wait forever.
   const close = onCleanup(`service run ${prefix}`, async () => {
     await Promise.all(workers.map((w) => w.stop()));
-    await withTimeout(service.stop(), 10_000, 'stopping the driver\'s queues').catch(() => undefined);
+    await withTimeout(service.stop(), 10_000, "stopping the driver's queues").catch(() => undefined);
     await withTimeout(admin.end(), 5000, 'closing the bench connection').catch(() => undefined);
     redis.disconnect();
     await clear().catch(() => undefined);
@@ -128,7 +144,8 @@ export async function startServiceRun(options: ServiceRunOptions): Promise<Servi
     await sleep(50);
     await database.drop();
   });
-  const query = async <T extends pg.QueryResultRow>(text: string, values?: unknown[]) => (await admin.query<T>(text, values)).rows;
+  const query = async <T extends pg.QueryResultRow>(text: string, values?: unknown[]) =>
+    (await admin.query<T>(text, values)).rows;
 
   async function drained(): Promise<boolean> {
     const queue = service.queues.get(options.source)!;
@@ -149,8 +166,16 @@ export async function startServiceRun(options: ServiceRunOptions): Promise<Servi
       if (ms !== null) pgCpu.set(row.pid, { ms, client: row.client });
     }
     const info = await redis.info('cpu');
-    const redisSeconds = ['used_cpu_user', 'used_cpu_sys'].reduce((sum, key) => sum + Number(new RegExp(`^${key}:([\\d.]+)`, 'm').exec(info)?.[1] ?? 0), 0);
-    return { workers: workers.map((w) => cpuMs(w.pid)), fake: options.fake.cpuMs(), pg: pgCpu, redisMs: redisSeconds * 1000 };
+    const redisSeconds = ['used_cpu_user', 'used_cpu_sys'].reduce(
+      (sum, key) => sum + Number(new RegExp(`^${key}:([\\d.]+)`, 'm').exec(info)?.[1] ?? 0),
+      0,
+    );
+    return {
+      workers: workers.map((w) => cpuMs(w.pid)),
+      fake: options.fake.cpuMs(),
+      pg: pgCpu,
+      redisMs: redisSeconds * 1000,
+    };
   }
 
   return {
@@ -162,7 +187,13 @@ export async function startServiceRun(options: ServiceRunOptions): Promise<Servi
       const started = performance.now();
       let timer: NodeJS.Timeout | undefined;
       const timeout = new Promise<never>((_resolve, reject) => {
-        timer = setTimeout(() => reject(new Error(`the ${mode} run of ${options.source} took longer than ${Math.round(timeoutMs / 1000)} s`)), timeoutMs);
+        timer = setTimeout(
+          () =>
+            reject(
+              new Error(`the ${mode} run of ${options.source} took longer than ${Math.round(timeoutMs / 1000)} s`),
+            ),
+          timeoutMs,
+        );
       });
       try {
         const outcomes = await Promise.race([runOnce(service, REDIS_URL, prefix, mode, 'cli'), timeout]);
@@ -178,7 +209,9 @@ export async function startServiceRun(options: ServiceRunOptions): Promise<Servi
       }
     },
     async enqueue(mode) {
-      await service.queues.get(options.source)!.add(mode, { mode, requestedBy: 'cli' }, { jobId: `bench-${mode}-${Date.now()}` });
+      await service.queues
+        .get(options.source)!
+        .add(mode, { mode, requestedBy: 'cli' }, { jobId: `bench-${mode}-${Date.now()}` });
     },
     snapshotCpu,
     async cpuSince(before) {
@@ -215,7 +248,8 @@ export async function startServiceRun(options: ServiceRunOptions): Promise<Servi
           );
           samples++;
           for (const row of rows) {
-            const key = row.state === 'active' ? (row.type ? `waiting: ${row.type}/${row.event}` : 'running (CPU)') : row.state;
+            const key =
+              row.state === 'active' ? (row.type ? `waiting: ${row.type}/${row.event}` : 'running (CPU)') : row.state;
             counts.set(key, (counts.get(key) ?? 0) + 1);
           }
           await sleep(everyMs);
@@ -226,12 +260,17 @@ export async function startServiceRun(options: ServiceRunOptions): Promise<Servi
           running = false;
           await done;
           await sampler.end().catch(() => undefined);
-          return Object.fromEntries([...counts].sort((a, b) => b[1] - a[1]).map(([key, n]) => [key, samples > 0 ? n / samples : 0]));
+          return Object.fromEntries(
+            [...counts].sort((a, b) => b[1] - a[1]).map(([key, n]) => [key, samples > 0 ? n / samples : 0]),
+          );
         },
       };
     },
     async pgActiveMs() {
-      const [row] = await query<{ active: number }>('SELECT active_time AS active FROM pg_stat_database WHERE datname = $1', [database.name]);
+      const [row] = await query<{ active: number }>(
+        'SELECT active_time AS active FROM pg_stat_database WHERE datname = $1',
+        [database.name],
+      );
       return Number(row?.active ?? 0);
     },
     query,

@@ -68,14 +68,20 @@ export interface WriterResult {
 }
 
 /** Pages of realistic vouchers: the fakes' records as their APIs serve them, mapped by the real mappers. */
-export async function buildPages(rowsPerSource: number): Promise<{ pages: Page[]; rejected: number; mapping: MappingRate[] }> {
+export async function buildPages(
+  rowsPerSource: number,
+): Promise<{ pages: Page[]; rejected: number; mapping: MappingRate[] }> {
   const pagesPerSource = Math.ceil(rowsPerSource / PAGE_SIZE);
   const careCloud = createFakeCareCloud({ seed: 11, count: pagesPerSource * PAGE_SIZE + 50, rateLimits: null });
   const cin7 = createFakeCin7({ seed: 11, count: pagesPerSource * PAGE_SIZE + 50, rateLimits: null });
   const pages: Page[] = [];
   let rejected = 0;
   const mapping = { carecloud: { records: 0, ms: 0 }, cin7: { records: 0, ms: 0 } };
-  const keep = (source: Page['source'], records: unknown[], map: (raw: unknown) => ReturnType<typeof mapCin7Voucher>) => {
+  const keep = (
+    source: Page['source'],
+    records: unknown[],
+    map: (raw: unknown) => ReturnType<typeof mapCin7Voucher>,
+  ) => {
     const rows: VoucherRow[] = [];
     const started = performance.now();
     for (const raw of records) {
@@ -93,18 +99,30 @@ export async function buildPages(rowsPerSource: number): Promise<{ pages: Page[]
     const login = await fetch(`${ccUrl}/users/actions/login`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ user_external_application_id: careCloud.credentials.appId, login: careCloud.credentials.login, password: careCloud.credentials.password }),
+      body: JSON.stringify({
+        user_external_application_id: careCloud.credentials.appId,
+        login: careCloud.credentials.login,
+        password: careCloud.credentials.password,
+      }),
     });
     const token = ((await login.json()) as { data: { bearer_token: string } }).data.bearer_token;
     const basic = `Basic ${Buffer.from(`${cin7.credentials.username}:${cin7.credentials.apiKey}`).toString('base64')}`;
     for (let i = 0; i < pagesPerSource; i++) {
-      const cc = await fetch(`${ccUrl}/vouchers?count=${PAGE_SIZE}&offset=${i * PAGE_SIZE}&sort_field=last_change&sort_direction=ASC`, {
-        headers: { authorization: `Bearer ${token}` },
-      });
-      keep('carecloud', ((await cc.json()) as { data: { vouchers: unknown[] } }).data.vouchers, (raw) => mapCareCloudVoucher(raw, careCloud.timezone));
-      const c7 = await fetch(`${c7Url}/v1/Voucher?rows=${PAGE_SIZE}&page=${i + 1}&order=${encodeURIComponent('CreatedDate ASC')}`, {
-        headers: { authorization: basic },
-      });
+      const cc = await fetch(
+        `${ccUrl}/vouchers?count=${PAGE_SIZE}&offset=${i * PAGE_SIZE}&sort_field=last_change&sort_direction=ASC`,
+        {
+          headers: { authorization: `Bearer ${token}` },
+        },
+      );
+      keep('carecloud', ((await cc.json()) as { data: { vouchers: unknown[] } }).data.vouchers, (raw) =>
+        mapCareCloudVoucher(raw, careCloud.timezone),
+      );
+      const c7 = await fetch(
+        `${c7Url}/v1/Voucher?rows=${PAGE_SIZE}&page=${i + 1}&order=${encodeURIComponent('CreatedDate ASC')}`,
+        {
+          headers: { authorization: basic },
+        },
+      );
       keep('cin7', (await c7.json()) as unknown[], (raw) => mapCin7Voucher(raw, 'UTC'));
     }
   } finally {
@@ -112,7 +130,11 @@ export async function buildPages(rowsPerSource: number): Promise<{ pages: Page[]
   }
   // One source after the other, as two streams would write them.
   pages.sort((a, b) => (a.source === b.source ? 0 : a.source === 'carecloud' ? -1 : 1));
-  const rates = Object.entries(mapping).map(([source, m]) => ({ source, records: m.records, recordsPerSecond: m.records / (m.ms / 1000) }));
+  const rates = Object.entries(mapping).map(([source, m]) => ({
+    source,
+    records: m.records,
+    recordsPerSecond: m.records / (m.ms / 1000),
+  }));
   return { pages, rejected, mapping: rates };
 }
 
@@ -169,8 +191,19 @@ CREATE TABLE IF NOT EXISTS copy_ceiling (
 
 function stageFields(row: VoucherRow): (string | null)[] {
   return [
-    row.sourceId, row.code, row.customerId, row.status, row.amount, row.redeemedAmount, row.validFrom, row.validTo,
-    row.appliedAt, row.sourceCreatedAt, row.sourceModifiedAt, row.isDeleted ? 't' : 'f', JSON.stringify(row.raw),
+    row.sourceId,
+    row.code,
+    row.customerId,
+    row.status,
+    row.amount,
+    row.redeemedAmount,
+    row.validFrom,
+    row.validTo,
+    row.appliedAt,
+    row.sourceCreatedAt,
+    row.sourceModifiedAt,
+    row.isDeleted ? 't' : 'f',
+    JSON.stringify(row.raw),
   ];
 }
 
@@ -225,14 +258,27 @@ function createMethods(prisma: PrismaClient, client: pg.Client): Method[] {
     {
       name: 'writePage',
       async write(page) {
-        const result = await writePage(prisma, { source: page.source, stream: 'vouchers', runId: RUN_ID, rows: page.rows, rejects: [] });
+        const result = await writePage(prisma, {
+          source: page.source,
+          stream: 'vouchers',
+          runId: RUN_ID,
+          rows: page.rows,
+          rejects: [],
+        });
         return { written: result.inserted + result.updated };
       },
     },
     {
       name: 'writePage, full scan (+ scan_seen)',
       async write(page, pass) {
-        const result = await writePage(prisma, { source: page.source, stream: 'vouchers', runId: RUN_ID, rows: page.rows, rejects: [], scanId: BigInt(pass) });
+        const result = await writePage(prisma, {
+          source: page.source,
+          stream: 'vouchers',
+          runId: RUN_ID,
+          rows: page.rows,
+          rejects: [],
+          scanId: BigInt(pass),
+        });
         return { written: result.inserted + result.updated };
       },
     },
@@ -256,7 +302,11 @@ function createMethods(prisma: PrismaClient, client: pg.Client): Method[] {
       async write(page) {
         await client.query('BEGIN');
         try {
-          await copyFrom(client, `COPY page_stage (${STAGE_COLUMNS}) FROM STDIN`, copyPayload(page.rows, (_row, i) => String(i)));
+          await copyFrom(
+            client,
+            `COPY page_stage (${STAGE_COLUMNS}) FROM STDIN`,
+            copyPayload(page.rows, (_row, i) => String(i)),
+          );
           const written = await merge(page.source);
           await client.query('COMMIT');
           return { written };
@@ -287,7 +337,11 @@ function createMethods(prisma: PrismaClient, client: pg.Client): Method[] {
       name: 'ceiling: COPY into an unindexed table',
       prepare: async () => void (await client.query(CREATE_CEILING)),
       async write(page) {
-        await copyFrom(client, `COPY copy_ceiling (${CEILING_COLUMNS}) FROM STDIN`, copyPayload(page.rows, () => page.source));
+        await copyFrom(
+          client,
+          `COPY copy_ceiling (${CEILING_COLUMNS}) FROM STDIN`,
+          copyPayload(page.rows, () => page.source),
+        );
         return { written: page.rows.length };
       },
     },
@@ -341,8 +395,16 @@ export async function runWriter(options: WriterOptions, log: (line: string) => v
       for (const phase of ['new', 'unchanged'] as const) {
         const rounds = perPhase.get(method.name)![phase];
         const rowsPerSecond = median(rounds);
-        measurements.push({ method: method.name, phase, rowsPerSecond, rounds, written: written[method.name]?.[phase] ?? null });
-        log(`writer: ${method.name.padEnd(42)} ${phase.padEnd(9)} ${fmt(rowsPerSecond).padStart(9)} rows/s  (rounds: ${rounds.map(fmt).join(', ')})`);
+        measurements.push({
+          method: method.name,
+          phase,
+          rowsPerSecond,
+          rounds,
+          written: written[method.name]?.[phase] ?? null,
+        });
+        log(
+          `writer: ${method.name.padEnd(42)} ${phase.padEnd(9)} ${fmt(rowsPerSecond).padStart(9)} rows/s  (rounds: ${rounds.map(fmt).join(', ')})`,
+        );
       }
     }
   } finally {
@@ -352,7 +414,13 @@ export async function runWriter(options: WriterOptions, log: (line: string) => v
   }
   const checks = writerChecks(measurements, rows);
   for (const m of mapping) {
-    checks.push({ part: 'writer', metric: `mapping ${m.source} records (${m.source === 'carecloud' ? 'mapCareCloudVoucher' : 'mapCin7Voucher'})`, value: `${fmt(m.recordsPerSecond)} rows/s`, target: '(reference)', met: null });
+    checks.push({
+      part: 'writer',
+      metric: `mapping ${m.source} records (${m.source === 'carecloud' ? 'mapCareCloudVoucher' : 'mapCin7Voucher'})`,
+      value: `${fmt(m.recordsPerSecond)} rows/s`,
+      target: '(reference)',
+      met: null,
+    });
   }
   return {
     rows,
@@ -360,20 +428,24 @@ export async function runWriter(options: WriterOptions, log: (line: string) => v
     pages: pages.length,
     pageSize: PAGE_SIZE,
     rejectedByMappers: rejected,
-    copyImplementation: 'COPY FROM STDIN through pg.Client.query(submittable) (bench/copy-from.ts); pg-copy-streams is not installed',
+    copyImplementation:
+      'COPY FROM STDIN through pg.Client.query(submittable) (bench/copy-from.ts); pg-copy-streams is not installed',
     measurements,
     checks,
   };
 }
 
 function writerChecks(measurements: WriterMeasurement[], rows: number): Check[] {
-  const rate = (method: string, phase: Phase) => measurements.find((m) => m.method === method && m.phase === phase)?.rowsPerSecond ?? NaN;
+  const rate = (method: string, phase: Phase) =>
+    measurements.find((m) => m.method === method && m.phase === phase)?.rowsPerSecond ?? NaN;
   const checks: Check[] = [];
   for (const phase of ['new', 'unchanged'] as const) {
     const ours = rate('writePage', phase);
     const label = phase === 'new' ? 'new rows' : 'unchanged pages';
     checks.push({ part: 'writer', metric: `writePage, ${label}`, value: `${fmt(ours)} rows/s`, target: '', met: null });
-    checks.push(ratioCheck(`÷ Prisma row-at-a-time upsert (${label})`, ours / rate('Prisma upsert, row at a time', phase), 30));
+    checks.push(
+      ratioCheck(`÷ Prisma row-at-a-time upsert (${label})`, ours / rate('Prisma upsert, row at a time', phase), 30),
+    );
     checks.push(ratioCheck(`÷ COPY + merge (${label})`, ours / rate('COPY to temp table + merge', phase), 0.9));
     checks.push({
       part: 'writer',
@@ -383,7 +455,8 @@ function writerChecks(measurements: WriterMeasurement[], rows: number): Check[] 
       met: null,
     });
   }
-  const wrote = (method: string, phase: Phase) => measurements.find((m) => m.method === method && m.phase === phase)?.written;
+  const wrote = (method: string, phase: Phase) =>
+    measurements.find((m) => m.method === method && m.phase === phase)?.written;
   const correct = wrote('writePage', 'new') === rows && wrote('writePage', 'unchanged') === 0;
   checks.push({
     part: 'writer',
@@ -398,5 +471,11 @@ function writerChecks(measurements: WriterMeasurement[], rows: number): Check[] 
 const fmt = (n: number) => Math.round(n).toLocaleString('en-US');
 
 function ratioCheck(metric: string, ratio: number, target: number): Check {
-  return { part: 'writer', metric: `writePage ${metric}`, value: `${ratio.toFixed(2)}×`, target: `≥ ${target}×`, met: ratio >= target };
+  return {
+    part: 'writer',
+    metric: `writePage ${metric}`,
+    value: `${ratio.toFixed(2)}×`,
+    target: `≥ ${target}×`,
+    met: ratio >= target,
+  };
 }

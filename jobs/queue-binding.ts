@@ -44,13 +44,33 @@ export const bindingKey = (prefix: string) => `${prefix}:database`;
 const liveKey = (prefix: string) => `${prefix}:database:live`;
 
 /** The identity held at the key when it is another database's, or null once the key is this database's. */
-export async function claimPrefix(redis: Redis, prefix: string, identity: DatabaseIdentity, process: string, now = Date.now()): Promise<Bound | null> {
+export async function claimPrefix(
+  redis: Redis,
+  prefix: string,
+  identity: DatabaseIdentity,
+  process: string,
+  now = Date.now(),
+): Promise<Bound | null> {
   const value = JSON.stringify({ ...identity, at: now } satisfies Bound);
-  const held = (await redis.eval(CLAIM, 2, bindingKey(prefix), liveKey(prefix), identity.id, value, String(now), String(LEASE_MS), process)) as string;
+  const held = (await redis.eval(
+    CLAIM,
+    2,
+    bindingKey(prefix),
+    liveKey(prefix),
+    identity.id,
+    value,
+    String(now),
+    String(LEASE_MS),
+    process,
+  )) as string;
   if (held === value) return null;
   try {
     const bound = JSON.parse(held) as Partial<Bound>;
-    return { id: String(bound.id), described: String(bound.described ?? 'an unknown database'), at: Number(bound.at) || now };
+    return {
+      id: String(bound.id),
+      described: String(bound.described ?? 'an unknown database'),
+      at: Number(bound.at) || now,
+    };
   } catch {
     return { id: 'unknown', described: `an unreadable binding (${held.slice(0, 60)})`, at: now };
   }
@@ -66,7 +86,12 @@ export function prefixInUse(prefix: string, other: Bound, now = Date.now()): Con
 }
 
 /** Claims the prefix for this database and process, or throws the line above. */
-export async function bindPrefix(redis: Redis, prefix: string, identity: DatabaseIdentity, process: string): Promise<void> {
+export async function bindPrefix(
+  redis: Redis,
+  prefix: string,
+  identity: DatabaseIdentity,
+  process: string,
+): Promise<void> {
   const other = await claimPrefix(redis, prefix, identity, process);
   if (other) throw prefixInUse(prefix, other);
 }

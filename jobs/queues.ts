@@ -57,7 +57,13 @@ export interface WaitForRedisOptions {
 
 /** One attempt: connect, PING, disconnect. No automatic reconnection, so a failure is reported, not retried. */
 async function ping(url: string, connectTimeout: number): Promise<void> {
-  const redis = new Redis(url, { lazyConnect: true, retryStrategy: () => null, maxRetriesPerRequest: 0, enableOfflineQueue: false, connectTimeout });
+  const redis = new Redis(url, {
+    lazyConnect: true,
+    retryStrategy: () => null,
+    maxRetriesPerRequest: 0,
+    enableOfflineQueue: false,
+    connectTimeout,
+  });
   // The connection's own error (ECONNREFUSED, WRONGPASS) says more than the "Connection is closed" connect rejects with.
   let cause: Error | undefined;
   redis.on('error', (error: Error) => (cause ??= error));
@@ -86,11 +92,15 @@ export async function waitForRedis(url: string, options: WaitForRedisOptions = {
     } catch (error) {
       const reason = error instanceof Error ? error.message.split('\n')[0]! : String(error);
       if (/WRONGPASS|NOAUTH|invalid password|invalid username/i.test(reason)) {
-        throw new RedisUnreachableError(`Redis at ${redisUrlForDisplay(url)} (REDIS_URL) refused the credentials: ${reason}`);
+        throw new RedisUnreachableError(
+          `Redis at ${redisUrlForDisplay(url)} (REDIS_URL) refused the credentials: ${reason}`,
+        );
       }
       if (Date.now() + retryMs >= deadline) {
         const waited = Math.round(timeoutMs / 1000);
-        throw new RedisUnreachableError(`Redis at ${redisUrlForDisplay(url)} (REDIS_URL) is unreachable; gave up after ${waited} s: ${reason}`);
+        throw new RedisUnreachableError(
+          `Redis at ${redisUrlForDisplay(url)} (REDIS_URL) is unreachable; gave up after ${waited} s: ${reason}`,
+        );
       }
     }
     await sleep(retryMs);
@@ -107,8 +117,16 @@ export function jobOptions(jobs: JobsConfig): JobsOptions {
   };
 }
 
-export async function createSourceQueue(source: string, connection: Redis, jobs: JobsConfig): Promise<Queue<SyncJobData, SyncJobResult>> {
-  const queue = new Queue<SyncJobData, SyncJobResult>(source, { connection, prefix: jobs.prefix, defaultJobOptions: jobOptions(jobs) });
+export async function createSourceQueue(
+  source: string,
+  connection: Redis,
+  jobs: JobsConfig,
+): Promise<Queue<SyncJobData, SyncJobResult>> {
+  const queue = new Queue<SyncJobData, SyncJobResult>(source, {
+    connection,
+    prefix: jobs.prefix,
+    defaultJobOptions: jobOptions(jobs),
+  });
   await queue.setGlobalConcurrency(1);
   return queue;
 }

@@ -10,9 +10,16 @@ import type { SyncMode } from '../src/types.ts';
 import { createRedis, type SyncJobData, type SyncJobResult } from './queues.ts';
 import type { Service } from './service.ts';
 
-export type OnceOutcome = { source: string; ok: true; result: SyncJobResult } | { source: string; ok: false; error: string };
+export type OnceOutcome =
+  { source: string; ok: true; result: SyncJobResult } | { source: string; ok: false; error: string };
 
-export async function runOnce(service: Service, redisUrl: string, prefix: string, mode: SyncMode, requestedBy: SyncJobData['requestedBy']): Promise<OnceOutcome[]> {
+export async function runOnce(
+  service: Service,
+  redisUrl: string,
+  prefix: string,
+  mode: SyncMode,
+  requestedBy: SyncJobData['requestedBy'],
+): Promise<OnceOutcome[]> {
   return Promise.all(
     [...service.queues].map(async ([source, queue]): Promise<OnceOutcome> => {
       const connection = createRedis(redisUrl);

@@ -22,7 +22,11 @@ export async function scheduleSource(
       continue;
     }
     const repeat = 'every' in schedule ? { every: schedule.every } : { pattern: schedule.pattern };
-    await queue.upsertJobScheduler(id, repeat, { name: mode, data: { mode, requestedBy: 'scheduler' }, opts: jobOptions(jobs) });
+    await queue.upsertJobScheduler(id, repeat, {
+      name: mode,
+      data: { mode, requestedBy: 'scheduler' },
+      opts: jobOptions(jobs),
+    });
   }
   return settings.schedules;
 }

@@ -47,7 +47,10 @@ export async function startService(config: Config, logger: Logger, options: Serv
   const db = createPrisma(config.databaseUrl.reveal());
   // Before anything under the prefix is touched: a prefix another database uses is refused.
   const lease = randomUUID();
-  const identity: DatabaseIdentity = { id: await installationId(db), described: describeDatabaseUrl(config.databaseUrl.reveal()) };
+  const identity: DatabaseIdentity = {
+    id: await installationId(db),
+    described: describeDatabaseUrl(config.databaseUrl.reveal()),
+  };
   try {
     await bindPrefix(redis, config.jobs.prefix, identity, lease);
   } catch (error) {
@@ -56,7 +59,9 @@ export async function startService(config: Config, logger: Logger, options: Serv
     throw error;
   }
   const controller = new AbortController();
-  const runtimes = createSourceRuntimes(config, { redis, logger }).filter((r) => !options.only || options.only.includes(r.name));
+  const runtimes = createSourceRuntimes(config, { redis, logger }).filter(
+    (r) => !options.only || options.only.includes(r.name),
+  );
   // Every request and every wait for the rate limiter listens to the shutdown signal while it lasts: per
   // source, up to SLICE_CONCURRENCY slices at once, each with a page fetched ahead, and a run (whose slice
   // plan makes up to 8 requests at once). Node warns of a leak past 10 by default.
@@ -75,12 +80,17 @@ export async function startService(config: Config, logger: Logger, options: Serv
       const sliceQueue = createSliceQueue(runtime.name, redis, config);
       const slices = createSliceDispatcher(sliceQueue);
       const common = { config, runtime, db, logger, signal: controller.signal };
-      workers.push(createSourceWorker({ ...common, queue, connection: createRedis(config.redisUrl.reveal(), warn), slices }));
-      workers.push(createSliceWorker({ ...common, queue: sliceQueue, connection: createRedis(config.redisUrl.reveal(), warn) }));
+      workers.push(
+        createSourceWorker({ ...common, queue, connection: createRedis(config.redisUrl.reveal(), warn), slices }),
+      );
+      workers.push(
+        createSliceWorker({ ...common, queue: sliceQueue, connection: createRedis(config.redisUrl.reveal(), warn) }),
+      );
       sliceQueues.push(sliceQueue);
     }
   }
-  if (runtimes.length === 0) logger.warn('no source is configured: set the credentials of at least one source (see .env.example)');
+  if (runtimes.length === 0)
+    logger.warn('no source is configured: set the credentials of at least one source (see .env.example)');
   // A Redis that lost its data (restarted without persistence, flushed, failed over) forgets the Job
   // Schedulers and the queues' global concurrency. Re-assert both regularly: the calls are idempotent.
   const maintenance = setInterval(() => {
@@ -93,7 +103,9 @@ export async function startService(config: Config, logger: Logger, options: Serv
       void (async () => {
         await queue.setGlobalConcurrency(1);
         if (options.schedulers !== false) await scheduleSource(queue, runtime.settings, config.jobs);
-      })().catch((error: unknown) => logger.warn({ err: error, source: runtime.name }, 'could not re-assert the queue settings; will try again'));
+      })().catch((error: unknown) =>
+        logger.warn({ err: error, source: runtime.name }, 'could not re-assert the queue settings; will try again'),
+      );
     }
   }, options.maintenanceMs ?? 30_000);
   maintenance.unref();
@@ -108,7 +120,9 @@ export async function startService(config: Config, logger: Logger, options: Serv
         await Promise.all(workers.map((w) => w.close()));
         await Promise.all(workers.map((w) => w.disconnect()));
         await Promise.all([...queues.values(), ...sliceQueues].map((q) => q.close()));
-        await releasePrefix(redis, config.jobs.prefix, lease).catch((error: unknown) => logger.warn({ err: error }, 'could not give up the queue prefix binding; it lapses by itself'));
+        await releasePrefix(redis, config.jobs.prefix, lease).catch((error: unknown) =>
+          logger.warn({ err: error }, 'could not give up the queue prefix binding; it lapses by itself'),
+        );
         await db.$disconnect();
         redis.disconnect();
       })();

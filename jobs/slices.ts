@@ -11,7 +11,13 @@ import type { Config } from '../src/config.ts';
 import { AbortedError } from '../src/errors.ts';
 import type { Logger } from '../src/logger.ts';
 import type { Db } from '../src/db/client.ts';
-import { runSlice, type SliceDispatcher, type SliceProgress, type SliceResult, type SliceTask } from '../src/sync/run-slice.ts';
+import {
+  runSlice,
+  type SliceDispatcher,
+  type SliceProgress,
+  type SliceResult,
+  type SliceTask,
+} from '../src/sync/run-slice.ts';
 import { jobOptions } from './queues.ts';
 import type { SourceRuntime } from './runtime.ts';
 import { steerError } from './steer-error.ts';
@@ -46,7 +52,13 @@ export function createSliceWorker(options: {
     async (job: Job<SliceJobData, SliceResult>, token?: string) => {
       const stream = runtime.streams.find((s) => s.name === job.data.stream);
       if (!stream) throw new Error(`no stream ${job.data.stream} in ${runtime.name}`);
-      const logger = options.logger.child({ source: runtime.name, stream: stream.name, runId: job.data.runId, jobId: job.id, slice: job.data.index });
+      const logger = options.logger.child({
+        source: runtime.name,
+        stream: stream.name,
+        runId: job.data.runId,
+        jobId: job.id,
+        slice: job.data.index,
+      });
       try {
         return await runSlice({
           task: job.data,
@@ -63,7 +75,14 @@ export function createSliceWorker(options: {
         return await steerError(error, { job, token, queue: options.queue, signal: options.signal, logger });
       }
     },
-    { connection: options.connection, prefix: config.jobs.prefix, concurrency: config.jobs.sliceConcurrency, limiter: { max: 100, duration: 1000 }, maxStalledCount: 10, name: `${hostname()}:${process.pid}` },
+    {
+      connection: options.connection,
+      prefix: config.jobs.prefix,
+      concurrency: config.jobs.sliceConcurrency,
+      limiter: { max: 100, duration: 1000 },
+      maxStalledCount: 10,
+      name: `${hostname()}:${process.pid}`,
+    },
   );
   worker.on('error', (error) => options.logger.error({ err: error, source: runtime.name }, 'slice worker error'));
   return worker;
@@ -74,10 +93,14 @@ export function createSliceWorker(options: {
  * polling their state rather than by listening to queue events: a slice that vanished from Redis (restarted
  * without persistence, flushed) is put back instead of being waited for forever.
  */
-export function createSliceDispatcher(queue: Queue<SliceJobData, SliceResult>, options: { pollMs?: number } = {}): SliceDispatcher {
+export function createSliceDispatcher(
+  queue: Queue<SliceJobData, SliceResult>,
+  options: { pollMs?: number } = {},
+): SliceDispatcher {
   const pollMs = options.pollMs ?? 200;
   const jobIdOf = (task: SliceTask) => `${task.key}-${task.index}`;
-  const put = (tasks: SliceTask[]) => queue.addBulk(tasks.map((task) => ({ name: 'slice', data: task, opts: { jobId: jobIdOf(task) } })));
+  const put = (tasks: SliceTask[]) =>
+    queue.addBulk(tasks.map((task) => ({ name: 'slice', data: task, opts: { jobId: jobIdOf(task) } })));
   return {
     async run(tasks, onDone, signal) {
       await put(tasks);
@@ -94,7 +117,8 @@ export function createSliceDispatcher(queue: Queue<SliceJobData, SliceResult>, o
         for (const task of pending) {
           const job = await queue.getJob(jobIdOf(task));
           if (!job) lost.push(task);
-          else if (job.finishedOn && job.failedReason && (await job.isFailed())) throw new Error(`slice ${task.index} failed: ${job.failedReason}`);
+          else if (job.finishedOn && job.failedReason && (await job.isFailed()))
+            throw new Error(`slice ${task.index} failed: ${job.failedReason}`);
           else if (await job.isCompleted()) {
             // The state is read after the job: a slice that finished in between has no result in `job` yet.
             const result = job.returnvalue ?? (await queue.getJob(jobIdOf(task)))?.returnvalue;

@@ -50,7 +50,11 @@ export function createSourceWorker(options: SourceWorkerOptions): Worker<SyncJob
   return worker;
 }
 
-async function processJob(options: SourceWorkerOptions, job: Job<SyncJobData, SyncJobResult>, token?: string): Promise<SyncJobResult> {
+async function processJob(
+  options: SourceWorkerOptions,
+  job: Job<SyncJobData, SyncJobResult>,
+  token?: string,
+): Promise<SyncJobResult> {
   const { runtime, config } = options;
   const logger = options.logger.child({ source: runtime.name, jobId: job.id });
   let lock;
@@ -86,7 +90,14 @@ async function processJob(options: SourceWorkerOptions, job: Job<SyncJobData, Sy
         slices: options.slices,
       });
       addCounters(counters, result.counters);
-      last = { runId: String(result.runId), source: runtime.name, mode: result.mode, counters, watermarkAfter: result.watermarkAfter?.toISOString() ?? null, durationMs: 0 };
+      last = {
+        runId: String(result.runId),
+        source: runtime.name,
+        mode: result.mode,
+        counters,
+        watermarkAfter: result.watermarkAfter?.toISOString() ?? null,
+        durationMs: 0,
+      };
     }
     return { ...last!, counters, durationMs: Date.now() - started };
   } catch (error) {

@@ -7,7 +7,14 @@ import { readFileSync, writeFileSync } from 'node:fs';
 
 const lock = JSON.parse(readFileSync('package-lock.json', 'utf8'));
 const host = lock.packages['node_modules/msgpackr-extract'];
-const platforms = { 'darwin-arm64': ['darwin', 'arm64'], 'darwin-x64': ['darwin', 'x64'], 'linux-arm': ['linux', 'arm'], 'linux-arm64': ['linux', 'arm64'], 'linux-x64': ['linux', 'x64'], 'win32-x64': ['win32', 'x64'] };
+const platforms = {
+  'darwin-arm64': ['darwin', 'arm64'],
+  'darwin-x64': ['darwin', 'x64'],
+  'linux-arm': ['linux', 'arm'],
+  'linux-arm64': ['linux', 'arm64'],
+  'linux-x64': ['linux', 'x64'],
+  'win32-x64': ['win32', 'x64'],
+};
 let added = 0;
 for (const [name, version] of Object.entries(host?.optionalDependencies ?? {})) {
   const key = `node_modules/${name}`;
@@ -17,6 +24,8 @@ for (const [name, version] of Object.entries(host?.optionalDependencies ?? {})) 
   lock.packages[key] = { version, cpu: [cpu], license: 'MIT', optional: true, os: [os] };
   added++;
 }
-lock.packages = Object.fromEntries(Object.entries(lock.packages).sort(([a], [b]) => (a === '' ? -1 : b === '' ? 1 : a.localeCompare(b))));
+lock.packages = Object.fromEntries(
+  Object.entries(lock.packages).sort(([a], [b]) => (a === '' ? -1 : b === '' ? 1 : a.localeCompare(b))),
+);
 writeFileSync('package-lock.json', `${JSON.stringify(lock, null, 2)}\n`);
 console.log(`lock-optional-platforms: recorded ${added} optional platform package(s)`);

@@ -70,7 +70,15 @@ export function parseDuration(text: string): number | undefined {
   return Number.isFinite(ms) ? Math.round(ms) : undefined;
 }
 
-const SIZE_UNITS: Record<string, number> = { b: 1, kb: 1024, kib: 1024, mb: 1024 ** 2, mib: 1024 ** 2, gb: 1024 ** 3, gib: 1024 ** 3 };
+const SIZE_UNITS: Record<string, number> = {
+  b: 1,
+  kb: 1024,
+  kib: 1024,
+  mb: 1024 ** 2,
+  mib: 1024 ** 2,
+  gb: 1024 ** 3,
+  gib: 1024 ** 3,
+};
 
 /** Parses `512kB`, `16MB`, `1GB` (binary multiples: 1 MB = 1,048,576 bytes) or a bare number of bytes. */
 export function parseSize(text: string): number | undefined {
@@ -126,7 +134,11 @@ export const size = str.transform((value, ctx) => {
 });
 export const schedule = str.transform((value, ctx) => {
   const parsed = parseSchedule(value);
-  if (!parsed) ctx.addIssue({ code: 'custom', message: 'must be a duration of at least 1s (5m, 1h), a cron pattern (0 3 * * *) or off' });
+  if (!parsed)
+    ctx.addIssue({
+      code: 'custom',
+      message: 'must be a duration of at least 1s (5m, 1h), a cron pattern (0 3 * * *) or off',
+    });
   return parsed ?? { off: true as const };
 });
 export const rateWindows = str.transform((value, ctx) => {
@@ -137,18 +149,25 @@ export const rateWindows = str.transform((value, ctx) => {
 export const budget = str.transform((value, ctx) => {
   if (value === 'off' || value === '0') return null;
   const n = Number(value);
-  if (!Number.isInteger(n) || n < 1) ctx.addIssue({ code: 'custom', message: 'must be a whole number of requests per day, or off' });
+  if (!Number.isInteger(n) || n < 1)
+    ctx.addIssue({ code: 'custom', message: 'must be a whole number of requests per day, or off' });
   return n;
 });
 export const url = (protocols: string[]) =>
-  str.refine((value) => {
-    try {
-      return protocols.includes(new URL(value).protocol);
-    } catch {
-      return false;
-    }
-  }, `must be a URL starting with ${protocols.map((p) => `${p}//`).join(' or ')}`);
-export const timezone = str.refine((value) => IANAZone.isValidZone(value), 'must be an IANA time zone such as Europe/Prague');
+  str.refine(
+    (value) => {
+      try {
+        return protocols.includes(new URL(value).protocol);
+      } catch {
+        return false;
+      }
+    },
+    `must be a URL starting with ${protocols.map((p) => `${p}//`).join(' or ')}`,
+  );
+export const timezone = str.refine(
+  (value) => IANAZone.isValidZone(value),
+  'must be an IANA time zone such as Europe/Prague',
+);
 
 /** Variables as set (empty ones removed, so that `FOO=` means "use the default"). */
 export type Env = Record<string, string | undefined>;

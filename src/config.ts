@@ -95,7 +95,9 @@ function halfSet(source: string, names: readonly string[], env: Env): string[] {
   const present = names.filter((n) => env[n] !== undefined);
   if (present.length === 0 || present.length === names.length) return [];
   const missing = names.filter((n) => env[n] === undefined);
-  return [`${missing.join(', ')} must be set to sync ${source} (${present.join(', ')} ${present.length === 1 ? 'is' : 'are'} set)`];
+  return [
+    `${missing.join(', ')} must be set to sync ${source} (${present.join(', ')} ${present.length === 1 ? 'is' : 'are'} set)`,
+  ];
 }
 
 export function loadConfig(env: Env = process.env): Readonly<Config> {
@@ -117,7 +119,9 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
     const e = parsed.data;
     for (const source of sources) problems.push(...(source.config.check?.(e, cleaned) ?? []));
     if (e.HTTP_REQUEST_TIMEOUT < e.HTTP_READ_TIMEOUT) {
-      problems.push(`HTTP_REQUEST_TIMEOUT must be at least HTTP_READ_TIMEOUT (got ${cleaned.HTTP_REQUEST_TIMEOUT ?? '2m'} and ${cleaned.HTTP_READ_TIMEOUT ?? '30s'})`);
+      problems.push(
+        `HTTP_REQUEST_TIMEOUT must be at least HTTP_READ_TIMEOUT (got ${cleaned.HTTP_REQUEST_TIMEOUT ?? '2m'} and ${cleaned.HTTP_READ_TIMEOUT ?? '30s'})`,
+      );
     }
   }
   if (problems.length > 0 || !parsed.success) throw new ConfigError(problems.join('\n'));
@@ -135,9 +139,17 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
       requestTimeoutMs: e.HTTP_REQUEST_TIMEOUT,
       maxResponseBytes: e.HTTP_MAX_RESPONSE_SIZE,
     },
-    jobs: { prefix: e.QUEUE_PREFIX, sliceConcurrency: e.SLICE_CONCURRENCY, attempts: e.JOB_ATTEMPTS, backoffMs: e.JOB_BACKOFF },
+    jobs: {
+      prefix: e.QUEUE_PREFIX,
+      sliceConcurrency: e.SLICE_CONCURRENCY,
+      attempts: e.JOB_ATTEMPTS,
+      backoffMs: e.JOB_BACKOFF,
+    },
     sources: Object.fromEntries(
-      sources.map((s) => [s.name, s.config.credentials.every((n) => cleaned[n] !== undefined) ? s.config.section(e) : null]),
+      sources.map((s) => [
+        s.name,
+        s.config.credentials.every((n) => cleaned[n] !== undefined) ? s.config.section(e) : null,
+      ]),
     ) as Config['sources'],
   };
   return deepFreeze(config);

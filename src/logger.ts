@@ -33,7 +33,12 @@ const REDACT = [
  */
 export function createLogger(level = 'info', destination?: DestinationStream): Logger {
   return pino(
-    { level, redact: { paths: REDACT, censor: '[redacted]' }, base: { pid: process.pid }, hooks: { streamWrite: scrubSecrets } },
+    {
+      level,
+      redact: { paths: REDACT, censor: '[redacted]' },
+      base: { pid: process.pid },
+      hooks: { streamWrite: scrubSecrets },
+    },
     destination,
   );
 }

@@ -28,7 +28,12 @@ const jsonEscaped = (value: string) => JSON.stringify(value).slice(1, -1);
  */
 function formsOf(value: string): string[] {
   const plain = [value, encodeURIComponent(value), new URLSearchParams({ v: value }).toString().slice(2)];
-  return plain.flatMap((form) => [form, jsonEscaped(form), jsonEscaped(jsonEscaped(form)), jsonEscaped(jsonEscaped(jsonEscaped(form)))]);
+  return plain.flatMap((form) => [
+    form,
+    jsonEscaped(form),
+    jsonEscaped(jsonEscaped(form)),
+    jsonEscaped(jsonEscaped(jsonEscaped(form))),
+  ]);
 }
 
 /** The password inside a URL such as `redis://:pw@host` (decoded and as written), or nothing. */

@@ -58,8 +58,12 @@ async function printCounts(databaseUrl: string): Promise<void> {
     const { rows } = await client.query<{ source: string; status: string; n: string }>(
       'SELECT source, status, count(*) AS n FROM reporting.vouchers GROUP BY source, status ORDER BY source, status',
     );
-    const rejected = await client.query<{ source: string; n: string }>('SELECT source, count(*) AS n FROM rejected_records GROUP BY source ORDER BY source');
-    console.log(`\nVouchers in reporting.vouchers: ${rows.map((r) => `${r.source}/${r.status} ${r.n}`).join(', ') || 'none yet'}`);
+    const rejected = await client.query<{ source: string; n: string }>(
+      'SELECT source, count(*) AS n FROM rejected_records GROUP BY source ORDER BY source',
+    );
+    console.log(
+      `\nVouchers in reporting.vouchers: ${rows.map((r) => `${r.source}/${r.status} ${r.n}`).join(', ') || 'none yet'}`,
+    );
     console.log(`Rejected records kept aside: ${rejected.rows.map((r) => `${r.source} ${r.n}`).join(', ') || 'none'}`);
   } finally {
     await client.end();
@@ -69,15 +73,24 @@ async function printCounts(databaseUrl: string): Promise<void> {
 runCli(USAGE, async () => {
   let values;
   try {
-    ({ values } = parseArgs({ args: process.argv.slice(2), options: { once: { type: 'boolean', default: false }, seed: { type: 'string', default: '42' } }, strict: true }));
+    ({ values } = parseArgs({
+      args: process.argv.slice(2),
+      options: { once: { type: 'boolean', default: false }, seed: { type: 'string', default: '42' } },
+      strict: true,
+    }));
   } catch (error) {
     usageErrorFrom(error);
   }
   const seed = Number(values.seed);
-  if (!/^\d+$/.test(values.seed) || !Number.isSafeInteger(seed)) throw new UsageError(`--seed must be a whole number (got "${values.seed}")`);
+  if (!/^\d+$/.test(values.seed) || !Number.isSafeInteger(seed))
+    throw new UsageError(`--seed must be a whole number (got "${values.seed}")`);
 
   loadDotEnv();
-  const base = loadConfig({ DATABASE_URL: process.env.DATABASE_URL, REDIS_URL: process.env.REDIS_URL, LOG_LEVEL: process.env.LOG_LEVEL });
+  const base = loadConfig({
+    DATABASE_URL: process.env.DATABASE_URL,
+    REDIS_URL: process.env.REDIS_URL,
+    LOG_LEVEL: process.env.LOG_LEVEL,
+  });
   const databaseUrl = demoDatabaseUrl(base.databaseUrl.reveal());
 
   const churn = values.once ? undefined : { everyMs: 5_000, changes: 5 };
@@ -95,7 +108,9 @@ runCli(USAGE, async () => {
     ...fakes.env,
   });
   const logger = createLogger(config.logLevel);
-  console.log(`${addresses.join('\n')}\n${'Demo database:'.padEnd(16)}${new URL(databaseUrl).pathname.slice(1)} (recreated)`);
+  console.log(
+    `${addresses.join('\n')}\n${'Demo database:'.padEnd(16)}${new URL(databaseUrl).pathname.slice(1)} (recreated)`,
+  );
   await recreateDatabase(databaseUrl);
   await clearQueues(config.redisUrl.reveal());
   await migrate(databaseUrl, { logger });
@@ -123,8 +138,13 @@ runCli(USAGE, async () => {
 
   const service = await startService(config, logger);
   const notes = sources.flatMap((s) => (s.fake.demo.note ? [s.fake.demo.note] : []));
-  console.log(`Syncing every 15 s while the fakes keep changing${notes.map((note) => `; ${note}`).join('')}. Ctrl-C stops.`);
-  const timer = setInterval(() => void printCounts(databaseUrl).catch((error: unknown) => console.error(String(error))), 10_000);
+  console.log(
+    `Syncing every 15 s while the fakes keep changing${notes.map((note) => `; ${note}`).join('')}. Ctrl-C stops.`,
+  );
+  const timer = setInterval(
+    () => void printCounts(databaseUrl).catch((error: unknown) => console.error(String(error))),
+    10_000,
+  );
   console.log(hint);
   stopOnSignals(service, logger, () => {
     clearInterval(timer);

@@ -12,7 +12,12 @@ const USAGE = 'Usage: npm run db:migrate   (takes no arguments; reads DATABASE_U
 
 async function main(): Promise<number> {
   if (process.argv.length > 2) {
-    console.error(`db:migrate takes no arguments (got ${process.argv.slice(2).map((a) => JSON.stringify(a)).join(' ')})\n\n${USAGE}`);
+    console.error(
+      `db:migrate takes no arguments (got ${process.argv
+        .slice(2)
+        .map((a) => JSON.stringify(a))
+        .join(' ')})\n\n${USAGE}`,
+    );
     return 2;
   }
   loadDotEnv();
@@ -29,7 +34,11 @@ async function main(): Promise<number> {
   const logger = createLogger(config.logLevel, process.stderr);
   try {
     const applied = await migrate(databaseUrl, { logger });
-    console.log(applied.length === 0 ? 'Database is up to date.' : `Applied ${applied.length} migration(s):\n${applied.map((name) => `  ${name}`).join('\n')}`);
+    console.log(
+      applied.length === 0
+        ? 'Database is up to date.'
+        : `Applied ${applied.length} migration(s):\n${applied.map((name) => `  ${name}`).join('\n')}`,
+    );
     return 0;
   } catch (error) {
     // Only the message, passed through hidePassword: a driver error or its `cause` is never printed whole.

@@ -46,11 +46,16 @@ function readSettings(env: Record<string, string | undefined>) {
     if (!(error instanceof ConfigError)) throw error;
     problems.push(...error.message.split('\n'));
   }
-  const parsed = schema.safeParse({ REPORTING_ROLE: cleaned.REPORTING_ROLE, REPORTING_PASSWORD: cleaned.REPORTING_PASSWORD });
+  const parsed = schema.safeParse({
+    REPORTING_ROLE: cleaned.REPORTING_ROLE,
+    REPORTING_PASSWORD: cleaned.REPORTING_PASSWORD,
+  });
   if (!parsed.success) {
     for (const issue of parsed.error.issues) {
       const name = String(issue.path[0]);
-      problems.push(`${name} ${issue.message}${name === 'REPORTING_ROLE' ? ` (got ${JSON.stringify(cleaned[name])})` : ''}`);
+      problems.push(
+        `${name} ${issue.message}${name === 'REPORTING_ROLE' ? ` (got ${JSON.stringify(cleaned[name])})` : ''}`,
+      );
     }
   }
   if (problems.length > 0 || !parsed.success || databaseUrl === undefined) throw new ConfigError(problems.join('\n'));
@@ -86,7 +91,9 @@ runCli(USAGE, async () => {
   } catch (error) {
     // Only the message, with the database password and the role's password taken out of it.
     const message = error instanceof Error ? error.message : String(error);
-    console.error(`Could not set up the reporting role in ${where}: ${hidePassword(message, databaseUrl).split(password).join('[redacted]')}`);
+    console.error(
+      `Could not set up the reporting role in ${where}: ${hidePassword(message, databaseUrl).split(password).join('[redacted]')}`,
+    );
     return 1;
   }
   const views = result.views.length > 0 ? result.views.join(', ') : 'no view yet';
@@ -94,7 +101,9 @@ runCli(USAGE, async () => {
     [
       `${result.created ? 'Created' : 'Updated'} role ${role} in ${where}; its password is REPORTING_PASSWORD.`,
       `It can read ${views}, and the views later migrations add to schema reporting; nothing else.`,
-      ...(result.revokedPublicCreate ? ['Revoked CREATE on schema public from PUBLIC, as PostgreSQL 15 does for new databases.'] : []),
+      ...(result.revokedPublicCreate
+        ? ['Revoked CREATE on schema public from PUBLIC, as PostgreSQL 15 does for new databases.']
+        : []),
       ...otherDatabasesAdvice(role, result.otherDatabases),
     ].join('\n'),
   );

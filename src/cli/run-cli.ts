@@ -41,6 +41,7 @@ export function runCli(usage: string, main: () => Promise<number | void>): void 
 
 /** node:util parseArgs throws TypeErrors with codes; turn them into usage errors. */
 export function usageErrorFrom(error: unknown): never {
-  if (error instanceof Error && 'code' in error && String(error.code).startsWith('ERR_PARSE_ARGS')) throw new UsageError(error.message);
+  if (error instanceof Error && 'code' in error && String(error.code).startsWith('ERR_PARSE_ARGS'))
+    throw new UsageError(error.message);
   throw error;
 }

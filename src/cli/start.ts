@@ -14,16 +14,24 @@ const USAGE = 'Usage: npm start [-- --role <all|worker|scheduler>]';
 runCli(USAGE, async () => {
   let values;
   try {
-    ({ values } = parseArgs({ args: process.argv.slice(2), options: { role: { type: 'string', default: 'all' } }, strict: true }));
+    ({ values } = parseArgs({
+      args: process.argv.slice(2),
+      options: { role: { type: 'string', default: 'all' } },
+      strict: true,
+    }));
   } catch (error) {
     usageErrorFrom(error);
   }
-  if (!['all', 'worker', 'scheduler'].includes(values.role)) throw new UsageError(`--role must be all, worker or scheduler (got "${values.role}")`);
+  if (!['all', 'worker', 'scheduler'].includes(values.role))
+    throw new UsageError(`--role must be all, worker or scheduler (got "${values.role}")`);
   loadDotEnv();
   const config = loadConfig();
   const logger = createLogger(config.logLevel);
   await migrate(config.databaseUrl.reveal(), { logger });
-  const service = await startService(config, logger, { workers: values.role !== 'scheduler', schedulers: values.role !== 'worker' });
+  const service = await startService(config, logger, {
+    workers: values.role !== 'scheduler',
+    schedulers: values.role !== 'worker',
+  });
   logger.info({ sources: service.sources, role: values.role }, 'voucher-sync is running');
   stopOnSignals(service, logger);
 });

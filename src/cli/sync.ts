@@ -25,14 +25,25 @@ const USAGE = `Usage: npm run sync -- --source <${[...sourceNames, 'all'].join('
 export function parseSyncArgs(args: string[]): { source: string; mode: SyncMode } {
   let values;
   try {
-    ({ values } = parseArgs({ args, options: { source: { type: 'string' }, mode: { type: 'string', default: 'incremental' }, help: { type: 'boolean' } }, strict: true, allowPositionals: false }));
+    ({ values } = parseArgs({
+      args,
+      options: {
+        source: { type: 'string' },
+        mode: { type: 'string', default: 'incremental' },
+        help: { type: 'boolean' },
+      },
+      strict: true,
+      allowPositionals: false,
+    }));
   } catch (error) {
     usageErrorFrom(error);
   }
   if (values.help) throw new HelpRequested();
   if (!values.source) throw new UsageError('--source is required');
-  if (![...sourceNames, 'all'].includes(values.source)) throw new UsageError(`--source must be one of ${[...sourceNames, 'all'].join(', ')} (got "${values.source}")`);
-  if (!SYNC_MODES.includes(values.mode as SyncMode)) throw new UsageError(`--mode must be one of ${SYNC_MODES.join(', ')} (got "${values.mode}")`);
+  if (![...sourceNames, 'all'].includes(values.source))
+    throw new UsageError(`--source must be one of ${[...sourceNames, 'all'].join(', ')} (got "${values.source}")`);
+  if (!SYNC_MODES.includes(values.mode as SyncMode))
+    throw new UsageError(`--mode must be one of ${SYNC_MODES.join(', ')} (got "${values.mode}")`);
   return { source: values.source, mode: values.mode as SyncMode };
 }
 
@@ -44,10 +55,17 @@ runCli(USAGE, async () => {
   await migrate(config.databaseUrl.reveal(), { logger });
   // Before the service connects to Redis: unreachable, it would be retried for ever, one stack trace per attempt.
   await waitForRedis(config.redisUrl.reveal());
-  const service = await startService(config, logger, { schedulers: false, only: source === 'all' ? undefined : [source] });
+  const service = await startService(config, logger, {
+    schedulers: false,
+    only: source === 'all' ? undefined : [source],
+  });
   try {
     if (service.sources.length === 0) {
-      console.error(source === 'all' ? 'No source is configured (see .env.example).' : `${source} is not configured: set its credentials (see .env.example).`);
+      console.error(
+        source === 'all'
+          ? 'No source is configured (see .env.example).'
+          : `${source} is not configured: set its credentials (see .env.example).`,
+      );
       return 1;
     }
     const outcomes = await runOnce(service, config.redisUrl.reveal(), config.jobs.prefix, mode, 'cli');

@@ -14,17 +14,20 @@ export function checkVoucherRow(row: VoucherRow): string | null {
   if ([...row.sourceId].length > 255) return 'sourceId is longer than 255 characters';
   for (const field of ['code', 'customerId'] as const) {
     const value = row[field];
-    if (value !== null && (typeof value !== 'string' || [...value].length > 255)) return `${field} is not a text of at most 255 characters`;
+    if (value !== null && (typeof value !== 'string' || [...value].length > 255))
+      return `${field} is not a text of at most 255 characters`;
   }
   if (!STATUSES.has(row.status)) return `status ${JSON.stringify(row.status)} is not active, inactive or deleted`;
   if (typeof row.isDeleted !== 'boolean') return 'isDeleted is not a boolean';
   for (const field of ['amount', 'redeemedAmount'] as const) {
     const value = row[field];
-    if (value !== null && !fitsNumeric(value)) return `${field} ${describeText(value)} is not a decimal PostgreSQL's numeric can hold`;
+    if (value !== null && !fitsNumeric(value))
+      return `${field} ${describeText(value)} is not a decimal PostgreSQL's numeric can hold`;
   }
   for (const field of DATE_FIELDS) {
     const value = row[field];
-    if (value !== null && !isZonedIsoDate(value)) return `${field} ${JSON.stringify(value)} is not an ISO date-time with a zone`;
+    if (value !== null && !isZonedIsoDate(value))
+      return `${field} ${JSON.stringify(value)} is not an ISO date-time with a zone`;
   }
   return null;
 }
@@ -48,7 +51,8 @@ function fitsNumeric(value: unknown): boolean {
   return Math.abs(exponent) <= 1000 && wholeDigits <= 131_072 && fractionDigits <= 16_383;
 }
 
-const describeText = (value: unknown) => (typeof value === 'string' && value.length > 40 ? `"${value.slice(0, 40)}…"` : JSON.stringify(value));
+const describeText = (value: unknown) =>
+  typeof value === 'string' && value.length > 40 ? `"${value.slice(0, 40)}…"` : JSON.stringify(value);
 
 // A zone is required: without one PostgreSQL would read the time in the session's time zone.
 const ISO_ZONED = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2})(?::(\d{2})(?:\.\d{1,9})?)?(?:Z|[+-](\d{2}):?(\d{2}))$/;
@@ -60,8 +64,19 @@ function isZonedIsoDate(value: unknown): boolean {
   const [year, month, day, hour, minute, second = 0, offsetHours = 0, offsetMinutes = 0] = match
     .slice(1)
     .map((part) => (part === undefined ? undefined : Number(part)));
-  if (year === undefined || month === undefined || day === undefined || hour === undefined || minute === undefined) return false;
+  if (year === undefined || month === undefined || day === undefined || hour === undefined || minute === undefined)
+    return false;
   const lastDay = new Date(Date.UTC(year, month, 0)).getUTCDate();
-  return year >= 1 && month >= 1 && month <= 12 && day >= 1 && day <= lastDay && hour <= 23 && minute <= 59 &&
-    second <= 59 && offsetHours <= 15 && offsetMinutes <= 59;
+  return (
+    year >= 1 &&
+    month >= 1 &&
+    month <= 12 &&
+    day >= 1 &&
+    day <= lastDay &&
+    hour <= 23 &&
+    minute <= 59 &&
+    second <= 59 &&
+    offsetHours <= 15 &&
+    offsetMinutes <= 59
+  );
 }

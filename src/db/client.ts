@@ -44,7 +44,10 @@ export function createPrisma(databaseUrl: string, options: CreatePrismaOptions =
  * Runs statements with large parameters on one session. `inTransaction`: they run inside the caller's
  * transaction; `direct`: on pg itself rather than through Prisma (see largeQueries).
  */
-export type LargeQueries = (<T>(text: string, values: unknown[]) => Promise<T[]>) & { inTransaction: boolean; direct: boolean };
+export type LargeQueries = (<T>(text: string, values: unknown[]) => Promise<T[]>) & {
+  inTransaction: boolean;
+  direct: boolean;
+};
 
 /**
  * Statements with large parameters (a page of a megabyte of JSON), run on pg directly: Prisma's raw queries
@@ -65,10 +68,15 @@ export async function largeQueries(db: Db | Tx): Promise<LargeQueries> {
   const connections = (db as unknown as Record<symbol, Connections | undefined>)[CONNECTIONS];
   // A transaction client lacks $disconnect; the client itself may use any connection of the pool.
   const inTransaction = !('$disconnect' in db);
-  const on = (query: <T>(text: string, values: unknown[]) => Promise<T[]>, direct: boolean) => Object.assign(query, { inTransaction, direct });
+  const on = (query: <T>(text: string, values: unknown[]) => Promise<T[]>, direct: boolean) =>
+    Object.assign(query, { inTransaction, direct });
   const viaPrisma = on(<T>(text: string, values: unknown[]) => db.$queryRawUnsafe<T[]>(text, ...values), false);
   if (!connections) return viaPrisma;
-  if (!inTransaction) return on(async <T>(text: string, values: unknown[]) => (await connections.pool.query(text, values)).rows as T[], true);
+  if (!inTransaction)
+    return on(
+      async <T>(text: string, values: unknown[]) => (await connections.pool.query(text, values)).rows as T[],
+      true,
+    );
   const [session] = await db.$queryRawUnsafe<{ pid: number }[]>('SELECT pg_backend_pid() AS pid');
   const connection = session && connections.byPid.get(session.pid);
   if (!connection) return viaPrisma;

@@ -5,6 +5,8 @@ import type { Db } from './client.ts';
  * gets a new one; a row removed by hand is made again.
  */
 export async function installationId(db: Db): Promise<string> {
-  const row = (await db.installation.findFirst({ orderBy: { createdAt: 'asc' } })) ?? (await db.installation.create({ data: {} }));
+  const row =
+    (await db.installation.findFirst({ orderBy: { createdAt: 'asc' } })) ??
+    (await db.installation.create({ data: {} }));
   return row.id;
 }

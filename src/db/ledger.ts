@@ -23,7 +23,15 @@ export async function abandonRunning(db: Db | Tx, source: string, stream: string
 
 export async function startRun(
   db: Db | Tx,
-  run: { source: string; stream: string; mode: SyncMode; watermarkBefore: Date | null; jobId?: string; worker?: string; startedAt: Date },
+  run: {
+    source: string;
+    stream: string;
+    mode: SyncMode;
+    watermarkBefore: Date | null;
+    jobId?: string;
+    worker?: string;
+    startedAt: Date;
+  },
 ): Promise<bigint> {
   const row = await db.syncRun.create({ data: { ...run, status: 'running', heartbeatAt: run.startedAt } });
   return row.id;
@@ -31,7 +39,9 @@ export async function startRun(
 
 /** The error of a run that a later run has marked abandoned: it stops, and nothing more of it commits. */
 export const supersededError = (runId: bigint) =>
-  new AbortedError(`run ${runId} is no longer running (a later run took over its source); nothing more of it is committed`);
+  new AbortedError(
+    `run ${runId} is no longer running (a later run took over its source); nothing more of it is committed`,
+  );
 
 /**
  * Counts a committed page in the run, in the page's transaction — and fences it: a run that a later run
@@ -39,7 +49,10 @@ export const supersededError = (runId: bigint) =>
  * transaction is rolled back. Without counters, only the heartbeat and the fence (a sliced scan's progress).
  */
 export async function recordPage(tx: Tx, runId: bigint, now: Date, counters?: RunCounters): Promise<void> {
-  const { count } = await tx.syncRun.updateMany({ where: { id: runId, status: 'running' }, data: { ...counters, heartbeatAt: now } });
+  const { count } = await tx.syncRun.updateMany({
+    where: { id: runId, status: 'running' },
+    data: { ...counters, heartbeatAt: now },
+  });
   if (count === 0) throw supersededError(runId);
 }
 
@@ -48,7 +61,12 @@ export async function recordPage(tx: Tx, runId: bigint, now: Date, counters?: Ru
  * state, see src/db/stream-state.ts), in the page's own transaction: every committed page is counted once,
  * in the run that was current when it committed, whichever process read it.
  */
-export async function countSlicePage(tx: Tx, scan: { source: string; stream: string; mode: SyncMode }, delta: RunCounters, now: Date): Promise<void> {
+export async function countSlicePage(
+  tx: Tx,
+  scan: { source: string; stream: string; mode: SyncMode },
+  delta: RunCounters,
+  now: Date,
+): Promise<void> {
   await tx.$executeRaw`
     UPDATE sync_runs SET
       pages = pages + ${delta.pages}, fetched = fetched + ${delta.fetched}, inserted = inserted + ${delta.inserted},
@@ -90,7 +108,10 @@ export async function finishRun(
       heartbeatAt: now,
       watermarkAfter: extra.watermarkAfter,
       error: extra.error === undefined ? undefined : maskPersonalData(extra.error).slice(0, 4000),
-      warnings: extra.warnings === undefined ? undefined : extra.warnings.map((warning) => maskPersonalData(warning).slice(0, 1000)),
+      warnings:
+        extra.warnings === undefined
+          ? undefined
+          : extra.warnings.map((warning) => maskPersonalData(warning).slice(0, 1000)),
     },
   });
   return count === 1;

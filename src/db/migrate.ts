@@ -75,7 +75,8 @@ export async function migrate(databaseUrl: string, options: MigrateOptions): Pro
     checkHistory(records, migrations);
     const applied = new Set(records.filter((r) => r.rolled_back_at === null).map((r) => r.migration_name));
     const unknown = [...applied].filter((name) => !migrations.some((m) => m.name === name));
-    if (unknown.length > 0) logger.warn({ migrations: unknown, database: target }, 'applied migrations missing from the migrations folder');
+    if (unknown.length > 0)
+      logger.warn({ migrations: unknown, database: target }, 'applied migrations missing from the migrations folder');
     const pending = migrations.filter((m) => !applied.has(m.name));
     for (const migration of pending) {
       await applyMigration(client, migration, databaseUrl, logger);
@@ -170,7 +171,9 @@ async function createDatabase(databaseUrl: string, logger: Logger): Promise<void
     // Another process created it between our connect and our CREATE: what we wanted.
     const code = (error as { code?: string }).code;
     if (code !== '42P04' && code !== '23505') {
-      throw new MigrationError(`Cannot create database ${name}: ${hidePassword(messageOf(error), databaseUrl)}`, { cause: error });
+      throw new MigrationError(`Cannot create database ${name}: ${hidePassword(messageOf(error), databaseUrl)}`, {
+        cause: error,
+      });
     }
   } finally {
     await admin.end().catch(() => undefined);
@@ -221,7 +224,9 @@ async function readRecords(client: pg.Client): Promise<MigrationRecord[]> {
 function checkHistory(records: MigrationRecord[], migrations: MigrationFile[]): void {
   const failed = records.filter((r) => r.finished_at === null && r.rolled_back_at === null);
   if (failed.length > 0) {
-    const details = failed.map((r) => `${r.migration_name} (started ${r.started_at.toISOString()})${r.logs ? `: ${r.logs.trim()}` : ''}`);
+    const details = failed.map(
+      (r) => `${r.migration_name} (started ${r.started_at.toISOString()})${r.logs ? `: ${r.logs.trim()}` : ''}`,
+    );
     throw new MigrationError(
       `Migration ${failed.map((r) => r.migration_name).join(', ')} failed earlier and blocks new migrations: ${details.join('; ')}. ` +
         'Fix the database, then mark it with `prisma migrate resolve --rolled-back <name>` (or --applied).',
@@ -240,7 +245,12 @@ function checkHistory(records: MigrationRecord[], migrations: MigrationFile[]): 
   }
 }
 
-async function applyMigration(client: pg.Client, migration: MigrationFile, databaseUrl: string, logger: Logger): Promise<void> {
+async function applyMigration(
+  client: pg.Client,
+  migration: MigrationFile,
+  databaseUrl: string,
+  logger: Logger,
+): Promise<void> {
   const id = randomUUID();
   const startedAt = new Date();
   try {
@@ -265,9 +275,14 @@ async function applyMigration(client: pg.Client, migration: MigrationFile, datab
         [id, migration.checksum, migration.name, logs, startedAt],
       )
       .catch((recordError: unknown) => {
-        logger.error({ migration: migration.name, error: hidePassword(messageOf(recordError), databaseUrl) }, 'could not record the failed migration');
+        logger.error(
+          { migration: migration.name, error: hidePassword(messageOf(recordError), databaseUrl) },
+          'could not record the failed migration',
+        );
       });
-    throw new MigrationError(`Migration ${migration.name} failed: ${hidePassword(messageOf(error), databaseUrl)}`, { cause: error });
+    throw new MigrationError(`Migration ${migration.name} failed: ${hidePassword(messageOf(error), databaseUrl)}`, {
+      cause: error,
+    });
   }
 }
 
@@ -281,7 +296,9 @@ function prismaStyleLogs(error: unknown): string {
 }
 
 function connectionError(error: unknown, databaseUrl: string, what = describeDatabaseUrl(databaseUrl)): MigrationError {
-  return new MigrationError(`Cannot connect to ${what}: ${hidePassword(messageOf(error), databaseUrl)}`, { cause: error });
+  return new MigrationError(`Cannot connect to ${what}: ${hidePassword(messageOf(error), databaseUrl)}`, {
+    cause: error,
+  });
 }
 
 function messageOf(error: unknown): string {

@@ -37,7 +37,11 @@ export async function remapIfMappingChanged<Client>(db: Db, options: RemapOption
   const key = stream.mappingKey;
   if (key === undefined) return 0;
   const where = { source_stream: { source, stream: stream.name } };
-  const state = await db.syncState.upsert({ where, create: { source, stream: stream.name, mappingKey: key }, update: {} });
+  const state = await db.syncState.upsert({
+    where,
+    create: { source, stream: stream.name, mappingKey: key },
+    update: {},
+  });
   if (state.mappingKey === key) return 0;
   if (state.mappingKey === null) {
     await db.syncState.update({ where, data: { mappingKey: key } });
@@ -66,7 +70,15 @@ export async function remapIfMappingChanged<Client>(db: Db, options: RemapOption
   );
   if (outcome !== null) {
     logger.warn(
-      { mappingBefore: previous, mapping: key, changed: outcome.changed, unmappable: outcome.unmappable, watermarkBefore: outcome.watermarkBefore, watermark: outcome.watermark, droppedScans: outcome.droppedScans },
+      {
+        mappingBefore: previous,
+        mapping: key,
+        changed: outcome.changed,
+        unmappable: outcome.unmappable,
+        watermarkBefore: outcome.watermarkBefore,
+        watermark: outcome.watermark,
+        droppedScans: outcome.droppedScans,
+      },
       'the mapping changed since the stored rows were written: their times were recomputed from raw, the watermark moved back by the largest shift, saved progress dropped',
     );
   }
@@ -90,7 +102,7 @@ async function remapRows<Client>(tx: Tx, source: string, stream: StreamDefinitio
   const query = await largeQueries(tx);
   const cursorColumn = stream.cursorField === 'sourceModifiedAt' ? 'source_modified_at' : 'source_created_at';
   const result: Remapped = { changed: 0, unmappable: 0, smallestShiftMs: null };
-  for (let after = '0'; ; ) {
+  for (let after = '0'; ;) {
     const batch = await query<StoredTimes>(
       `SELECT id::text, raw, ${SQL_COLUMNS.join(', ')} FROM vouchers WHERE source = $1 AND id > $2::bigint ORDER BY id LIMIT ${BATCH}`,
       [source, after],
@@ -104,7 +116,10 @@ async function remapRows<Client>(tx: Tx, source: string, stream: StreamDefinitio
         result.unmappable++;
         continue;
       }
-      const times = Object.fromEntries(TIME_FIELDS.map((field) => [field, mapped.row[field]])) as Pick<VoucherRow, (typeof TIME_FIELDS)[number]>;
+      const times = Object.fromEntries(TIME_FIELDS.map((field) => [field, mapped.row[field]])) as Pick<
+        VoucherRow,
+        (typeof TIME_FIELDS)[number]
+      >;
       if (SQL_COLUMNS.every((column, i) => sameInstant(stored[column], times[TIME_FIELDS[i]!]))) continue;
       const before = stored[cursorColumn];
       const now = times[stream.cursorField];

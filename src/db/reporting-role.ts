@@ -39,7 +39,11 @@ const SCRAM_ITERATIONS = 4096;
  * the server, where `log_statement` could write it into the server log. PostgreSQL applies SASLprep to the
  * password first, which leaves ASCII unchanged; for other passwords it returns undefined and the server hashes.
  */
-export function scramVerifier(password: string, salt = randomBytes(16), iterations = SCRAM_ITERATIONS): string | undefined {
+export function scramVerifier(
+  password: string,
+  salt = randomBytes(16),
+  iterations = SCRAM_ITERATIONS,
+): string | undefined {
   if (!/^\p{ASCII}*$/u.test(password)) return undefined;
   const salted = pbkdf2Sync(password, salt, iterations, 32, 'sha256');
   const clientKey = createHmac('sha256', salted).update('Client Key').digest();
@@ -49,7 +53,10 @@ export function scramVerifier(password: string, salt = randomBytes(16), iteratio
 }
 
 /** Creates or updates the reporting role in the database of `databaseUrl`. Safe to run any number of times. */
-export async function ensureReportingRole(databaseUrl: string, options: ReportingRoleOptions): Promise<ReportingRoleResult> {
+export async function ensureReportingRole(
+  databaseUrl: string,
+  options: ReportingRoleOptions,
+): Promise<ReportingRoleResult> {
   const client = new pg.Client({ connectionString: databaseUrl, application_name: 'voucher-sync reporting-role' });
   await client.connect();
   try {
@@ -69,14 +76,18 @@ export async function ensureReportingRole(databaseUrl: string, options: Reportin
   }
 }
 
-async function apply(client: pg.Client, { role, password }: ReportingRoleOptions): Promise<Omit<ReportingRoleResult, 'otherDatabases'>> {
+async function apply(
+  client: pg.Client,
+  { role, password }: ReportingRoleOptions,
+): Promise<Omit<ReportingRoleResult, 'otherDatabases'>> {
   const id = client.escapeIdentifier(role);
   const schema = await client.query<{ owner: string; database: string }>(
     'SELECT pg_get_userbyid(nspowner) AS owner, current_database() AS database FROM pg_namespace WHERE nspname = $1',
     [SCHEMA],
   );
   const { owner, database } = schema.rows[0] ?? {};
-  if (owner === undefined || database === undefined) throw new Error(`schema ${SCHEMA} does not exist in this database: run npm run db:migrate first`);
+  if (owner === undefined || database === undefined)
+    throw new Error(`schema ${SCHEMA} does not exist in this database: run npm run db:migrate first`);
 
   const created = !(await existsAsPlainRole(client, role));
   await client.query(created ? `CREATE ROLE ${id} LOGIN NOINHERIT` : `ALTER ROLE ${id} LOGIN NOINHERIT`);
@@ -85,7 +96,12 @@ async function apply(client: pg.Client, { role, password }: ReportingRoleOptions
   await client.query(`ALTER ROLE ${id} SET default_transaction_read_only = on`);
 
   await client.query(`GRANT CONNECT ON DATABASE ${client.escapeIdentifier(database)} TO ${id}`);
-  for (const target of ['SCHEMA public', 'ALL TABLES IN SCHEMA public', 'ALL SEQUENCES IN SCHEMA public', 'ALL FUNCTIONS IN SCHEMA public']) {
+  for (const target of [
+    'SCHEMA public',
+    'ALL TABLES IN SCHEMA public',
+    'ALL SEQUENCES IN SCHEMA public',
+    'ALL FUNCTIONS IN SCHEMA public',
+  ]) {
     await client.query(`REVOKE ALL ON ${target} FROM ${id}`);
   }
   const reporting = client.escapeIdentifier(SCHEMA);
@@ -94,7 +110,9 @@ async function apply(client: pg.Client, { role, password }: ReportingRoleOptions
   await client.query(`REVOKE ALL ON ALL TABLES IN SCHEMA ${reporting} FROM ${id}`);
   await client.query(`GRANT SELECT ON ALL TABLES IN SCHEMA ${reporting} TO ${id}`);
   // Views that later migrations add are created by the schema's owner: grant them as they appear.
-  await client.query(`ALTER DEFAULT PRIVILEGES FOR ROLE ${client.escapeIdentifier(owner)} IN SCHEMA ${reporting} GRANT SELECT ON TABLES TO ${id}`);
+  await client.query(
+    `ALTER DEFAULT PRIVILEGES FOR ROLE ${client.escapeIdentifier(owner)} IN SCHEMA ${reporting} GRANT SELECT ON TABLES TO ${id}`,
+  );
 
   // PostgreSQL 15 no longer lets PUBLIC create in schema public; a database created before keeps that right.
   const publicCreate = await client.query<{ granted: boolean }>(
@@ -152,7 +170,9 @@ async function existsAsPlainRole(client: pg.Client, role: string): Promise<boole
   const found = rows[0];
   if (!found) return false;
   if (found.reasons.length > 0) {
-    throw new Error(`role ${role} already exists and ${found.reasons.join(', ')}: it cannot become the read-only reporting role; choose another REPORTING_ROLE`);
+    throw new Error(
+      `role ${role} already exists and ${found.reasons.join(', ')}: it cannot become the read-only reporting role; choose another REPORTING_ROLE`,
+    );
   }
   return true;
 }

@@ -37,14 +37,22 @@ export async function acquireSourceLock(databaseUrl: string, source: string): Pr
   let releasing = false;
   const lose = (cause?: unknown) => {
     if (releasing || controller.signal.aborted) return;
-    controller.abort(new AbortedError(`the lock on ${source} was lost with its database connection; stopping so that no other run of ${source} overlaps this one`, { cause }));
+    controller.abort(
+      new AbortedError(
+        `the lock on ${source} was lost with its database connection; stopping so that no other run of ${source} overlaps this one`,
+        { cause },
+      ),
+    );
   };
   // Never let the lock connection's error crash the process: it is reported through `lost` instead.
   client.on('error', lose);
   client.on('end', () => lose());
   await client.connect();
   try {
-    const { rows } = await client.query<{ locked: boolean }>("SELECT pg_try_advisory_lock(hashtext('voucher-sync'), hashtext($1)) AS locked", [source]);
+    const { rows } = await client.query<{ locked: boolean }>(
+      "SELECT pg_try_advisory_lock(hashtext('voucher-sync'), hashtext($1)) AS locked",
+      [source],
+    );
     if (!rows[0]?.locked) throw new SourceBusyError(`a run of ${source} is already under way`);
   } catch (error) {
     releasing = true;
@@ -56,7 +64,9 @@ export async function acquireSourceLock(databaseUrl: string, source: string): Pr
     async release() {
       releasing = true;
       // Closing the session releases its advisory locks; the explicit unlock is for a pooled server.
-      await client.query("SELECT pg_advisory_unlock(hashtext('voucher-sync'), hashtext($1))", [source]).catch(() => undefined);
+      await client
+        .query("SELECT pg_advisory_unlock(hashtext('voucher-sync'), hashtext($1))", [source])
+        .catch(() => undefined);
       await client.end().catch(() => undefined);
     },
   };

@@ -32,10 +32,20 @@ export async function loadState(db: Db | Tx, source: string, stream: string): Pr
     create: { source, stream },
     update: {},
   });
-  return { watermark: state.watermark, progress: (state.progress ?? {}) as ProgressByMode, lastSuccessAt: state.lastSuccessAt };
+  return {
+    watermark: state.watermark,
+    progress: (state.progress ?? {}) as ProgressByMode,
+    lastSuccessAt: state.lastSuccessAt,
+  };
 }
 
-export async function saveProgress(tx: Tx, source: string, stream: string, progress: ProgressByMode, now: Date): Promise<void> {
+export async function saveProgress(
+  tx: Tx,
+  source: string,
+  stream: string,
+  progress: ProgressByMode,
+  now: Date,
+): Promise<void> {
   await tx.syncState.update({
     where: { source_stream: { source, stream } },
     // Progress holds keys the server sent (anchors): one jsonb refuses (a lone surrogate) must not stop the scan.
@@ -49,7 +59,15 @@ export async function saveProgress(tx: Tx, source: string, stream: string, progr
  */
 export async function completeScan(
   tx: Tx,
-  scan: { source: string; stream: string; runId: bigint; watermark: Date | null; progress: ProgressByMode; fullScanStartedAt?: Date; now: Date },
+  scan: {
+    source: string;
+    stream: string;
+    runId: bigint;
+    watermark: Date | null;
+    progress: ProgressByMode;
+    fullScanStartedAt?: Date;
+    now: Date;
+  },
 ): Promise<void> {
   await tx.syncState.update({
     where: { source_stream: { source: scan.source, stream: scan.stream } },

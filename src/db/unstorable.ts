@@ -43,7 +43,8 @@ export function findUnstorable(value: unknown, root: string, maxDepth?: number):
       continue;
     }
     if (current === null || typeof current !== 'object') continue;
-    if (maxDepth !== undefined && depth >= maxDepth) return `${path} is nested more than ${maxDepth} levels deep, too deep to be written as JSON`;
+    if (maxDepth !== undefined && depth >= maxDepth)
+      return `${path} is nested more than ${maxDepth} levels deep, too deep to be written as JSON`;
     if (Array.isArray(current)) {
       current.forEach((item, i) => stack.push({ value: item, path: extend(path, `[${i}]`), depth: depth + 1 }));
       continue;
@@ -68,7 +69,8 @@ function textProblem(text: string): string | null {
   const nul = text.indexOf('\u0000');
   if (nul >= 0) return `contains a NUL character (at character ${nul})`;
   const lone = LONE_SURROGATE.exec(text);
-  if (lone) return `contains a lone UTF-16 surrogate (U+${lone[0].charCodeAt(0).toString(16).toUpperCase()} at character ${lone.index})`;
+  if (lone)
+    return `contains a lone UTF-16 surrogate (U+${lone[0].charCodeAt(0).toString(16).toUpperCase()} at character ${lone.index})`;
   return null;
 }
 
@@ -79,7 +81,9 @@ function extend(path: string, step: string): string {
 }
 
 function pathKey(key: string): string {
-  return /^[A-Za-z_$][\w$]*$/.test(key) ? `.${key}` : `[${JSON.stringify(key.length > 40 ? `${key.slice(0, 40)}…` : key)}]`;
+  return /^[A-Za-z_$][\w$]*$/.test(key)
+    ? `.${key}`
+    : `[${JSON.stringify(key.length > 40 ? `${key.slice(0, 40)}…` : key)}]`;
 }
 
 /** A text PostgreSQL stores: NUL and lone surrogates become U+FFFD. */
@@ -113,7 +117,8 @@ export function storableCopy(value: unknown, maxDepth = KEPT_DEPTH): unknown {
     } else {
       const copy: Record<string, unknown> = {};
       put(copy);
-      for (const [k, item] of Object.entries(current)) stack.push({ value: item, into: copy, key: storableText(k), depth: depth + 1 });
+      for (const [k, item] of Object.entries(current))
+        stack.push({ value: item, into: copy, key: storableText(k), depth: depth + 1 });
     }
   }
   return holder.value;

@@ -48,12 +48,28 @@ export async function writePage(db: Db | Tx, input: WritePageInput): Promise<Wri
   const scanId = input.scanId === undefined ? null : input.scanId.toString();
   const implausibleAfter = input.implausibleAfter?.toISOString() ?? null;
   const upsert = (rows: VoucherRow[], text: string) =>
-    guarded(query, () => query<{ inserted: number; updated: number }>(UPSERT_VOUCHERS, [text, input.source, runId, scanId, implausibleAfter]), rows.length < valid.length);
+    guarded(
+      query,
+      () =>
+        query<{ inserted: number; updated: number }>(UPSERT_VOUCHERS, [
+          text,
+          input.source,
+          runId,
+          scanId,
+          implausibleAfter,
+        ]),
+      rows.length < valid.length,
+    );
   const written = valid.length > 0 ? await bisect(valid, json, upsert) : { inserted: 0, updated: 0, refused: [] };
   for (const { row, reason } of written.refused) rejects.push({ sourceId: row.sourceId, reason, raw: row.raw });
   if (rejects.length > 0) await storeRejects(query, rejects, [input.source, input.stream, runId]);
   const stored = valid.length - written.refused.length;
-  return { inserted: written.inserted, updated: written.updated, unchanged: stored - written.inserted - written.updated, rejected: rejects.length };
+  return {
+    inserted: written.inserted,
+    updated: written.updated,
+    unchanged: stored - written.inserted - written.updated,
+    rejected: rejects.length,
+  };
 }
 
 /**
@@ -61,13 +77,21 @@ export async function writePage(db: Db | Tx, input: WritePageInput): Promise<Wri
  * serialized in one piece; only a page that JSON.stringify cannot write, or whose text holds an escape that
  * may be a NUL or a lone surrogate (rare), is looked at row by row.
  */
-function checkRows(rows: VoucherRow[], given: RejectedRow[]): { valid: VoucherRow[]; json: string; rejects: RejectedRow[] } {
+function checkRows(
+  rows: VoucherRow[],
+  given: RejectedRow[],
+): { valid: VoucherRow[]; json: string; rejects: RejectedRow[] } {
   const rejects = [...given];
   /** The rows for which `problemOf` finds nothing; the others go to `rejects`. */
   const keep = (candidates: VoucherRow[], problemOf: (row: VoucherRow) => string | null) =>
     candidates.filter((row) => {
       const problem = problemOf(row);
-      if (problem !== null) rejects.push({ sourceId: typeof row.sourceId === 'string' ? row.sourceId : null, reason: problem, raw: row.raw });
+      if (problem !== null)
+        rejects.push({
+          sourceId: typeof row.sourceId === 'string' ? row.sourceId : null,
+          reason: problem,
+          raw: row.raw,
+        });
       return problem === null;
     });
   let valid = keep(rows, checkVoucherRow);
@@ -83,7 +107,10 @@ function checkRows(rows: VoucherRow[], given: RejectedRow[]): { valid: VoucherRo
 function unstorableProblem(row: VoucherRow): string | null {
   const text = tryStringify(row);
   // JSON.stringify recurses: it fails on a few thousand levels of nesting, whatever the stack left.
-  if (text === null) return findUnstorable(row.raw, 'raw', 1000) ?? findUnstorable(row.raw, 'raw') ?? 'the record cannot be written as JSON';
+  if (text === null)
+    return (
+      findUnstorable(row.raw, 'raw', 1000) ?? findUnstorable(row.raw, 'raw') ?? 'the record cannot be written as JSON'
+    );
   return SUSPECT_ESCAPE.test(text) ? findUnstorable(row, 'row') : null;
 }
 
@@ -105,12 +132,21 @@ async function bisect(
     return { inserted: counts?.inserted ?? 0, updated: counts?.updated ?? 0, refused: [] };
   } catch (error) {
     if (!isDataError(error)) throw error;
-    if (rows.length === 1) return { inserted: 0, updated: 0, refused: [{ row: rows[0]!, reason: `PostgreSQL refused the record: ${describeError(error)}` }] };
+    if (rows.length === 1)
+      return {
+        inserted: 0,
+        updated: 0,
+        refused: [{ row: rows[0]!, reason: `PostgreSQL refused the record: ${describeError(error)}` }],
+      };
     const middle = rows.length >>> 1;
     const halves = [rows.slice(0, middle), rows.slice(middle)];
     const results: Bisected[] = [];
     for (const half of halves) results.push(await bisect(half, JSON.stringify(half), upsert));
-    return results.reduce((a, b) => ({ inserted: a.inserted + b.inserted, updated: a.updated + b.updated, refused: [...a.refused, ...b.refused] }));
+    return results.reduce((a, b) => ({
+      inserted: a.inserted + b.inserted,
+      updated: a.updated + b.updated,
+      refused: [...a.refused, ...b.refused],
+    }));
   }
 }
 
@@ -170,12 +206,21 @@ function describeError(error: unknown): string {
  */
 async function storeRejects(query: LargeQueries, rejects: RejectedRow[], params: string[]): Promise<void> {
   const payload = (raw: (r: RejectedRow) => unknown) =>
-    JSON.stringify(rejects.map((r) => ({ sourceId: r.sourceId === null ? null : storableText(r.sourceId), reason: storableText(r.reason), raw: raw(r) })));
+    JSON.stringify(
+      rejects.map((r) => ({
+        sourceId: r.sourceId === null ? null : storableText(r.sourceId),
+        reason: storableText(r.reason),
+        raw: raw(r),
+      })),
+    );
   try {
     await guarded(query, () => query(UPSERT_REJECTS, [payload((r) => storableCopy(r.raw ?? null)), ...params]));
   } catch (error) {
     if (!isDataError(error)) throw error;
-    await query(UPSERT_REJECTS, [payload((r) => (tryStringify(storableCopy(r.raw ?? null)) ?? '').slice(0, 100_000)), ...params]);
+    await query(UPSERT_REJECTS, [
+      payload((r) => (tryStringify(storableCopy(r.raw ?? null)) ?? '').slice(0, 100_000)),
+      ...params,
+    ]);
   }
 }
 

@@ -71,7 +71,10 @@ export function createCareCloudData({ seed, count, anchor, zone }: CareCloudData
   const gaps = table.gaps();
   const anchorWall = Math.floor(table.wallAt(anchor) / 1000) * 1000;
   const lastGap = gaps.filter(([, end]) => end <= anchorWall).at(-1);
-  const lastOverlap = table.overlaps().filter(([, end]) => end <= anchorWall).at(-1);
+  const lastOverlap = table
+    .overlaps()
+    .filter(([, end]) => end <= anchorWall)
+    .at(-1);
   /** Wall times inside a spring-forward gap never happen: move them past it. */
   const existing = (wall: number) => {
     for (const [start, end] of gaps) if (wall >= start && wall < end) return wall + (end - start);
@@ -95,15 +98,17 @@ export function createCareCloudData({ seed, count, anchor, zone }: CareCloudData
   });
 
   const catalogStamp = formatWall(seconds(anchorWall - 400 * DAY));
-  const stores: CareCloudStoreInfo[] = ['Prague Old Town', 'Brno Centrum', 'Ostrava Forum', 'E-shop'].map((name, k) => ({
-    store_id: catalogIds.encode(1000 + k),
-    store_code: `S${String(k + 1).padStart(3, '0')}`,
-    name,
-    partner_id: catalogIds.encode(2000),
-    system_id: String(4100 + k),
-    last_change: catalogStamp,
-    state: 1,
-  }));
+  const stores: CareCloudStoreInfo[] = ['Prague Old Town', 'Brno Centrum', 'Ostrava Forum', 'E-shop'].map(
+    (name, k) => ({
+      store_id: catalogIds.encode(1000 + k),
+      store_code: `S${String(k + 1).padStart(3, '0')}`,
+      name,
+      partner_id: catalogIds.encode(2000),
+      system_id: String(4100 + k),
+      last_change: catalogStamp,
+      state: 1,
+    }),
+  );
   const rewardGroups = [0, 1, 2, 4] as const;
   const rewards: CareCloudReward[] = NAMES.map((name, k) => ({
     reward_id: catalogIds.encode(3000 + k),
@@ -143,7 +148,9 @@ export function createCareCloudData({ seed, count, anchor, zone }: CareCloudData
     const rng = rngOf(seq);
     const change = changeWall(rng);
     const created = change === burstWall ? change : Math.min(change, existing(change - rng.int(0, 60 * 86_400) * 1000));
-    const applied = rng.chance(0.3) ? Math.min(change, existing(seconds(created + rng.next() * (change - created)))) : undefined;
+    const applied = rng.chance(0.3)
+      ? Math.min(change, existing(seconds(created + rng.next() * (change - created))))
+      : undefined;
     const reward = rng.pick(rewards);
     const stateDraw = rng.next();
     const voucher: CareCloudVoucher = {

@@ -6,12 +6,7 @@ import { createRandom, hash32 } from './random.ts';
 import { formatWall, parseWall } from './zone-table.ts';
 
 export type CareCloudMalformedKind =
-  | 'missing-id'
-  | 'zero-date'
-  | 'nonexistent-local-time'
-  | 'comma-number'
-  | 'wrong-type'
-  | 'oversized-string';
+  'missing-id' | 'zero-date' | 'nonexistent-local-time' | 'comma-number' | 'wrong-type' | 'oversized-string';
 
 export const CARECLOUD_MALFORMED_KINDS: readonly CareCloudMalformedKind[] = [
   'missing-id',
@@ -152,7 +147,9 @@ export function createCareCloudStore(options: CareCloudStoreOptions) {
       const index = sortField === 'last_change' ? byChange : bySeq;
       const view = index.view(query.includeService ? undefined : (seq) => !isServiceCode(recordOf(seq).code));
       const total = view.size;
-      const seqs = desc ? view.slice(total - offset - pageSize, total - offset).reverse() : view.slice(offset, offset + pageSize);
+      const seqs = desc
+        ? view.slice(total - offset - pageSize, total - offset).reverse()
+        : view.slice(offset, offset + pageSize);
       return { records: seqs.map(recordOf), total };
     }
     const nowWall = nowLocal();
@@ -160,11 +157,15 @@ export function createCareCloudStore(options: CareCloudStoreOptions) {
       (query.includeService || !isServiceCode(r.code)) &&
       (customer === undefined || r.customer_id === customer) &&
       (query.code === undefined || r.code === query.code) &&
-      (query.storeId === undefined || (data.storesOf((r.reward as Raw | undefined)?.reward_id) ?? []).some((s) => s.store_id === query.storeId)) &&
-      (query.isApplied === undefined || (typeof r.applied_date === 'string' && r.applied_date !== '') === query.isApplied) &&
-      (query.isValid === undefined || (String(r.valid_from) <= nowWall && nowWall <= String(r.valid_to)) === query.isValid) &&
+      (query.storeId === undefined ||
+        (data.storesOf((r.reward as Raw | undefined)?.reward_id) ?? []).some((s) => s.store_id === query.storeId)) &&
+      (query.isApplied === undefined ||
+        (typeof r.applied_date === 'string' && r.applied_date !== '') === query.isApplied) &&
+      (query.isValid === undefined ||
+        (String(r.valid_from) <= nowWall && nowWall <= String(r.valid_to)) === query.isValid) &&
       (query.rewardIds === undefined || query.rewardIds.includes(String((r.reward as Raw | undefined)?.reward_id)));
-    const candidates = customer !== undefined ? customerSeqs(customer) : query.code !== undefined ? codeSeqs(query.code) : allSeqs();
+    const candidates =
+      customer !== undefined ? customerSeqs(customer) : query.code !== undefined ? codeSeqs(query.code) : allSeqs();
     const matches = candidates.map((seq) => ({ seq, record: recordOf(seq) })).filter((m) => keep(m.record));
     const field = sortField ?? '';
     const sortValue = (r: Raw) => (field === 'last_change' ? changeKeyOf(r) : r[field]);
@@ -179,7 +180,10 @@ export function createCareCloudStore(options: CareCloudStoreOptions) {
     get size() {
       return bySeq.size;
     },
-    all: () => allSeqs().filter((seq) => !malformedSeqs.has(seq)).map((seq) => clone(recordOf(seq)) as CareCloudVoucher),
+    all: () =>
+      allSeqs()
+        .filter((seq) => !malformedSeqs.has(seq))
+        .map((seq) => clone(recordOf(seq)) as CareCloudVoucher),
     malformed: () => [...malformedSeqs].filter((seq) => bySeq.has(seq)).map((seq) => clone(recordOf(seq))),
     get(voucherId) {
       const seq = seqOfId(voucherId);
@@ -260,7 +264,8 @@ export function createCareCloudStore(options: CareCloudStoreOptions) {
         const seq = pickLive();
         if (seq === undefined) continue;
         const id = String(recordOf(seq).voucher_id);
-        if (action < 0.65) store.update(id, { note: `Changed at ${nowLocal()}`, value: churnRandom.pick([50, 100, 250]) });
+        if (action < 0.65)
+          store.update(id, { note: `Changed at ${nowLocal()}`, value: churnRandom.pick([50, 100, 250]) });
         else if (action < 0.85) store.update(id, { applied_date: nowLocal() });
         else store.softDelete(id);
       }

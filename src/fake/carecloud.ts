@@ -4,7 +4,14 @@ import { parseVoucherQuery, type InvalidParam } from './carecloud-query.ts';
 import { createCareCloudStore, type CareCloudStore } from './carecloud-store.ts';
 import { startChurn, type ChurnOptions } from './churn.ts';
 import type { FaultQueue } from './fault-queue.ts';
-import { createFakeServer, type FakeRequest, type FakeResponse, type FakeRoute, type FakeStats, type PageFault } from './fake-server.ts';
+import {
+  createFakeServer,
+  type FakeRequest,
+  type FakeResponse,
+  type FakeRoute,
+  type FakeStats,
+  type PageFault,
+} from './fake-server.ts';
 import type { FakeRateWindow } from './rate-limiter.ts';
 
 export const CARECLOUD_BASE_PATH = '/webservice/rest-api/enterprise-interface/v1.0';
@@ -72,7 +79,13 @@ const EXCEPTIONS: Record<number, string> = {
 
 function errorBody(status: number, title: string, detail: string, errorData: Record<string, unknown> = {}) {
   return {
-    error: { type: 'about:blank', exception: EXCEPTIONS[status] ?? 'error_exception', title, detail, error_data: errorData },
+    error: {
+      type: 'about:blank',
+      exception: EXCEPTIONS[status] ?? 'error_exception',
+      title,
+      detail,
+      error_data: errorData,
+    },
   };
 }
 
@@ -117,15 +130,23 @@ export function createFakeCareCloud(options: FakeCareCloudOptions = {}): FakeCar
       if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new Error('not an object');
       body = parsed as Record<string, unknown>;
     } catch {
-      return badRequest([{ name: 'body', reason: 'invalid_value_format', value: '', message: 'The body must be a JSON object' }]);
+      return badRequest([
+        { name: 'body', reason: 'invalid_value_format', value: '', message: 'The body must be a JSON object' },
+      ]);
     }
     const fields = ['user_external_application_id', 'login', 'password'] as const;
     const missing = fields.filter((f) => typeof body[f] !== 'string' || body[f] === '');
     if (missing.length > 0) {
-      return badRequest(missing.map((name) => ({ name, reason: 'required', value: '', message: `${name} is required` })));
+      return badRequest(
+        missing.map((name) => ({ name, reason: 'required', value: '', message: `${name} is required` })),
+      );
     }
     // The spec lists no 401 for login; 403 ("the client does not exist") is the documented answer we use.
-    if (body.user_external_application_id !== credentials.appId || body.login !== credentials.login || body.password !== credentials.password) {
+    if (
+      body.user_external_application_id !== credentials.appId ||
+      body.login !== credentials.login ||
+      body.password !== credentials.password
+    ) {
       return fail(403, 'Forbidden', 'Invalid login, password or external application', { interface: 'Enterprise' });
     }
     for (const [token, session] of sessions) if (session.expiresAt <= now()) sessions.delete(token);
@@ -157,12 +178,17 @@ export function createFakeCareCloud(options: FakeCareCloudOptions = {}): FakeCar
   const unauthorized = (request: FakeRequest): FakeResponse | undefined => {
     const token = bearerOf(request);
     const session = token === undefined ? undefined : sessions.get(token);
-    if (!session) return fail(401, 'Unauthorized', token === undefined ? 'Missing bearer token' : 'Invalid bearer token');
+    if (!session)
+      return fail(401, 'Unauthorized', token === undefined ? 'Missing bearer token' : 'Invalid bearer token');
     if (session.expiresAt <= now()) return fail(401, 'Unauthorized', 'The bearer token has expired');
     return undefined;
   };
 
-  async function listVouchers(request: FakeRequest, pageFault: PageFault | undefined, customerId?: string): Promise<FakeResponse> {
+  async function listVouchers(
+    request: FakeRequest,
+    pageFault: PageFault | undefined,
+    customerId?: string,
+  ): Promise<FakeResponse> {
     const denied = unauthorized(request);
     if (denied) return denied;
     const parsed = parseVoucherQuery(request.query, maxCount);
@@ -171,7 +197,12 @@ export function createFakeCareCloud(options: FakeCareCloudOptions = {}): FakeCar
     await inner.hooks.run(request.path, request.query);
     const { query } = parsed;
     const by = Math.max(1, pageFault?.by ?? Math.ceil(query.count / 2));
-    const pageSize = pageFault?.kind === 'oversize' ? query.count + by : pageFault?.kind === 'undersize' ? Math.max(0, query.count - by) : query.count;
+    const pageSize =
+      pageFault?.kind === 'oversize'
+        ? query.count + by
+        : pageFault?.kind === 'undersize'
+          ? Math.max(0, query.count - by)
+          : query.count;
     const { records, total } = inner.list(query, pageSize, customerId);
     const vouchers = records.map((r) => render(r, !query.withoutStores));
     return { status: 200, json: { data: { vouchers, total_items: total } } };
@@ -185,11 +216,24 @@ export function createFakeCareCloud(options: FakeCareCloudOptions = {}): FakeCar
   }
 
   function route(request: FakeRequest): FakeRoute {
-    const path = request.path.startsWith(`${CARECLOUD_BASE_PATH}/`) ? request.path.slice(CARECLOUD_BASE_PATH.length) : undefined;
+    const path = request.path.startsWith(`${CARECLOUD_BASE_PATH}/`)
+      ? request.path.slice(CARECLOUD_BASE_PATH.length)
+      : undefined;
     const token = bearerOf(request);
     const account = (token !== undefined ? sessions.get(token)?.login : undefined) ?? 'anonymous';
-    const other = (response: () => FakeResponse): FakeRoute => ({ endpoint: 'other', kind: 'other', account, handle: response });
-    const onlyMethod = (method: string, endpoint: string, kind: FakeRoute['kind'], handle: FakeRoute['handle'], who = account): FakeRoute =>
+    const other = (response: () => FakeResponse): FakeRoute => ({
+      endpoint: 'other',
+      kind: 'other',
+      account,
+      handle: response,
+    });
+    const onlyMethod = (
+      method: string,
+      endpoint: string,
+      kind: FakeRoute['kind'],
+      handle: FakeRoute['handle'],
+      who = account,
+    ): FakeRoute =>
       request.method === method
         ? { endpoint, kind, account: who, handle }
         : other(() => fail(405, 'Method not allowed', `Use ${method}`, { http_method: request.method }));
@@ -208,19 +252,29 @@ export function createFakeCareCloud(options: FakeCareCloudOptions = {}): FakeCar
     }
     const single = path && /^\/vouchers\/([^/]+)$/.exec(path);
     if (single) {
-      return onlyMethod('GET', 'GET /vouchers/{voucher_id}', 'get', () => getVoucher(request, decodeURIComponent(single[1]!)));
+      return onlyMethod('GET', 'GET /vouchers/{voucher_id}', 'get', () =>
+        getVoucher(request, decodeURIComponent(single[1]!)),
+      );
     }
     const customer = path && /^\/customers\/([^/]+)\/vouchers$/.exec(path);
     if (customer) {
       const customerId = decodeURIComponent(customer[1]!);
-      return onlyMethod('GET', 'GET /customers/{customer_id}/vouchers', 'list', (pageFault) => listVouchers(request, pageFault, customerId));
+      return onlyMethod('GET', 'GET /customers/{customer_id}/vouchers', 'list', (pageFault) =>
+        listVouchers(request, pageFault, customerId),
+      );
     }
     return other(() => notFound(path?.split('/')[1] || 'resource', request.path));
   }
 
   const server = createFakeServer({
     route,
-    rateLimits: options.rateLimits === undefined ? [{ max: 10, windowMs: 1000 }, { max: 300, windowMs: 60_000 }] : options.rateLimits,
+    rateLimits:
+      options.rateLimits === undefined
+        ? [
+            { max: 10, windowMs: 1000 },
+            { max: 300, windowMs: 60_000 },
+          ]
+        : options.rateLimits,
     retryAfter: options.retryAfter ?? true,
     latencyMs: options.latencyMs ?? 0,
     errorBody: (status, title, detail) => errorBody(status, title, detail),

@@ -38,7 +38,8 @@ const TYPES = [
 const AMOUNTS = [10, 20, 25, 50, 75, 100, 150, 200, 12.5, 49.95];
 
 export const round2 = (value: number) => Math.round(value * 100) / 100;
-export const statusOf = (amount: number, redeemed: number): Cin7Voucher['status'] => (redeemed >= amount ? 'Inactive' : 'Active');
+export const statusOf = (amount: number, redeemed: number): Cin7Voucher['status'] =>
+  redeemed >= amount ? 'Inactive' : 'Active';
 
 /** Everything about the generated Cin7 data that follows from (seed, count, anchor, zone). */
 export function createCin7Data({ seed, count, anchor, zone }: Cin7DataOptions) {
@@ -68,9 +69,11 @@ export function createCin7Data({ seed, count, anchor, zone }: Cin7DataOptions) {
     const { type } = typeOf(seq);
     const amount = rng.pick(AMOUNTS);
     const redeemDraw = rng.next();
-    const redeemedAmount = redeemDraw < 0.6 ? 0 : redeemDraw < 0.85 ? round2(amount * (0.1 + 0.8 * rng.next())) : amount;
+    const redeemedAmount =
+      redeemDraw < 0.6 ? 0 : redeemDraw < 0.85 ? round2(amount * (0.1 + 0.8 * rng.next())) : amount;
     const redeemedCountLimit = rng.pick([0, 0, 1, 5]);
-    const redeemedCount = redeemedAmount === 0 ? 0 : redeemedCountLimit > 0 ? Math.min(redeemedCountLimit, rng.int(1, 3)) : rng.int(1, 3);
+    const redeemedCount =
+      redeemedAmount === 0 ? 0 : redeemedCountLimit > 0 ? Math.min(redeemedCountLimit, rng.int(1, 3)) : rng.int(1, 3);
     const customerID = rng.chance(0.8) ? 1000 + (seq % customerCount) : 0;
     const expires = rng.chance(0.7);
     return {

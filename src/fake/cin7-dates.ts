@@ -31,7 +31,9 @@ const DATE = /^(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{
 export function parseCin7Date(text: string): number {
   const match = DATE.exec(text.trim());
   if (!match) return Number.NaN;
-  const [year, month, day, hour = 0, minute = 0, second = 0] = match.slice(1, 7).map((part) => Number(part ?? 0)) as number[];
+  const [year, month, day, hour = 0, minute = 0, second = 0] = match
+    .slice(1, 7)
+    .map((part) => Number(part ?? 0)) as number[];
   if (year === 0 || month === 0 || day === 0) return Number.NEGATIVE_INFINITY;
   const wall = Date.UTC(year!, month! - 1, day!, hour, minute, second);
   if (new Date(wall).getUTCDate() !== day || hour > 23 || minute > 59 || second > 59) return Number.NaN;

@@ -82,7 +82,8 @@ export function parseWhere(text: string): Parsed<Condition[]> {
       return { ok: false, message: `Invalid where clause: ${field} needs a quoted value` };
     } else if (type === 'date') {
       const ticks = parseCin7Date(value.value);
-      if (!Number.isFinite(ticks)) return { ok: false, message: `Invalid where clause: "${value.value}" is not a date` };
+      if (!Number.isFinite(ticks))
+        return { ok: false, message: `Invalid where clause: "${value.value}" is not a date` };
       conditions.push({ field, op: op.value as Operator, value: ticks });
     } else {
       conditions.push({ field, op: op.value as Operator, value: value.value.toLowerCase() });

@@ -123,7 +123,8 @@ export function createCin7Store(options: Cin7StoreOptions) {
       // The sync's path: O(page + log n) on the typed-array index.
       const view = (byDate ? byCreated : bySeq).view();
       const start = range.low.key === Number.NEGATIVE_INFINITY ? 0 : view.rankOfKey(range.low.key, range.low.inclusive);
-      const end = range.high.key === Number.POSITIVE_INFINITY ? view.size : view.rankOfKey(range.high.key, !range.high.inclusive);
+      const end =
+        range.high.key === Number.POSITIVE_INFINITY ? view.size : view.rankOfKey(range.high.key, !range.high.inclusive);
       const desc = byDate && order[0]!.desc;
       const seqs = desc
         ? view.slice(Math.max(start, end - offset - size), end - offset).reverse()
@@ -131,7 +132,9 @@ export function createCin7Store(options: Cin7StoreOptions) {
       return seqs.map(recordOf);
     }
     const candidates = query.code !== undefined ? seqsOfCode(query.code) : allSeqs();
-    const found = candidates.map((seq) => ({ seq, record: recordOf(seq) })).filter((m) => matches(m.record, conditions));
+    const found = candidates
+      .map((seq) => ({ seq, record: recordOf(seq) }))
+      .filter((m) => matches(m.record, conditions));
     found.sort((a, b) => {
       for (const { field, desc } of order) {
         const x = comparable(a.record, field);
@@ -148,7 +151,10 @@ export function createCin7Store(options: Cin7StoreOptions) {
     get size() {
       return bySeq.size;
     },
-    all: () => allSeqs().filter((seq) => !malformedSeqs.has(seq)).map((seq) => clone(recordOf(seq)) as Cin7Voucher),
+    all: () =>
+      allSeqs()
+        .filter((seq) => !malformedSeqs.has(seq))
+        .map((seq) => clone(recordOf(seq)) as Cin7Voucher),
     malformed: () => [...malformedSeqs].filter((seq) => bySeq.has(seq)).map((seq) => clone(recordOf(seq))),
     get(code) {
       const seq = seqsOfCode(code).find((s) => !malformedSeqs.has(s));
@@ -157,7 +163,13 @@ export function createCin7Store(options: Cin7StoreOptions) {
     insert(partial = {}) {
       const seq = nextSeq++;
       const generated = data.generate(seq);
-      const record: Raw = { ...generated, createdDate: nowDate(), status: 'Active', redeemedAmount: 0, redeemedCount: 0 };
+      const record: Raw = {
+        ...generated,
+        createdDate: nowDate(),
+        status: 'Active',
+        redeemedAmount: 0,
+        redeemedCount: 0,
+      };
       if (generated.expiryDate !== null) record.expiryDate = data.formatNow(Math.floor(now()) + 365 * 86_400_000, 0);
       put(seq, { ...record, ...clone(partial) });
       return clone(recordOf(seq)) as Cin7Voucher;
@@ -167,7 +179,12 @@ export function createCin7Store(options: Cin7StoreOptions) {
       const record = clone(recordOf(seq));
       const total = typeof record.amount === 'number' ? record.amount : Number.NaN;
       const redeemed = round2(Number(record.redeemedAmount ?? 0) + amount);
-      put(seq, { ...record, redeemedAmount: redeemed, redeemedCount: Number(record.redeemedCount ?? 0) + 1, status: statusOf(total, redeemed) });
+      put(seq, {
+        ...record,
+        redeemedAmount: redeemed,
+        redeemedCount: Number(record.redeemedCount ?? 0) + 1,
+        status: statusOf(total, redeemed),
+      });
       return clone(recordOf(seq)) as Cin7Voucher;
     },
     update(code, patch) {

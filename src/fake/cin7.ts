@@ -3,7 +3,14 @@ import { parseFields, parseOrder, parseWhere } from './cin7-query.ts';
 import { createCin7Store, type Cin7Store } from './cin7-store.ts';
 import { startChurn, type ChurnOptions } from './churn.ts';
 import type { FaultQueue } from './fault-queue.ts';
-import { createFakeServer, type FakeRequest, type FakeResponse, type FakeRoute, type FakeStats, type PageFault } from './fake-server.ts';
+import {
+  createFakeServer,
+  type FakeRequest,
+  type FakeResponse,
+  type FakeRoute,
+  type FakeStats,
+  type PageFault,
+} from './fake-server.ts';
 import type { FakeRateWindow } from './rate-limiter.ts';
 
 export interface Cin7Credentials {
@@ -80,7 +87,10 @@ export function createFakeCin7(options: FakeCin7Options = {}): FakeCin7 {
   async function vouchers(request: FakeRequest, pageFault: PageFault | undefined): Promise<FakeResponse> {
     const auth = usernameOf(request);
     if (!auth || auth.username !== credentials.username || auth.password !== credentials.apiKey) {
-      return { ...message(401, 'Authorization has been denied for this request.'), headers: { 'www-authenticate': 'Basic realm="Cin7"' } };
+      return {
+        ...message(401, 'Authorization has been denied for this request.'),
+        headers: { 'www-authenticate': 'Basic realm="Cin7"' },
+      };
     }
     if (options.forbidden) return message(403, 'This API connection has no permission to read vouchers.');
     // ASP.NET binds query parameters whatever their case.
@@ -105,10 +115,13 @@ export function createFakeCin7(options: FakeCin7Options = {}): FakeCin7 {
     if (code === undefined) await inner.hooks.run(request.path, request.query);
 
     const by = Math.max(1, pageFault?.by ?? Math.ceil(rows / 2));
-    const size = pageFault?.kind === 'oversize' ? rows + by : pageFault?.kind === 'undersize' ? Math.max(0, rows - by) : rows;
+    const size =
+      pageFault?.kind === 'oversize' ? rows + by : pageFault?.kind === 'undersize' ? Math.max(0, rows - by) : rows;
     const records = inner.list({ conditions: where.value, order: order.value, code, offset: (page - 1) * rows, size });
     const keys = fields.value;
-    const body = keys ? records.map((r) => Object.fromEntries(keys.filter((k) => k in r).map((k) => [k, r[k]]))) : records;
+    const body = keys
+      ? records.map((r) => Object.fromEntries(keys.filter((k) => k in r).map((k) => [k, r[k]])))
+      : records;
     return { status: 200, json: body };
   }
 
@@ -117,12 +130,27 @@ export function createFakeCin7(options: FakeCin7Options = {}): FakeCin7 {
     const path = request.path.toLowerCase().replace(/\/+$/, '');
     if (path === '/api/v1/voucher') {
       if (request.method !== 'GET') {
-        return { endpoint: 'other', kind: 'other', account, handle: () => message(405, `The requested resource does not support http method '${request.method}'.`) };
+        return {
+          endpoint: 'other',
+          kind: 'other',
+          account,
+          handle: () => message(405, `The requested resource does not support http method '${request.method}'.`),
+        };
       }
       const lookup = [...request.query.keys()].some((key) => key.toLowerCase() === 'code');
-      return { endpoint: 'GET /v1/Voucher', kind: lookup ? 'get' : 'list', account, handle: (pageFault) => vouchers(request, pageFault) };
+      return {
+        endpoint: 'GET /v1/Voucher',
+        kind: lookup ? 'get' : 'list',
+        account,
+        handle: (pageFault) => vouchers(request, pageFault),
+      };
     }
-    return { endpoint: 'other', kind: 'other', account, handle: () => message(404, `No HTTP resource was found that matches the request URI '${request.path}'.`) };
+    return {
+      endpoint: 'other',
+      kind: 'other',
+      account,
+      handle: () => message(404, `No HTTP resource was found that matches the request URI '${request.path}'.`),
+    };
   }
 
   const server = createFakeServer({

@@ -13,7 +13,10 @@ const portOption = (source: string) => `${source}-port`;
 
 export const USAGE = `Usage: tsx src/fake/cli.ts [options]
 ${sources
-  .map(({ name, fake }) => `  ${`--${portOption(name)} N`.padEnd(21)}port of the ${fake.label.replace(/^Fake /, 'fake ')} (default ${fake.port}; 0 = any free port)`)
+  .map(
+    ({ name, fake }) =>
+      `  ${`--${portOption(name)} N`.padEnd(21)}port of the ${fake.label.replace(/^Fake /, 'fake ')} (default ${fake.port}; 0 = any free port)`,
+  )
   .join('\n')}
   --seed N             seed of the generated data (default 1)
   --count N            vouchers generated per source (default 10000)
@@ -32,7 +35,9 @@ export interface FakeCliOptions {
 
 /** Parses the command line; throws an Error whose message says what is wrong. */
 export function parseFakeCliArgs(args: string[]): FakeCliOptions | 'help' {
-  const ports = Object.fromEntries(sources.map(({ name, fake }) => [portOption(name), { type: 'string', default: String(fake.port) } as const]));
+  const ports = Object.fromEntries(
+    sources.map(({ name, fake }) => [portOption(name), { type: 'string', default: String(fake.port) } as const]),
+  );
   const { values } = parseArgs({
     args,
     strict: true,
@@ -49,7 +54,8 @@ export function parseFakeCliArgs(args: string[]): FakeCliOptions | 'help' {
   if (values.help) return 'help';
   const whole = (name: string, text: string, min: number, max: number) => {
     const value = Number(text);
-    if (!/^-?\d+$/.test(text) || value < min || value > max) throw new Error(`--${name} must be a whole number from ${min} to ${max} (got "${text}")`);
+    if (!/^-?\d+$/.test(text) || value < min || value > max)
+      throw new Error(`--${name} must be a whole number from ${min} to ${max} (got "${text}")`);
     return value;
   };
   const options: FakeCliOptions = {
@@ -58,7 +64,13 @@ export function parseFakeCliArgs(args: string[]): FakeCliOptions | 'help' {
     churn: values.churn,
     rateLimits: !values['no-rate-limits'],
   };
-  for (const { name, fake } of sources) options[`${fake.key}Port`] = whole(portOption(name), (values as Record<string, unknown>)[portOption(name)] as string, 0, 65_535);
+  for (const { name, fake } of sources)
+    options[`${fake.key}Port`] = whole(
+      portOption(name),
+      (values as Record<string, unknown>)[portOption(name)] as string,
+      0,
+      65_535,
+    );
   return options;
 }
 
@@ -87,7 +99,9 @@ async function main(): Promise<void> {
     lines.push(`# ${fake.label} (${options.count} vouchers, seed ${options.seed})`);
     for (const [name, value] of Object.entries(fake.env(server, url))) lines.push(`${name}=${value}`);
   }
-  lines.push(`# ${options.rateLimits ? 'Rate limits on' : 'Rate limits off'}${options.churn ? ', data churning' : ''}. Ctrl-C stops.`);
+  lines.push(
+    `# ${options.rateLimits ? 'Rate limits on' : 'Rate limits off'}${options.churn ? ', data churning' : ''}. Ctrl-C stops.`,
+  );
   console.log(lines.join('\n'));
   const shutdown = () => {
     void fakes.stop().then(() => process.exit(0));

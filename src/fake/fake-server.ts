@@ -135,7 +135,8 @@ export function createFakeServer(options: FakeServerOptions): FakeServer {
       case undefined:
         return route.handle();
       case 'status': {
-        const headers: Record<string, string> = fault.retryAfter === undefined ? {} : { 'retry-after': String(fault.retryAfter) };
+        const headers: Record<string, string> =
+          fault.retryAfter === undefined ? {} : { 'retry-after': String(fault.retryAfter) };
         return { ...jsonError(fault.status, 'Injected failure', `Injected status ${fault.status}`), headers };
       }
       case 'html':

@@ -35,7 +35,13 @@ const compare = (keyA: number, seqA: number, keyB: number, seqB: number) =>
   keyA < keyB ? -1 : keyA > keyB ? 1 : seqA - seqB;
 
 /** First index in [0, length) whose (key, seq) is >= (key, seq), over parallel sorted arrays. */
-function lowerBound(keys: ArrayLike<number>, seqs: ArrayLike<number>, length: number, key: number, seq: number): number {
+function lowerBound(
+  keys: ArrayLike<number>,
+  seqs: ArrayLike<number>,
+  length: number,
+  key: number,
+  seq: number,
+): number {
   let low = 0;
   let high = length;
   while (low < high) {

@@ -20,7 +20,10 @@ export interface RunningFake {
   stop(): Promise<void>;
 }
 
-export interface SourceFake<Fake extends RunningFake = RunningFake, Options extends CommonFakeOptions = CommonFakeOptions> {
+export interface SourceFake<
+  Fake extends RunningFake = RunningFake,
+  Options extends CommonFakeOptions = CommonFakeOptions,
+> {
   /** How what prints its address calls it (`Fake CareCloud`). */
   label: string;
   /** Its handle in the test harness (`h.careCloud`) and `npm run fake`'s port option (`careCloudPort`). */

@@ -50,7 +50,9 @@ export async function startFakes(
 
 /** The demo's fakes: each source's demo data (malformed records included) and the settings that make it lively. */
 export async function startDemoFakes(options: { seed: number; churn?: ChurnOptions }): Promise<StartedFakes> {
-  const fakes = await startFakes((fake) => ({ options: { ...fake.demo.options, seed: options.seed, churn: options.churn } }));
+  const fakes = await startFakes((fake) => ({
+    options: { ...fake.demo.options, seed: options.seed, churn: options.churn },
+  }));
   for (const { fake, server } of fakes.started) {
     fake.demo.seed(server);
     Object.assign(fakes.env, fake.demo.env);

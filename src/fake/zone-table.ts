@@ -57,7 +57,7 @@ export function createZoneTable(zone: string, fromMs: number, toMs: number): Zon
   };
   const spans = (forward: boolean) =>
     transitions
-      .filter((t) => (t.after > t.before) === forward)
+      .filter((t) => t.after > t.before === forward)
       .map((t): [number, number] => {
         const low = Math.min(t.before, t.after) * 60_000;
         const high = Math.max(t.before, t.after) * 60_000;
@@ -88,7 +88,14 @@ const WALL = /^(\d{4})-(\d{2})-(\d{2})[ T](\d{2}):(\d{2}):(\d{2})$/;
 export function parseWall(text: string): number {
   const match = WALL.exec(text);
   if (!match) return Number.NaN;
-  const [year, month, day, hour, minute, second] = match.slice(1).map(Number) as [number, number, number, number, number, number];
+  const [year, month, day, hour, minute, second] = match.slice(1).map(Number) as [
+    number,
+    number,
+    number,
+    number,
+    number,
+    number,
+  ];
   if (year === 0 || month === 0 || day === 0) return Number.NEGATIVE_INFINITY;
   const ms = Date.UTC(year, month - 1, day, hour, minute, second);
   return new Date(ms).getUTCDate() === day ? ms : Number.NaN;

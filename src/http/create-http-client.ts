@@ -9,7 +9,16 @@
  * there covers retries and redirects too. Errors reach callers as FatalSourceError, RetriableSourceError,
  * RateLimitedError or AbortedError, with got's error as `cause`.
  */
-import { got, RequestError, TimeoutError, type CancelableRequest, type Got, type Response, type PlainResponse, type RetryObject } from 'got';
+import {
+  got,
+  RequestError,
+  TimeoutError,
+  type CancelableRequest,
+  type Got,
+  type Response,
+  type PlainResponse,
+  type RetryObject,
+} from 'got';
 import type { HttpConfig } from '../config.ts';
 import { RateLimitedError, RetriableSourceError } from '../errors.ts';
 import type { Logger } from '../logger.ts';
@@ -18,9 +27,25 @@ import type { RateLimiter } from './rate-limiter.ts';
 import { refuseForeignRedirect, staysWithin } from './redirects.ts';
 import { decodeBody, responseExcerpt, type ErrorDetails } from './response-text.ts';
 import { capResponseSize } from './response-size.ts';
-import { RETRIABLE_STATUSES, describeRequest, isSourceError, toSourceError, withoutRequest } from './to-source-error.ts';
+import {
+  RETRIABLE_STATUSES,
+  describeRequest,
+  isSourceError,
+  toSourceError,
+  withoutRequest,
+} from './to-source-error.ts';
 
-const NETWORK_ERRORS = ['ETIMEDOUT', 'ECONNRESET', 'ECONNREFUSED', 'EADDRINUSE', 'EPIPE', 'ENOTFOUND', 'ENETUNREACH', 'EAI_AGAIN', 'EHOSTUNREACH'];
+const NETWORK_ERRORS = [
+  'ETIMEDOUT',
+  'ECONNRESET',
+  'ECONNREFUSED',
+  'EADDRINUSE',
+  'EPIPE',
+  'ENOTFOUND',
+  'ENETUNREACH',
+  'EAI_AGAIN',
+  'EHOSTUNREACH',
+];
 
 export interface HttpClientOptions {
   /** Source name for logs and error messages (`carecloud`, `cin7`). */
@@ -68,9 +93,16 @@ function parseBody(response: PlainResponse, source: string): unknown {
     text = decodeBody(raw, type);
   } catch (error) {
     if (!ok) return raw.toString('latin1');
-    throw new RetriableSourceError(`${source} answered ${where} with a body that ${(error as Error).message}`, response.statusCode);
+    throw new RetriableSourceError(
+      `${source} answered ${where} with a body that ${(error as Error).message}`,
+      response.statusCode,
+    );
   }
-  if (ok && text.length === 0) throw new RetriableSourceError(`${source} returned a response that is not JSON to ${where} (empty body)`, response.statusCode);
+  if (ok && text.length === 0)
+    throw new RetriableSourceError(
+      `${source} returned a response that is not JSON to ${where} (empty body)`,
+      response.statusCode,
+    );
   try {
     return JSON.parse(text) as unknown;
   } catch (error) {
@@ -108,11 +140,16 @@ export function createHttpClient(options: HttpClientOptions): Got {
     if (error instanceof TimeoutError && error.event === 'request') return 0;
     if (!retryOptions.methods.includes(error.options.method)) return 0;
     const response = error.response;
-    if (response ? !retryOptions.statusCodes.includes(response.statusCode) : !retryOptions.errorCodes.includes(error.code)) return 0;
+    if (
+      response ? !retryOptions.statusCodes.includes(response.statusCode) : !retryOptions.errorCodes.includes(error.code)
+    )
+      return 0;
     const wait = response ? waitFor(response) : Math.round(backoff(attemptCount));
     if (wait <= http.maxInlineWaitMs) return wait;
     if (response?.statusCode === 429 || response?.headers['retry-after'] !== undefined) {
-      throw new RateLimitedError(`${source} asks to wait ${wait} ms before retrying ${describeRequest(error)}`, wait, { cause: withoutRequest(error) });
+      throw new RateLimitedError(`${source} asks to wait ${wait} ms before retrying ${describeRequest(error)}`, wait, {
+        cause: withoutRequest(error),
+      });
     }
     return 0; // a backoff this long is the job's business: the error goes up as RetriableSourceError
   };
@@ -132,7 +169,11 @@ export function createHttpClient(options: HttpClientOptions): Got {
       (request, next) => {
         if (request.isStream) return next(request);
         const pending = next(request);
-        const tooLarge = capResponseSize(pending as CancelableRequest<Response>, { source, maxBytes: http.maxResponseBytes, request });
+        const tooLarge = capResponseSize(pending as CancelableRequest<Response>, {
+          source,
+          maxBytes: http.maxResponseBytes,
+          request,
+        });
         return (async () => {
           try {
             return await pending;
@@ -191,7 +232,10 @@ export function createHttpClient(options: HttpClientOptions): Got {
           }
           if (status < 200 || status > 299) {
             const level = quietStatuses.includes(status) ? 'debug' : 'warn';
-            logger[level]({ method, path, status, attempt: response.retryCount + 1, body: responseExcerpt(response) }, `${source} answered ${status} to ${method} ${path}`);
+            logger[level](
+              { method, path, status, attempt: response.retryCount + 1, body: responseExcerpt(response) },
+              `${source} answered ${status} to ${method} ${path}`,
+            );
           }
           try {
             response.body = parseBody(response, source);
@@ -205,4 +249,3 @@ export function createHttpClient(options: HttpClientOptions): Got {
     },
   });
 }
-

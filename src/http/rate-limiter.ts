@@ -129,23 +129,38 @@ export function createRateLimiter(options: RateLimiterOptions): RateLimiter {
   const run = scripts(redis);
   const logKey = `${key}:log`;
   const penaltyKey = `${key}:penalty`;
-  const limits = windows.map((w) => ({ max: w.max, windowMs: w.windowMs + marginMs, label: `${w.max} requests per ${w.windowMs} ms` }));
-  if (dailyBudget !== null) limits.push({ max: dailyBudget, windowMs: DAY_MS, label: `the daily budget of ${dailyBudget} requests` });
+  const limits = windows.map((w) => ({
+    max: w.max,
+    windowMs: w.windowMs + marginMs,
+    label: `${w.max} requests per ${w.windowMs} ms`,
+  }));
+  if (dailyBudget !== null)
+    limits.push({ max: dailyBudget, windowMs: DAY_MS, label: `the daily budget of ${dailyBudget} requests` });
   const retentionMs = Math.max(1000, ...limits.map((l) => l.windowMs));
   const limitArgs = limits.flatMap((l) => [l.max, l.windowMs]);
 
-  const describe = (blocker: number) => (blocker === 0 ? 'a pause after the source answered 429' : (limits[blocker - 1]?.label ?? 'the rate limit'));
+  const describe = (blocker: number) =>
+    blocker === 0 ? 'a pause after the source answered 429' : (limits[blocker - 1]?.label ?? 'the rate limit');
 
   return {
     async acquire({ signal, maxWaitMs = Number.POSITIVE_INFINITY } = {}) {
       const started = Date.now();
       for (;;) {
         if (signal?.aborted) throw new AbortedError('Stopped waiting for a rate-limit slot', { cause: signal.reason });
-        const [granted, wait, blocker] = (await run.acquire(logKey, penaltyKey, randomUUID(), retentionMs, ...limitArgs)) as number[];
+        const [granted, wait, blocker] = (await run.acquire(
+          logKey,
+          penaltyKey,
+          randomUUID(),
+          retentionMs,
+          ...limitArgs,
+        )) as number[];
         if (granted === 1) return;
         const waitMs = wait ?? 0;
         if (Date.now() - started + waitMs > maxWaitMs) {
-          throw new RateLimitedError(`Rate limit ${key}: ${describe(blocker ?? -1)} allows the next request in ${waitMs} ms`, waitMs);
+          throw new RateLimitedError(
+            `Rate limit ${key}: ${describe(blocker ?? -1)} allows the next request in ${waitMs} ms`,
+            waitMs,
+          );
         }
         try {
           await sleep(waitMs, undefined, { signal });

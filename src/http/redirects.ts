@@ -43,7 +43,12 @@ export function refuseForeignRedirect(response: PlainResponse, guard: RedirectGu
   if (staysWithin(response, guard.baseUrl)) return;
   const target = targetOf(response);
   const base = new URL(guard.baseUrl);
-  const where = target === null ? 'an unreadable location' : target.origin === base.origin ? `${target.host}${target.pathname}` : target.host;
+  const where =
+    target === null
+      ? 'an unreadable location'
+      : target.origin === base.origin
+        ? `${target.host}${target.pathname}`
+        : target.host;
   const { method } = response.request.options;
   throw new FatalSourceError(
     `${guard.source} redirected ${method} ${new URL(response.url).pathname} (${response.statusCode}) to ${where}, outside ${guard.setting} ` +

@@ -27,12 +27,19 @@ export interface ResponseCap {
  * happened (undefined before): cancelling makes got reject with a CancelError, which the caller replaces with it.
  * A cancelled request is not retried; the scan decides what to ask instead (a smaller page).
  */
-export function capResponseSize(pending: CancelableRequest<Response>, cap: ResponseCap): () => ResponseTooLargeError | undefined {
+export function capResponseSize(
+  pending: CancelableRequest<Response>,
+  cap: ResponseCap,
+): () => ResponseTooLargeError | undefined {
   let tooLarge: ResponseTooLargeError | undefined;
   pending.on('downloadProgress', ({ transferred, total }: Progress) => {
     if (tooLarge || (transferred <= cap.maxBytes && (total ?? 0) <= cap.maxBytes)) return;
-    const path = cap.request.url instanceof URL ? cap.request.url.pathname : String(cap.request.url ?? '').split('?')[0];
-    const size = transferred > cap.maxBytes ? `grew past ${formatBytes(cap.maxBytes)} once decompressed` : `declared ${formatBytes(total!)}`;
+    const path =
+      cap.request.url instanceof URL ? cap.request.url.pathname : String(cap.request.url ?? '').split('?')[0];
+    const size =
+      transferred > cap.maxBytes
+        ? `grew past ${formatBytes(cap.maxBytes)} once decompressed`
+        : `declared ${formatBytes(total!)}`;
     tooLarge = new ResponseTooLargeError(
       `${cap.source} answer to ${cap.request.method} ${path} ${size}, more than HTTP_MAX_RESPONSE_SIZE (${formatBytes(cap.maxBytes)}): stopped reading it`,
       cap.maxBytes,

@@ -84,8 +84,13 @@ export type ErrorDetails = (error: Record<string, unknown>) => string[];
 export function errorSummary(body: unknown, details?: ErrorDetails): string {
   if (!body || typeof body !== 'object') return '';
   const record = body as Record<string, unknown>;
-  const error = (typeof record.error === 'object' && record.error !== null ? record.error : record) as Record<string, unknown>;
-  const parts = [error.title, error.detail, error.message, error.Message].filter((p): p is string => typeof p === 'string' && p !== '');
+  const error = (typeof record.error === 'object' && record.error !== null ? record.error : record) as Record<
+    string,
+    unknown
+  >;
+  const parts = [error.title, error.detail, error.message, error.Message].filter(
+    (p): p is string => typeof p === 'string' && p !== '',
+  );
   parts.push(...(details?.(error) ?? []));
   const text = maskPersonalData(parts.join('; '));
   return text.length > 300 ? `${text.slice(0, 300)}…` : text;

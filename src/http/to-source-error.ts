@@ -5,8 +5,15 @@ import { errorSummary, type ErrorDetails } from './response-text.ts';
 /** Statuses worth another try: the request may succeed later unchanged. */
 export const RETRIABLE_STATUSES = [408, 429, 500, 502, 503, 504];
 
-export function isSourceError(error: unknown): error is FatalSourceError | RetriableSourceError | RateLimitedError | AbortedError {
-  return error instanceof FatalSourceError || error instanceof RetriableSourceError || error instanceof RateLimitedError || error instanceof AbortedError;
+export function isSourceError(
+  error: unknown,
+): error is FatalSourceError | RetriableSourceError | RateLimitedError | AbortedError {
+  return (
+    error instanceof FatalSourceError ||
+    error instanceof RetriableSourceError ||
+    error instanceof RateLimitedError ||
+    error instanceof AbortedError
+  );
 }
 
 /** `GET /path` without the query string, which may carry filters we do not want in messages. */
@@ -37,14 +44,16 @@ export function withoutRequest(error: RequestError): Error {
 export function toSourceError(error: unknown, source: string, retryAfterMs?: number, details?: ErrorDetails): Error {
   if (isSourceError(error)) return error;
   if (!(error instanceof RequestError)) {
-    if (error instanceof Error && error.name === 'AbortError') return new AbortedError(`${source} request was cancelled`, { cause: error });
+    if (error instanceof Error && error.name === 'AbortError')
+      return new AbortedError(`${source} request was cancelled`, { cause: error });
     return error instanceof Error ? error : new Error(String(error));
   }
   if (isSourceError(error.cause)) return error.cause;
   const where = describeRequest(error);
   const attempts = error.request ? error.request.retryCount + 1 : 1;
   const after = attempts > 1 ? ` after ${attempts} attempts` : '';
-  if (error.name === 'AbortError') return new AbortedError(`${source} request ${where} was cancelled`, { cause: withoutRequest(error) });
+  if (error.name === 'AbortError')
+    return new AbortedError(`${source} request ${where} was cancelled`, { cause: withoutRequest(error) });
   if (error instanceof ParseError) {
     const type = error.response.headers['content-type'] ?? 'no content type';
     return new RetriableSourceError(
@@ -56,22 +65,39 @@ export function toSourceError(error: unknown, source: string, retryAfterMs?: num
   if (error instanceof HTTPError) {
     const status = error.response.statusCode;
     const summary = errorSummary(error.response.body, details);
-    const text = `${source} answered ${status} ${error.response.statusMessage ?? ''}`.trimEnd() + ` to ${where}${after}${summary ? `: ${summary}` : ''}`;
+    const text =
+      `${source} answered ${status} ${error.response.statusMessage ?? ''}`.trimEnd() +
+      ` to ${where}${after}${summary ? `: ${summary}` : ''}`;
     if (status === 429) return new RateLimitedError(text, retryAfterMs ?? 60_000, { cause: withoutRequest(error) });
-    if (RETRIABLE_STATUSES.includes(status) || status >= 500) return new RetriableSourceError(text, status, { cause: withoutRequest(error) });
+    if (RETRIABLE_STATUSES.includes(status) || status >= 500)
+      return new RetriableSourceError(text, status, { cause: withoutRequest(error) });
     return new FatalSourceError(text, status, { cause: withoutRequest(error) });
   }
   if (error instanceof TimeoutError && error.event === 'request') {
     const deadline = error.options?.timeout.request;
     const within = deadline === undefined ? 'the overall deadline' : `the overall deadline of ${deadline / 1000} s`;
-    return new RetriableSourceError(`${source} did not finish ${where} within ${within} (HTTP_REQUEST_TIMEOUT)${after}`, undefined, { cause: withoutRequest(error) });
+    return new RetriableSourceError(
+      `${source} did not finish ${where} within ${within} (HTTP_REQUEST_TIMEOUT)${after}`,
+      undefined,
+      { cause: withoutRequest(error) },
+    );
   }
   if (error instanceof TimeoutError) {
-    return new RetriableSourceError(`${source} did not answer ${where} in time (${error.event} timeout)${after}`, undefined, { cause: withoutRequest(error) });
+    return new RetriableSourceError(
+      `${source} did not answer ${where} in time (${error.event} timeout)${after}`,
+      undefined,
+      { cause: withoutRequest(error) },
+    );
   }
   if (error.code.startsWith('ERR_')) {
     // Not the network: something inside a hook failed (e.g. Redis for the limiter). Say what.
-    return new RetriableSourceError(`${source} request ${where} failed: ${error.message}`, undefined, { cause: withoutRequest(error) });
+    return new RetriableSourceError(`${source} request ${where} failed: ${error.message}`, undefined, {
+      cause: withoutRequest(error),
+    });
   }
-  return new RetriableSourceError(`The connection to ${source} failed during ${where} (${error.code})${after}`, undefined, { cause: withoutRequest(error) });
+  return new RetriableSourceError(
+    `The connection to ${source} failed during ${where} (${error.code})${after}`,
+    undefined,
+    { cause: withoutRequest(error) },
+  );
 }

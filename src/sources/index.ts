@@ -25,7 +25,10 @@ export function findSource(name: string): AnySource | undefined {
 /** The source of that name; throws an error naming the registered ones when there is none. */
 export function requireSource(name: string): AnySource {
   const source = findSource(name);
-  if (!source) throw new Error(`"${name}" is not a registered source (registered: ${sourceNames.join(', ')}; see src/sources/index.ts)`);
+  if (!source)
+    throw new Error(
+      `"${name}" is not a registered source (registered: ${sourceNames.join(', ')}; see src/sources/index.ts)`,
+    );
   return source;
 }
 

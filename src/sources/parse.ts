@@ -28,14 +28,24 @@ export function parseLocalDateTime(text: string, zone: string): string {
   }
   const match = LOCAL.exec(text);
   if (!match) throw new FieldError(`"${text}" is not a date-time of the form YYYY-MM-DD HH:MM:SS`);
-  const [year, month, day, hour, minute, second] = match.slice(1, 7).map(Number) as [number, number, number, number, number, number];
+  const [year, month, day, hour, minute, second] = match.slice(1, 7).map(Number) as [
+    number,
+    number,
+    number,
+    number,
+    number,
+    number,
+  ];
   const ms = wallClockMs(year, month, day, hour, minute, second);
   if (ms === null) throw new FieldError(`"${text}" is not a real date`);
   const offset = steadyOffset(zone, year, month, day, hour);
   if (offset !== null) return new Date(ms - offset * 60_000).toISOString();
   const guess = DateTime.fromObject({ year, month, day, hour, minute, second }, { zone });
-  if (!guess.isValid) throw new FieldError(`"${text}" is not a real date (${guess.invalidExplanation ?? guess.invalidReason})`);
-  const candidates = guess.getPossibleOffsets().filter((dt) => dt.hour === hour && dt.minute === minute && dt.day === day);
+  if (!guess.isValid)
+    throw new FieldError(`"${text}" is not a real date (${guess.invalidExplanation ?? guess.invalidReason})`);
+  const candidates = guess
+    .getPossibleOffsets()
+    .filter((dt) => dt.hour === hour && dt.minute === minute && dt.day === day);
   if (candidates.length === 0) {
     throw new FieldError(`"${text}" does not exist in ${zone} (the clocks skip that hour for daylight saving)`);
   }
@@ -48,9 +58,20 @@ export function parseLocalDateTime(text: string, zone: string): string {
  * clock as if it were UTC in ms; null for anything else or any doubt (the general path then decides).
  */
 function readWallClock(text: string): { year: number; month: number; day: number; ms: number } | null {
-  if (text.length < 19 || (text.length > 19 && (text.charCodeAt(19) !== 46 || text.length === 20 || digits(text, 20, text.length - 20) < 0))) return null;
+  if (
+    text.length < 19 ||
+    (text.length > 19 && (text.charCodeAt(19) !== 46 || text.length === 20 || digits(text, 20, text.length - 20) < 0))
+  )
+    return null;
   const separator = text.charCodeAt(10);
-  if (text.charCodeAt(4) !== 45 || text.charCodeAt(7) !== 45 || (separator !== 32 && separator !== 84) || text.charCodeAt(13) !== 58 || text.charCodeAt(16) !== 58) return null;
+  if (
+    text.charCodeAt(4) !== 45 ||
+    text.charCodeAt(7) !== 45 ||
+    (separator !== 32 && separator !== 84) ||
+    text.charCodeAt(13) !== 58 ||
+    text.charCodeAt(16) !== 58
+  )
+    return null;
   const year = digits(text, 0, 4);
   const month = digits(text, 5, 2);
   const day = digits(text, 8, 2);
@@ -58,7 +79,19 @@ function readWallClock(text: string): { year: number; month: number; day: number
   const minute = digits(text, 14, 2);
   const second = digits(text, 17, 2);
   // Date.UTC reads years 0-99 as 1900-1999: those take the general path.
-  if (year < 100 || month < 1 || month > 12 || day < 1 || hour < 0 || hour > 23 || minute < 0 || minute > 59 || second < 0 || second > 59) return null;
+  if (
+    year < 100 ||
+    month < 1 ||
+    month > 12 ||
+    day < 1 ||
+    hour < 0 ||
+    hour > 23 ||
+    minute < 0 ||
+    minute > 59 ||
+    second < 0 ||
+    second > 59
+  )
+    return null;
   if (day > 28 && new Date(Date.UTC(year, month, 0)).getUTCDate() < day) return null;
   return { year, month, day, ms: Date.UTC(year, month - 1, day, hour, minute, second) };
 }
@@ -75,12 +108,21 @@ function digits(text: string, at: number, count: number): number {
 }
 
 /** The wall-clock fields as if they were UTC, in ms; null when they do not name a real date (Feb 30, 0000-00-00). */
-function wallClockMs(year: number, month: number, day: number, hour: number, minute: number, second: number): number | null {
+function wallClockMs(
+  year: number,
+  month: number,
+  day: number,
+  hour: number,
+  minute: number,
+  second: number,
+): number | null {
   if (month < 1 || month > 12 || day < 1 || hour > 23 || minute > 59 || second > 59) return null;
   const date = new Date(0);
   date.setUTCFullYear(year, month - 1, day); // setUTCFullYear, unlike Date.UTC, does not read 0-99 as 1900-1999
   date.setUTCHours(hour, minute, second, 0);
-  return date.getUTCFullYear() === year && date.getUTCMonth() === month - 1 && date.getUTCDate() === day ? date.getTime() : null;
+  return date.getUTCFullYear() === year && date.getUTCMonth() === month - 1 && date.getUTCDate() === day
+    ? date.getTime()
+    : null;
 }
 
 /**
@@ -97,11 +139,22 @@ const steadyDays = new Map<string, Map<number, number | null>>();
 function steadyDayOffset(zone: string, year: number, month: number, day: number): number | null {
   let days = steadyDays.get(zone);
   if (!days) steadyDays.set(zone, (days = new Map()));
-  return memoized(days, (year * 16 + month) * 32 + day, () => steady(zone, year, month, day, [[0, 0, 0], [12, 0, 0], [23, 59, 59]]));
+  return memoized(days, (year * 16 + month) * 32 + day, () =>
+    steady(zone, year, month, day, [
+      [0, 0, 0],
+      [12, 0, 0],
+      [23, 59, 59],
+    ]),
+  );
 }
 
 function steadyOffset(zone: string, year: number, month: number, day: number, hour: number): number | null {
-  return memoized(steadyHours, `${zone}|${year}-${month}-${day}T${hour}`, () => steady(zone, year, month, day, [[hour, 0, 0], [hour, 59, 59]]));
+  return memoized(steadyHours, `${zone}|${year}-${month}-${day}T${hour}`, () =>
+    steady(zone, year, month, day, [
+      [hour, 0, 0],
+      [hour, 59, 59],
+    ]),
+  );
 }
 
 function memoized<K>(cache: Map<K, number | null>, key: K, compute: () => number | null): number | null {
@@ -115,12 +168,25 @@ function memoized<K>(cache: Map<K, number | null>, key: K, compute: () => number
 }
 
 /** The one offset shared by these wall times when each exists exactly once (Luxon moves a skipped time forward: compare the fields too). */
-function steady(zone: string, year: number, month: number, day: number, times: [number, number, number][]): number | null {
+function steady(
+  zone: string,
+  year: number,
+  month: number,
+  day: number,
+  times: [number, number, number][],
+): number | null {
   let offset: number | null = null;
   for (const [hour, minute, second] of times) {
     const readings = DateTime.fromObject({ year, month, day, hour, minute, second }, { zone }).getPossibleOffsets();
     const only = readings.length === 1 ? readings[0]! : undefined;
-    if (!only || only.hour !== hour || only.minute !== minute || only.day !== day || (offset !== null && only.offset !== offset)) return null;
+    if (
+      !only ||
+      only.hour !== hour ||
+      only.minute !== minute ||
+      only.day !== day ||
+      (offset !== null && only.offset !== offset)
+    )
+      return null;
     offset = only.offset;
   }
   return offset;
@@ -142,12 +208,14 @@ export function parseIsoDateTime(text: string, defaultZone: string): string {
     // Fast path: the instant is fully stated (or UTC); the native parser is exact, once the fields are checked.
     const fields = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2})(?::(\d{2}))?/.exec(trimmed)!;
     const [year, month, day, hour, minute] = fields.slice(1, 6).map(Number) as [number, number, number, number, number];
-    if (wallClockMs(year, month, day, hour, minute, Number(fields[6] ?? 0)) === null) throw new FieldError(`"${text}" is not a real date`);
+    if (wallClockMs(year, month, day, hour, minute, Number(fields[6] ?? 0)) === null)
+      throw new FieldError(`"${text}" is not a real date`);
     const ms = Date.parse(hasOffset ? trimmed : `${trimmed}Z`);
     if (Number.isFinite(ms)) return new Date(ms).toISOString();
   }
   const parsed = DateTime.fromISO(trimmed, { zone: defaultZone, setZone: true });
-  if (!parsed.isValid) throw new FieldError(`"${text}" is not a real date (${parsed.invalidExplanation ?? parsed.invalidReason})`);
+  if (!parsed.isValid)
+    throw new FieldError(`"${text}" is not a real date (${parsed.invalidExplanation ?? parsed.invalidReason})`);
   return parsed.toUTC().toISO()!;
 }
 
@@ -170,7 +238,8 @@ export function parseAmount(value: unknown): string | null {
 
 /** A short, safe description of an unexpected value for an error message. */
 export function describe(value: unknown): string {
-  if (typeof value === 'string') return `the string ${JSON.stringify(value.length > 40 ? `${value.slice(0, 40)}…` : value)}`;
+  if (typeof value === 'string')
+    return `the string ${JSON.stringify(value.length > 40 ? `${value.slice(0, 40)}…` : value)}`;
   if (Array.isArray(value)) return 'an array';
   if (value === null) return 'null';
   return typeof value === 'object' ? 'an object' : `${typeof value} ${String(value)}`;

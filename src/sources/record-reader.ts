@@ -19,7 +19,8 @@ export class RecordReader {
   readonly fields: Record<string, unknown>;
 
   constructor(raw: unknown) {
-    this.fields = raw !== null && typeof raw === 'object' && !Array.isArray(raw) ? (raw as Record<string, unknown>) : {};
+    this.fields =
+      raw !== null && typeof raw === 'object' && !Array.isArray(raw) ? (raw as Record<string, unknown>) : {};
     if (this.fields !== raw) this.problems.push(`the record is ${describe(raw)}, not an object`);
   }
 
@@ -99,7 +100,8 @@ function readIsoDate(value: unknown, defaultZone: string): string | null {
 
 function readOneOf<T extends string | number>(value: unknown, allowed: readonly T[]): T | undefined {
   if (value === null || value === undefined) return undefined;
-  if (!allowed.includes(value as T)) throw new FieldError(`expected one of ${allowed.join(', ')}, got ${describe(value)}`);
+  if (!allowed.includes(value as T))
+    throw new FieldError(`expected one of ${allowed.join(', ')}, got ${describe(value)}`);
   return value as T;
 }
 

@@ -1,7 +1,14 @@
 import type { Tx } from '../db/client.ts';
 import type { Logger } from '../logger.ts';
 import { writePage } from '../db/write-page.ts';
-import { addCounters, type MapResult, type RejectedRow, type RunCounters, type StreamDefinition, type VoucherRow } from '../types.ts';
+import {
+  addCounters,
+  type MapResult,
+  type RejectedRow,
+  type RunCounters,
+  type StreamDefinition,
+  type VoucherRow,
+} from '../types.ts';
 
 /**
  * How far past the engine's clock a source's modification or cursor time may be and still be believed.
@@ -35,12 +42,19 @@ function mapSafely<Client>(stream: StreamDefinition<Client>, raw: unknown): MapR
     return stream.map(raw);
   } catch (error) {
     const message = error instanceof Error ? error.message : String(error);
-    return { ok: false, reject: { sourceId: null, reason: `the record could not be mapped: ${message.slice(0, 300)}`, raw } };
+    return {
+      ok: false,
+      reject: { sourceId: null, reason: `the record could not be mapped: ${message.slice(0, 300)}`, raw },
+    };
   }
 }
 
 /** Why a row's modification or cursor time is not to be believed, or null. */
-function fromTheFuture(row: VoucherRow, cursorField: 'sourceModifiedAt' | 'sourceCreatedAt', after: Date): string | null {
+function fromTheFuture(
+  row: VoucherRow,
+  cursorField: 'sourceModifiedAt' | 'sourceCreatedAt',
+  after: Date,
+): string | null {
   for (const field of new Set(['sourceModifiedAt', cursorField] as const)) {
     const value = row[field];
     if (value !== null && Date.parse(value) > after.getTime()) {
@@ -89,6 +103,7 @@ export async function commitPage<Client>(
     implausibleAfter: page.implausibleAfter,
   });
   addCounters(counters, { pages: 1, fetched: page.fetched, ...written });
-  for (const reject of rejects) context.logger.warn({ sourceId: reject.sourceId, reason: reject.reason }, 'record rejected');
+  for (const reject of rejects)
+    context.logger.warn({ sourceId: reject.sourceId, reason: reject.reason }, 'record rejected');
   return { rows };
 }

@@ -32,16 +32,35 @@ export async function confirmDeletions<Client>(options: ConfirmDeletionsOptions<
   const { db, source, stream, runId, logger } = options;
   const scanId = BigInt(options.scan.scanId);
   const limit = stream.lookup ? options.confirmMax : 100_000;
-  const candidates = await listUnseen(db, { source, scanId, scanStartedAt: new Date(options.scan.startedAt), limit: limit + 1 });
+  const candidates = await listUnseen(db, {
+    source,
+    scanId,
+    scanStartedAt: new Date(options.scan.startedAt),
+    limit: limit + 1,
+  });
   const checked = candidates.slice(0, limit);
-  if (candidates.length > limit) logger.warn({ confirmMax: limit }, 'more vouchers are missing than this run may confirm; the rest wait for the next full scan');
+  if (candidates.length > limit)
+    logger.warn(
+      { confirmMax: limit },
+      'more vouchers are missing than this run may confirm; the rest wait for the next full scan',
+    );
   if (checked.length === 0) return 0;
   let gone = checked;
   if (stream.lookup) {
     const found = await stream.lookup(options.client, checked, options.call);
     const { rows, rejects } = mapPage(stream, found);
-    const alive = new Set([...rows.map((r) => r.sourceId), ...rejects.flatMap((r) => (r.sourceId ? [r.sourceId] : []))]);
-    const { updated, unchanged, rejected } = await writePage(db, { source, stream: stream.name, runId, rows, rejects, scanId });
+    const alive = new Set([
+      ...rows.map((r) => r.sourceId),
+      ...rejects.flatMap((r) => (r.sourceId ? [r.sourceId] : [])),
+    ]);
+    const { updated, unchanged, rejected } = await writePage(db, {
+      source,
+      stream: stream.name,
+      runId,
+      rows,
+      rejects,
+      scanId,
+    });
     addCounters(options.counters, { updated, unchanged, rejected });
     gone = checked.filter((key) => !alive.has(key));
   }

@@ -5,7 +5,10 @@ import { DateTime } from 'luxon';
 import type { VoucherRow } from '../types.ts';
 
 /** The highest cursor value among rows, as epoch ms; null when no row has one. */
-export function highestCursor(rows: readonly VoucherRow[], field: 'sourceModifiedAt' | 'sourceCreatedAt'): number | null {
+export function highestCursor(
+  rows: readonly VoucherRow[],
+  field: 'sourceModifiedAt' | 'sourceCreatedAt',
+): number | null {
   let highest: number | null = null;
   for (const row of rows) {
     const value = row[field];
@@ -28,7 +31,12 @@ export function raiseHighMark(current: string | null, pageHighest: number | null
  * never past the moment the scan started plus a small tolerance — a cursor from the future (a source
  * clock running ahead, a bad record) must not make later scans skip everything before it.
  */
-export function nextWatermark(previous: Date | null, highMark: string | null, scanStartedAt: Date, toleranceMs = 5 * 60_000): Date | null {
+export function nextWatermark(
+  previous: Date | null,
+  highMark: string | null,
+  scanStartedAt: Date,
+  toleranceMs = 5 * 60_000,
+): Date | null {
   let next = previous;
   if (highMark !== null) {
     const seen = Math.min(Date.parse(highMark), scanStartedAt.getTime() + toleranceMs);
@@ -54,6 +62,7 @@ export function wallClockSafeThreshold(threshold: Date, now: Date, zone: string)
   const start = offsetAt(threshold.getTime());
   let lowest = Math.min(start, offsetAt(now.getTime()));
   const step = 6 * 3_600_000;
-  for (let t = threshold.getTime() + step, n = 0; t < now.getTime() && n < 4 * 366; t += step, n++) lowest = Math.min(lowest, offsetAt(t));
+  for (let t = threshold.getTime() + step, n = 0; t < now.getTime() && n < 4 * 366; t += step, n++)
+    lowest = Math.min(lowest, offsetAt(t));
   return new Date(threshold.getTime() - Math.max(0, start - lowest) * 60_000);
 }

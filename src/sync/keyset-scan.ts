@@ -106,10 +106,16 @@ class Resized extends Error {}
 /** Before any dated record: where a scan from the beginning goes on when a whole page has no readable date. */
 const FIRST_SECOND = '1753-01-01T00:00:00Z';
 
-export async function* keysetScan(options: KeysetScanOptions): AsyncGenerator<{ records: unknown[]; progress: KeysetProgress }> {
+export async function* keysetScan(
+  options: KeysetScanOptions,
+): AsyncGenerator<{ records: unknown[]; progress: KeysetProgress }> {
   const { before = null, keyOf } = options;
   const rows = Math.max(1, Math.min(options.rows, options.start.rows ?? Infinity));
-  const scan: Scan = { options, rows, guard: new ProgressGuard({ server: options.server ?? 'the server', parameter: 'page', step: rows }) };
+  const scan: Scan = {
+    options,
+    rows,
+    guard: new ProgressGuard({ server: options.server ?? 'the server', parameter: 'page', step: rows }),
+  };
   let { from, group } = options.start;
   // A group saved with pages of another size is read again from its first page (numbers would not match).
   if (group !== null && group.rows !== rows) group = { ...group, page: 1, rows };
@@ -159,20 +165,33 @@ export async function* keysetScan(options: KeysetScanOptions): AsyncGenerator<{ 
 }
 
 /** Page 1 of the records from `from` on, asking again with fewer rows while the answer is too large. */
-async function valuePage(scan: Scan, from: string | null, before: string | null): Promise<{ records: unknown[]; rows: number }> {
+async function valuePage(
+  scan: Scan,
+  from: string | null,
+  before: string | null,
+): Promise<{ records: unknown[]; rows: number }> {
   for (;;) {
     const request = { from, before, page: 1, rows: scan.rows };
     scan.guard.request(`records from ${from ?? 'the beginning'}`);
     try {
       return { records: checkRange(scan, request, await scan.options.fetch(request)), rows: request.rows };
     } catch (error) {
-      scan.rows = smallerPageSize(error, request.rows, `${scan.options.server ?? 'the server'} from ${from ?? 'the beginning'}`);
+      scan.rows = smallerPageSize(
+        error,
+        request.rows,
+        `${scan.options.server ?? 'the server'} from ${from ?? 'the beginning'}`,
+      );
     }
   }
 }
 
 /** One page of a group's pass; bounded by the keys the group has shown, so that a server ignoring `page` cannot keep it going. */
-async function groupPage(scan: Scan, range: { from: string; before: string }, group: KeysetGroup, known: number): Promise<unknown[]> {
+async function groupPage(
+  scan: Scan,
+  range: { from: string; before: string },
+  group: KeysetGroup,
+  known: number,
+): Promise<unknown[]> {
   const server = scan.options.server ?? 'the server';
   if (group.page > Math.ceil(known / scan.rows) + GROUP_PAGE_SLACK) {
     throw new FatalSourceError(
@@ -208,7 +227,12 @@ function checkRange(scan: Scan, request: KeysetRequest, records: unknown[]): unk
   for (const record of records) {
     const position = scan.options.cursorOf(record);
     if (position === null || (position >= low && position < high)) continue;
-    const range = [request.from === null ? null : `>= ${request.from}`, request.before === null ? null : `< ${request.before}`].filter(Boolean).join(' and ');
+    const range = [
+      request.from === null ? null : `>= ${request.from}`,
+      request.before === null ? null : `< ${request.before}`,
+    ]
+      .filter(Boolean)
+      .join(' and ');
     throw new FatalSourceError(
       `${scan.options.server ?? 'the server'} answered a request for records ${range} with one at ${new Date(position).toISOString()}: ` +
         `it seems to ignore \`${scan.options.filter ?? 'where'}\`; stopping before the scan reads the same records again and again`,
@@ -246,7 +270,13 @@ export function keysetStart(progress: Json | null, from: string | null): KeysetP
   if (progress === null) return { from, group: null };
   const saved = progress as Partial<Record<string, Json>>;
   const group = typeof saved === 'object' && !Array.isArray(saved) ? saved.group : undefined;
-  if (Array.isArray(saved) || (saved.from !== null && typeof saved.from !== 'string') || group === undefined || typeof group !== 'object' || Array.isArray(group)) {
+  if (
+    Array.isArray(saved) ||
+    (saved.from !== null && typeof saved.from !== 'string') ||
+    group === undefined ||
+    typeof group !== 'object' ||
+    Array.isArray(group)
+  ) {
     throw new Error(`cannot resume a keyset scan from progress ${JSON.stringify(progress).slice(0, 200)}`);
   }
   return saved as KeysetProgress;
@@ -269,7 +299,10 @@ const MAX_WINDOWS = 1000;
  * that no second (however many records share it) is split between two windows; the first window is open
  * below and the last open above, so records created after the plan are still read.
  */
-export async function planWindows(probe: (ordinal: number) => Promise<number | null | undefined>, size: number): Promise<KeysetWindow[] | null> {
+export async function planWindows(
+  probe: (ordinal: number) => Promise<number | null | undefined>,
+  size: number,
+): Promise<KeysetWindow[] | null> {
   // Whether there are more than two windows' worth costs one request: a small account pays no more.
   const third = await probe(2 * size + 1);
   if (third === undefined) return null;

@@ -82,7 +82,12 @@ class Resized extends Error {}
 export async function* offsetScan(options: OffsetScanOptions): AsyncGenerator<OffsetPage> {
   const pageSize = Math.max(1, Math.min(options.pageSize, options.start?.size ?? Infinity));
   const overlap = Math.min(options.overlap, pageSize - 1);
-  const guard = new ProgressGuard({ server: options.server ?? 'the server', parameter: 'offset', step: pageSize - overlap, expected: options.expected });
+  const guard = new ProgressGuard({
+    server: options.server ?? 'the server',
+    parameter: 'offset',
+    step: pageSize - overlap,
+    expected: options.expected,
+  });
   const scan: ScanState = { options, pageSize, overlap, restarts: 0, guard };
   let offset = options.start?.offset ?? 0;
   let anchors = options.start?.anchors ?? [];
@@ -103,7 +108,11 @@ export async function* offsetScan(options: OffsetScanOptions): AsyncGenerator<Of
     // otherwise (a server that sent fewer records than asked) only when the caller accepts short pages as
     // the end. A full page never ends it, whatever the total says.
     const short = records.length < asked;
-    if (short && (fresh.length === 0 || (total !== null && offset >= total) || (total === null && !options.requireEmptyPage))) return;
+    if (
+      short &&
+      (fresh.length === 0 || (total !== null && offset >= total) || (total === null && !options.requireEmptyPage))
+    )
+      return;
     if (options.isPastEnd?.(records)) return;
   }
 }
@@ -137,7 +146,10 @@ async function request(scan: ScanState, from: number, count: number) {
 }
 
 /** The anchors `records` give, in order: their keys and cursors (records without a key give none). */
-export function anchorsOf(records: unknown[], options: Pick<OffsetScanOptions, 'keyOf' | 'cursorOf'>): OffsetProgress['anchors'] {
+export function anchorsOf(
+  records: unknown[],
+  options: Pick<OffsetScanOptions, 'keyOf' | 'cursorOf'>,
+): OffsetProgress['anchors'] {
   return records.flatMap((record) => {
     const key = options.keyOf(record);
     return key === undefined ? [] : [{ key, at: options.cursorOf(record) }];
@@ -145,7 +157,11 @@ export function anchorsOf(records: unknown[], options: Pick<OffsetScanOptions, '
 }
 
 /** True when `endAt` is unset or some record sorts at or after it. */
-function reaches(records: unknown[], endAt: number | null | undefined, cursorOf: OffsetScanOptions['cursorOf']): boolean {
+function reaches(
+  records: unknown[],
+  endAt: number | null | undefined,
+  cursorOf: OffsetScanOptions['cursorOf'],
+): boolean {
   if (endAt === null || endAt === undefined) return true;
   return records.some((record) => {
     const position = cursorOf(record);
@@ -186,16 +202,20 @@ async function fetchAligned(scan: ScanState, offset: number, anchors: OffsetProg
   const { options } = scan;
   const step = Math.max(1, scan.pageSize - scan.overlap);
   const sliceStart = options.slice?.start ?? null;
-  if (anchors.length === 0 && sliceStart !== null && offset === sliceStart.offset) return fetchSliceStart(scan, sliceStart);
+  if (anchors.length === 0 && sliceStart !== null && offset === sliceStart.offset)
+    return fetchSliceStart(scan, sliceStart);
   let from = Math.max(0, offset - Math.min(anchors.length, scan.overlap));
   for (let attempt = 0; ; attempt++) {
     const asked = askedAt(scan, from);
     const { records, total } = await request(scan, from, asked);
     // An empty page where the anchors were means the tail was pulled up past us: it is looked for too.
-    if (anchors.length === 0 || from === 0 || findAnchor(records, anchors, options) >= 0) return { records, total, from, asked, restarted: false };
+    if (anchors.length === 0 || from === 0 || findAnchor(records, anchors, options) >= 0)
+      return { records, total, from, asked, restarted: false };
     if (attempt >= (options.maxRealign ?? 8)) {
       if (scan.restarts >= 2) {
-        throw new RetriableSourceError(`records kept shifting by more than a page while paging (offset ${from}); the scan will resume later`);
+        throw new RetriableSourceError(
+          `records kept shifting by more than a page while paging (offset ${from}); the scan will resume later`,
+        );
       }
       scan.restarts++;
       // Starting over reads again what this scan read: new to the restarted scan, with a fresh bound.
@@ -213,7 +233,11 @@ async function fetchAligned(scan: ScanState, offset: number, anchors: OffsetProg
  * its cursor: one that changed since has moved (to the end of an ASC list), and finding it there says
  * nothing about where the scan stood.
  */
-function findAnchor(records: unknown[], anchors: OffsetProgress['anchors'], options: Pick<OffsetScanOptions, 'keyOf' | 'cursorOf'>): number {
+function findAnchor(
+  records: unknown[],
+  anchors: OffsetProgress['anchors'],
+  options: Pick<OffsetScanOptions, 'keyOf' | 'cursorOf'>,
+): number {
   const keys = records.map(options.keyOf);
   for (let i = anchors.length - 1; i >= 0; i--) {
     const anchor = anchors[i]!;
@@ -223,13 +247,21 @@ function findAnchor(records: unknown[], anchors: OffsetProgress['anchors'], opti
   return -1;
 }
 
-function freshRecords(records: unknown[], anchors: OffsetProgress['anchors'], options: Pick<OffsetScanOptions, 'keyOf' | 'cursorOf'>): unknown[] {
+function freshRecords(
+  records: unknown[],
+  anchors: OffsetProgress['anchors'],
+  options: Pick<OffsetScanOptions, 'keyOf' | 'cursorOf'>,
+): unknown[] {
   const index = anchors.length > 0 ? findAnchor(records, anchors, options) : -1;
   return index >= 0 ? records.slice(index + 1) : records;
 }
 
 /** True when every readable record sorts strictly before the newest anchor: rows were pushed down. */
-function liesBeforeAnchors(records: unknown[], anchors: OffsetProgress['anchors'], options: OffsetScanOptions): boolean {
+function liesBeforeAnchors(
+  records: unknown[],
+  anchors: OffsetProgress['anchors'],
+  options: OffsetScanOptions,
+): boolean {
   const anchorAt = anchors[anchors.length - 1]?.at;
   if (anchorAt === null || anchorAt === undefined) return false;
   const positions = records.map(options.cursorOf).filter((p): p is number => p !== null);

@@ -56,5 +56,7 @@ export async function commitPages<Client>(options: PageLoopOptions<Client>): Pro
 
 /** Why a run stops at a page boundary: the signal's own reason (a lost source lock), or a shutdown. */
 export function stopped(signal: AbortSignal): AbortedError {
-  return signal.reason instanceof AbortedError ? signal.reason : new AbortedError('stopped after committing the current page');
+  return signal.reason instanceof AbortedError
+    ? signal.reason
+    : new AbortedError('stopped after committing the current page');
 }

@@ -32,7 +32,9 @@ export interface PageScanOptions {
 /** The page, counted in pages of `to` rows, that starts at or before page `page` of `from` rows. */
 export const convertPage = (page: number, from: number, to: number) => Math.floor(((page - 1) * from) / to) + 1;
 
-export async function* pageScan(options: PageScanOptions): AsyncGenerator<{ records: unknown[]; progress: PageProgress & { [key: string]: Json } }> {
+export async function* pageScan(
+  options: PageScanOptions,
+): AsyncGenerator<{ records: unknown[]; progress: PageProgress & { [key: string]: Json } }> {
   const saved = options.start.rows ?? options.rows;
   let rows = Math.max(1, Math.min(options.rows, saved));
   let page = convertPage(options.start.page, saved, rows);

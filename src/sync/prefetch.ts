@@ -17,6 +17,9 @@ export async function* prefetched<T>(source: AsyncIterable<T>): AsyncGenerator<T
     }
   } finally {
     // The caller stopped early (shutdown, error): let the fetch ahead finish quietly, then close the source.
-    void next.then(() => iterator.return?.(), () => undefined);
+    void next.then(
+      () => iterator.return?.(),
+      () => undefined,
+    );
   }
 }

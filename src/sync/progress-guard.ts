@@ -65,7 +65,8 @@ export class ProgressGuard {
 
   /** Raises what the scan expects (a total the server reported), and the step (a page size that changed). */
   update(change: { expected?: number | null; step?: number }): void {
-    if (change.expected !== undefined && change.expected !== null && change.expected > this.expected) this.expected = change.expected;
+    if (change.expected !== undefined && change.expected !== null && change.expected > this.expected)
+      this.expected = change.expected;
     if (change.step !== undefined) this.step = Math.max(1, change.step);
   }
 

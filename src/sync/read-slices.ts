@@ -43,7 +43,11 @@ export interface SlicingRun {
  * scan's saved state, so a run that resumes this scan after a crash or a shutdown neither waits for nor
  * counts again the slices an earlier run saw finish.
  */
-export async function readSlices<Client>(options: ReadSlicesOptions<Client>, context: ScanContext<Client>, run: SlicingRun): Promise<void> {
+export async function readSlices<Client>(
+  options: ReadSlicesOptions<Client>,
+  context: ScanContext<Client>,
+  run: SlicingRun,
+): Promise<void> {
   const { stream, mode, db, source, clock } = options;
   const { scan } = run;
   // A first backfill is split too; an account that is still empty after a run is not backfilled again
@@ -75,10 +79,21 @@ export async function readSlices<Client>(options: ReadSlicesOptions<Client>, con
   run.sliced = true;
   const done = scan.done as unknown as Record<string, SliceResult>;
   const tasks: SliceTask[] = slices
-    .map((slice, index) => ({ source, stream: stream.name, mode, runId: String(run.runId), scanId: scan.scanId, key: String(scan.sliceKey), index, slice }))
+    .map((slice, index) => ({
+      source,
+      stream: stream.name,
+      mode,
+      runId: String(run.runId),
+      scanId: scan.scanId,
+      key: String(scan.sliceKey),
+      index,
+      slice,
+    }))
     .filter((task) => done[task.index] === undefined);
   run.logger.info({ slices: slices.length, pending: tasks.length }, 'reading the scan in slices');
-  const dispatcher = options.slices ?? inlineDispatcher({ stream, client: options.client, db, logger: run.logger, lookbackMs: options.lookbackMs, clock });
+  const dispatcher =
+    options.slices ??
+    inlineDispatcher({ stream, client: options.client, db, logger: run.logger, lookbackMs: options.lookbackMs, clock });
   let saving = Promise.resolve();
   await dispatcher.run(
     tasks,
@@ -86,7 +101,8 @@ export async function readSlices<Client>(options: ReadSlicesOptions<Client>, con
       // Results can arrive together: save them one at a time.
       saving = saving.then(async () => {
         done[task.index] = result;
-        if (typeof result.reported === 'number') scan.reported = Math.max(typeof scan.reported === 'number' ? scan.reported : 0, result.reported);
+        if (typeof result.reported === 'number')
+          scan.reported = Math.max(typeof scan.reported === 'number' ? scan.reported : 0, result.reported);
         scan.highMark = raiseHighMark(scan.highMark, result.highMark === null ? null : Date.parse(result.highMark));
         await save();
       });

@@ -5,7 +5,17 @@
 import type { Db } from '../db/client.ts';
 import { countSlicePage } from '../db/ledger.ts';
 import type { Logger } from '../logger.ts';
-import { addCounters, emptyCounters, systemClock, type Clock, type Json, type RequestObserver, type RunCounters, type StreamDefinition, type SyncMode } from '../types.ts';
+import {
+  addCounters,
+  emptyCounters,
+  systemClock,
+  type Clock,
+  type Json,
+  type RequestObserver,
+  type RunCounters,
+  type StreamDefinition,
+  type SyncMode,
+} from '../types.ts';
 import { highestCursor, raiseHighMark } from './cursor.ts';
 import { commitPages } from './page-loop.ts';
 
@@ -38,7 +48,11 @@ export interface SliceProgress {
 
 /** Runs slices somewhere (the job layer: any worker) and reports each result as it arrives. */
 export interface SliceDispatcher {
-  run(tasks: SliceTask[], onDone: (task: SliceTask, result: SliceResult) => Promise<void>, signal?: AbortSignal): Promise<void>;
+  run(
+    tasks: SliceTask[],
+    onDone: (task: SliceTask, result: SliceResult) => Promise<void>,
+    signal?: AbortSignal,
+  ): Promise<void>;
 }
 
 export interface RunSliceOptions<Client> {
@@ -85,7 +99,12 @@ export async function runSlice<Client>(options: RunSliceOptions<Client>): Promis
     db,
     clock,
     signal: options.signal,
-    commit: { source: task.source, runId: BigInt(task.runId), scanId: task.mode === 'full' ? BigInt(task.scanId) : undefined, logger: options.logger },
+    commit: {
+      source: task.source,
+      runId: BigInt(task.runId),
+      scanId: task.mode === 'full' ? BigInt(task.scanId) : undefined,
+      logger: options.logger,
+    },
     // This page's counts; the request for the page fetched ahead meanwhile counts with the next page.
     countersFor: () => {
       const counted = delta;
@@ -104,7 +123,9 @@ export async function runSlice<Client>(options: RunSliceOptions<Client>): Promis
 }
 
 /** Runs the slices one after another in this process: for direct engine calls and tests. */
-export function inlineDispatcher<Client>(deps: Omit<RunSliceOptions<Client>, 'task' | 'resume' | 'onPage'>): SliceDispatcher {
+export function inlineDispatcher<Client>(
+  deps: Omit<RunSliceOptions<Client>, 'task' | 'resume' | 'onPage'>,
+): SliceDispatcher {
   return {
     async run(tasks, onDone, signal) {
       for (const task of tasks) {

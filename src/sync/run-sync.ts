@@ -67,14 +67,30 @@ export async function runSync<Client>(options: RunSyncOptions<Client>): Promise<
   await remapIfMappingChanged(db, { source, stream, logger: options.logger, now: started });
   const abandoned = await abandonRunning(db, source, stream.name, started);
   const state = await loadState(db, source, stream.name);
-  const runId = await startRun(db, { source, stream: stream.name, mode, watermarkBefore: state.watermark, jobId: options.jobId, worker: options.worker, startedAt: started });
+  const runId = await startRun(db, {
+    source,
+    stream: stream.name,
+    mode,
+    watermarkBefore: state.watermark,
+    jobId: options.jobId,
+    worker: options.worker,
+    startedAt: started,
+  });
   const logger = options.logger.child({ source, stream: stream.name, runId: String(runId), jobId: options.jobId });
   if (abandoned > 0) logger.warn({ abandoned }, 'marked runs left unfinished by a stopped worker as abandoned');
 
   const counters = emptyCounters();
-  const observer: RequestObserver = { onRequest: () => counters.apiCalls++, onRateLimited: () => counters.rateLimited++ };
+  const observer: RequestObserver = {
+    onRequest: () => counters.apiCalls++,
+    onRateLimited: () => counters.rateLimited++,
+  };
   const resumed = state.progress[mode];
-  const scan: ScanState = resumed ?? { scan: null, highMark: null, scanId: String(runId), startedAt: started.toISOString() };
+  const scan: ScanState = resumed ?? {
+    scan: null,
+    highMark: null,
+    scanId: String(runId),
+    startedAt: started.toISOString(),
+  };
   logger.info({ mode, watermark: state.watermark, resumed: resumed !== undefined }, 'run started');
 
   const run: SlicingRun = { runId, scan, state, logger, sliced: false };
@@ -112,34 +128,76 @@ export async function runSync<Client>(options: RunSyncOptions<Client>): Promise<
     if (options.signal?.aborted) throw stopped(options.signal);
     if (mode === 'full') {
       const confirmMax = options.settings.confirmMax;
-      counters.deleted += await confirmDeletions({ source, stream, client: options.client, db, runId, scan, confirmMax, call, counters, logger });
+      counters.deleted += await confirmDeletions({
+        source,
+        stream,
+        client: options.client,
+        db,
+        runId,
+        scan,
+        confirmMax,
+        call,
+        counters,
+        logger,
+      });
     }
-    const warnings = mode === 'full' ? await scanWarnings(options, scan, counters, run.sliced ? await runCounters(db, runId) : null) : [];
+    const warnings =
+      mode === 'full'
+        ? await scanWarnings(options, scan, counters, run.sliced ? await runCounters(db, runId) : null)
+        : [];
     for (const warning of warnings) logger.warn({ warning }, 'the run succeeded with a warning');
     // A scan read in slices has read everything only as it stood when the scan started: a voucher changed
     // later, in a range a slice had already passed, is read by no slice, while another slice may still read
     // newer ones. Its watermark stops at the scan's start, without the clock-skew tolerance.
-    const watermarkAfter = nextWatermark(state.watermark, scan.highMark, new Date(scan.startedAt), run.sliced ? 0 : undefined);
+    const watermarkAfter = nextWatermark(
+      state.watermark,
+      scan.highMark,
+      new Date(scan.startedAt),
+      run.sliced ? 0 : undefined,
+    );
     await db.$transaction(async (tx) => {
       const { [mode]: _finished, ...others } = state.progress;
       const now = clock.now();
       const fullScanStartedAt = mode === 'full' ? new Date(scan.startedAt) : undefined;
-      await completeScan(tx, { source, stream: stream.name, runId, watermark: watermarkAfter, progress: others, fullScanStartedAt, now });
-      if (!(await finishRun(tx, runId, 'succeeded', counters, now, { watermarkAfter, warnings, add: run.sliced }))) throw supersededError(runId);
+      await completeScan(tx, {
+        source,
+        stream: stream.name,
+        runId,
+        watermark: watermarkAfter,
+        progress: others,
+        fullScanStartedAt,
+        now,
+      });
+      if (!(await finishRun(tx, runId, 'succeeded', counters, now, { watermarkAfter, warnings, add: run.sliced })))
+        throw supersededError(runId);
     });
     if (run.sliced) Object.assign(counters, await runCounters(db, runId));
     if (mode === 'full') await clearScan(db, BigInt(scan.scanId));
     const durationMs = clock.now().getTime() - started.getTime();
     logger.info({ ...counters, watermarkAfter, durationMs }, 'run succeeded');
-    return { runId, source, stream: stream.name, mode, counters, watermarkBefore: state.watermark, watermarkAfter, durationMs };
+    return {
+      runId,
+      source,
+      stream: stream.name,
+      mode,
+      counters,
+      watermarkBefore: state.watermark,
+      watermarkAfter,
+      durationMs,
+    };
   } catch (error) {
-    const interrupted = error instanceof AbortedError || error instanceof RateLimitedError || options.signal?.aborted === true;
+    const interrupted =
+      error instanceof AbortedError || error instanceof RateLimitedError || options.signal?.aborted === true;
     const reason = options.signal?.reason instanceof AbortedError ? options.signal.reason : error;
     const message = reason instanceof Error ? reason.message : String(reason);
-    await finishRun(db, runId, interrupted ? 'interrupted' : 'failed', counters, clock.now(), { error: message, add: run.sliced }).catch((cause: unknown) =>
-      logger.error({ err: cause }, 'could not record the end of the run'),
+    await finishRun(db, runId, interrupted ? 'interrupted' : 'failed', counters, clock.now(), {
+      error: message,
+      add: run.sliced,
+    }).catch((cause: unknown) => logger.error({ err: cause }, 'could not record the end of the run'));
+    logger[interrupted ? 'warn' : 'error'](
+      { err: error, ...counters },
+      interrupted ? 'run interrupted; the scan resumes later' : 'run failed',
     );
-    logger[interrupted ? 'warn' : 'error']({ err: error, ...counters }, interrupted ? 'run interrupted; the scan resumes later' : 'run failed');
     throw error;
   }
 }
@@ -149,10 +207,20 @@ export async function runSync<Client>(options: RunSyncOptions<Client>): Promise<
  * scan stored (its scan_seen rows) and rejected do not explain (see total-check.ts). A sliced scan's
  * rejections were counted in the ledger row by its slices (`counted`).
  */
-async function scanWarnings<Client>(options: RunSyncOptions<Client>, scan: ScanState, counters: RunCounters, counted: RunCounters | null): Promise<string[]> {
+async function scanWarnings<Client>(
+  options: RunSyncOptions<Client>,
+  scan: ScanState,
+  counters: RunCounters,
+  counted: RunCounters | null,
+): Promise<string[]> {
   const reported = typeof scan.reported === 'number' ? scan.reported : null;
   if (reported === null) return [];
   const read = await countScanSeen(options.db, BigInt(scan.scanId));
-  const warning = totalWarning({ source: options.source, read, rejected: counters.rejected + (counted?.rejected ?? 0), reported });
+  const warning = totalWarning({
+    source: options.source,
+    read,
+    rejected: counters.rejected + (counted?.rejected ?? 0),
+    reported,
+  });
   return warning === null ? [] : [warning];
 }

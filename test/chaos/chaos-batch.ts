@@ -21,7 +21,13 @@ export interface BatchOptions {
 
 const message = (error: unknown) => (error instanceof Error ? (error.stack ?? error.message) : String(error));
 
-async function playInfra(batchSeed: number, durationMs: number, restarts: BatchOptions['restarts'], windowStart: number, counts: Counts): Promise<void> {
+async function playInfra(
+  batchSeed: number,
+  durationMs: number,
+  restarts: BatchOptions['restarts'],
+  windowStart: number,
+  counts: Counts,
+): Promise<void> {
   for (const event of createInfraSchedule(batchSeed, durationMs, restarts)) {
     const wait = windowStart + event.at - Date.now();
     if (wait > 0) await sleep(wait);
@@ -40,7 +46,15 @@ export interface BatchResult {
 /** Runs the batch and returns one report per seed; never throws for a seed's failure (see `error`). */
 export async function runBatch(options: BatchOptions): Promise<BatchResult> {
   const prepared = await Promise.allSettled(
-    options.seeds.map((seed) => SeedRun.prepare({ seed, profile: options.profile, scheduler: options.scheduler, logRoot: options.logRoot, env: options.env })),
+    options.seeds.map((seed) =>
+      SeedRun.prepare({
+        seed,
+        profile: options.profile,
+        scheduler: options.scheduler,
+        logRoot: options.logRoot,
+        env: options.env,
+      }),
+    ),
   );
   const runs = prepared.flatMap((p) => (p.status === 'fulfilled' ? [p.value] : []));
   const failedReports: SeedReport[] = prepared.flatMap((p, i) =>
@@ -60,7 +74,9 @@ export async function runBatch(options: BatchOptions): Promise<BatchResult> {
     await Promise.all(runs.map((run) => guard(run, 'baseline', () => run.baseline())));
     const windowStart = Date.now() + 250;
     await Promise.all([
-      playInfra(options.seeds[0]!, options.profile.durationMs, options.restarts, windowStart, infra).catch((error: unknown) => bump(infra, `restart failed: ${message(error).slice(0, 120)}`)),
+      playInfra(options.seeds[0]!, options.profile.durationMs, options.restarts, windowStart, infra).catch(
+        (error: unknown) => bump(infra, `restart failed: ${message(error).slice(0, 120)}`),
+      ),
       ...runs.map((run) => guard(run, 'chaos', () => run.playChaos(windowStart))),
     ]);
   } finally {
@@ -75,7 +91,12 @@ export async function runBatch(options: BatchOptions): Promise<BatchResult> {
         try {
           report = await run.compare();
         } catch (error) {
-          report = run.report({ rowsChecked: 0, rejectedChecked: 0, runsChecked: 0, mismatches: [] }, {}, {}, `comparison failed: ${message(error)}`);
+          report = run.report(
+            { rowsChecked: 0, rejectedChecked: 0, runsChecked: 0, mismatches: [] },
+            {},
+            {},
+            `comparison failed: ${message(error)}`,
+          );
         }
       } else {
         report = run.report({ rowsChecked: 0, rejectedChecked: 0, runsChecked: 0, mismatches: [] }, {}, {}, failure);
@@ -90,7 +111,11 @@ export async function runBatch(options: BatchOptions): Promise<BatchResult> {
 function failedSeed(seed: number, error: string): SeedReport {
   return {
     seed,
-    setup: { careCloud: { count: 0, pageSize: 0, overlap: 0 }, cin7: { count: 0, pageSize: 0 }, frequentFullScans: false },
+    setup: {
+      careCloud: { count: 0, pageSize: 0, overlap: 0 },
+      cin7: { count: 0, pageSize: 0 },
+      frequentFullScans: false,
+    },
     events: 0,
     changes: {},
     malformed: {},
@@ -135,7 +160,10 @@ export function formatReports(reports: SeedReport[], title: string, infra: Count
   for (const m of mismatches) bump(byKind, `${m.source} ${m.kind}`);
   const lines = [
     `==== ${title}`,
-    `  seeds: ${reports.map((r) => r.seed).sort((a, b) => a - b).join(', ')} (${reports.length})`,
+    `  seeds: ${reports
+      .map((r) => r.seed)
+      .sort((a, b) => a - b)
+      .join(', ')} (${reports.length})`,
     `  per seed: CareCloud ${reports.map((r) => `${r.setup.careCloud.count}/${r.setup.careCloud.pageSize}`).join(' ')} (vouchers/page)`,
     `            Cin7 ${reports.map((r) => `${r.setup.cin7.count}/${r.setup.cin7.pageSize}`).join(' ')}`,
     `  scheduled events: ${reports.reduce((a, r) => a + r.events, 0)}; API requests served: CareCloud ${reports.reduce((a, r) => a + r.requests.carecloud, 0)}, Cin7 ${reports.reduce((a, r) => a + r.requests.cin7, 0)}`,
@@ -149,12 +177,19 @@ export function formatReports(reports: SeedReport[], title: string, infra: Count
     `  full runs needed after the chaos: ${reports.map((r) => r.finalFullRuns).join(' ')}`,
     `  checked: ${reports.reduce((a, r) => a + r.rowsChecked, 0)} voucher rows, ${reports.reduce((a, r) => a + r.rejectedChecked, 0)} malformed records, ${reports.reduce((a, r) => a + r.runsChecked, 0)} runs`,
     `  wall time per seed (s): ${reports.map((r) => (r.durationMs / 1000).toFixed(0)).join(' ')}`,
-    `  phases (s, longest seed): ${Object.entries(sum((r) => r.phases)).map(([k]) => `${k} ${Math.max(...reports.map((r) => r.phases[k] ?? 0))}`).join(', ')}`,
+    `  phases (s, longest seed): ${Object.entries(sum((r) => r.phases))
+      .map(([k]) => `${k} ${Math.max(...reports.map((r) => r.phases[k] ?? 0))}`)
+      .join(', ')}`,
     `  mismatches: ${mismatches.length}${mismatches.length > 0 ? `\n${table(byKind)}` : ''}`,
-    ...mismatches.slice(0, 15).map((m) => `    seed ${m.seed} ${m.source} ${m.kind} ${m.id}: ${m.detail.slice(0, 400)}`),
-    ...(Object.keys(known).length > 0 ? [`  known issues (reported, not failing; CHAOS_STRICT=1 fails them):\n${table(known)}`] : []),
+    ...mismatches
+      .slice(0, 15)
+      .map((m) => `    seed ${m.seed} ${m.source} ${m.kind} ${m.id}: ${m.detail.slice(0, 400)}`),
+    ...(Object.keys(known).length > 0
+      ? [`  known issues (reported, not failing; CHAOS_STRICT=1 fails them):\n${table(known)}`]
+      : []),
   ];
-  for (const r of reports.filter((r) => r.error !== undefined)) lines.push(`  seed ${r.seed} ERROR: ${r.error!.slice(0, 1500)}`);
+  for (const r of reports.filter((r) => r.error !== undefined))
+    lines.push(`  seed ${r.seed} ERROR: ${r.error!.slice(0, 1500)}`);
   const kept = reports.filter((r) => r.logDir && (r.error !== undefined || unknownMismatches(r).length > 0));
   for (const r of kept) lines.push(`  seed ${r.seed} logs kept in ${r.logDir}`);
   return lines.join('\n');

@@ -15,9 +15,14 @@ import type { ChaosProfile } from './schedule.ts';
 import type { SeedReport } from './seed-run.ts';
 import { bump, type Counts } from './source-chaos.ts';
 
-const SEEDS = parseSeeds(process.env.CHAOS_SEEDS, Array.from({ length: 24 }, (_, i) => i + 1));
+const SEEDS = parseSeeds(
+  process.env.CHAOS_SEEDS,
+  Array.from({ length: 24 }, (_, i) => i + 1),
+);
 const BATCH = Number(process.env.CHAOS_BATCH ?? 8);
-const batches = Array.from({ length: Math.ceil(SEEDS.length / BATCH) }, (_, i) => SEEDS.slice(i * BATCH, (i + 1) * BATCH));
+const batches = Array.from({ length: Math.ceil(SEEDS.length / BATCH) }, (_, i) =>
+  SEEDS.slice(i * BATCH, (i + 1) * BATCH),
+);
 
 const PROFILE: ChaosProfile = {
   durationMs: 45_000,
@@ -44,12 +49,27 @@ afterAll(() => {
 });
 
 describe('convergence under chaos', () => {
-  it.each(batches.map((seeds) => [seeds.join(','), seeds] as const))('seeds %s: nothing lost, duplicated or corrupted', async (_label, seeds) => {
-    const { reports: batch, infra: restarts } = await runBatch({ seeds, profile: PROFILE, scheduler: true, restarts: { redis: 1, postgres: 1 }, logRoot });
-    reports.push(...batch);
-    for (const [kind, n] of Object.entries(restarts)) bump(infra, kind, n);
-    console.log(formatReports(batch, `seeds ${seeds.join(', ')}`, restarts));
-    expect(batch.filter((r) => r.error !== undefined).map((r) => `seed ${r.seed}: ${r.error}`)).toEqual([]);
-    expect(batch.flatMap((r) => unknownMismatches(r).slice(0, 5).map((m) => `seed ${r.seed} ${m.source} ${m.kind} ${m.id}: ${m.detail.slice(0, 200)}`))).toEqual([]);
-  });
+  it.each(batches.map((seeds) => [seeds.join(','), seeds] as const))(
+    'seeds %s: nothing lost, duplicated or corrupted',
+    async (_label, seeds) => {
+      const { reports: batch, infra: restarts } = await runBatch({
+        seeds,
+        profile: PROFILE,
+        scheduler: true,
+        restarts: { redis: 1, postgres: 1 },
+        logRoot,
+      });
+      reports.push(...batch);
+      for (const [kind, n] of Object.entries(restarts)) bump(infra, kind, n);
+      console.log(formatReports(batch, `seeds ${seeds.join(', ')}`, restarts));
+      expect(batch.filter((r) => r.error !== undefined).map((r) => `seed ${r.seed}: ${r.error}`)).toEqual([]);
+      expect(
+        batch.flatMap((r) =>
+          unknownMismatches(r)
+            .slice(0, 5)
+            .map((m) => `seed ${r.seed} ${m.source} ${m.kind} ${m.id}: ${m.detail.slice(0, 200)}`),
+        ),
+      ).toEqual([]);
+    },
+  );
 });

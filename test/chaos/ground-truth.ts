@@ -43,7 +43,8 @@ export interface Mismatch {
  */
 export const KNOWN_ISSUES: { label: string; matches(m: Mismatch): boolean }[] = [];
 
-export const knownIssueOf = (m: Mismatch) => (process.env.CHAOS_STRICT === '1' ? undefined : KNOWN_ISSUES.find((k) => k.matches(m))?.label);
+export const knownIssueOf = (m: Mismatch) =>
+  process.env.CHAOS_STRICT === '1' ? undefined : KNOWN_ISSUES.find((k) => k.matches(m))?.label;
 
 /** What the test did to a source that the store alone no longer shows. */
 export interface SourceHistory {
@@ -72,7 +73,9 @@ export interface Comparison {
 /** Canonical JSON: keys sorted, so that jsonb's key order does not matter. */
 function canonical(value: unknown): string {
   return JSON.stringify(value, (_key, v: unknown) =>
-    v !== null && typeof v === 'object' && !Array.isArray(v) ? Object.fromEntries(Object.entries(v).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) : v,
+    v !== null && typeof v === 'object' && !Array.isArray(v)
+      ? Object.fromEntries(Object.entries(v).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))
+      : v,
   );
 }
 
@@ -128,14 +131,21 @@ function expectedCin7(cin7: FakeCin7): Expected[] {
  * reconciliation). With a short lookback, this is what catches a scan that skipped rows while they moved:
  * the final full scan would repair such a skip and hide it.
  */
-export async function compareAfterIncremental(input: { db: PrismaClient; source: SourceName; careCloud: FakeCareCloud; cin7: FakeCin7 }): Promise<Mismatch[]> {
+export async function compareAfterIncremental(input: {
+  db: PrismaClient;
+  source: SourceName;
+  careCloud: FakeCareCloud;
+  cin7: FakeCin7;
+}): Promise<Mismatch[]> {
   const { db, source } = input;
   const expected = source === 'carecloud' ? expectedCareCloud(input.careCloud) : expectedCin7(input.cin7);
   const rows = await db.voucher.findMany({ where: { source } });
   const byId = new Map(rows.map((r) => [r.sourceId, r]));
   const mismatches: Mismatch[] = [];
   const perSecond = new Map<string, number>();
-  for (const truth of expected) if (truth.cursor !== null) perSecond.set(truth.cursor.slice(0, 19), (perSecond.get(truth.cursor.slice(0, 19)) ?? 0) + 1);
+  for (const truth of expected)
+    if (truth.cursor !== null)
+      perSecond.set(truth.cursor.slice(0, 19), (perSecond.get(truth.cursor.slice(0, 19)) ?? 0) + 1);
   for (const truth of expected) {
     const row = byId.get(truth.id);
     if (!row) {
@@ -146,8 +156,16 @@ export async function compareAfterIncremental(input: { db: PrismaClient; source:
         id: truth.id,
         detail: `not in the table after the final incremental run, created in the same second as ${peers} others (${short(truth.record)})`,
       });
-    } else if (source === 'carecloud' && canonical(withoutStoreList(row.raw, truth.record)) !== canonical(truth.record)) {
-      mismatches.push({ kind: 'missed-by-incremental', source, id: truth.id, detail: `stale after the final incremental run: table ${short(row.raw)} / source ${short(truth.record)}` });
+    } else if (
+      source === 'carecloud' &&
+      canonical(withoutStoreList(row.raw, truth.record)) !== canonical(truth.record)
+    ) {
+      mismatches.push({
+        kind: 'missed-by-incremental',
+        source,
+        id: truth.id,
+        detail: `stale after the final incremental run: table ${short(row.raw)} / source ${short(truth.record)}`,
+      });
     }
   }
   return mismatches;
@@ -164,7 +182,8 @@ export async function compareWithTruth(input: {
   const mismatches: Mismatch[] = [];
   let rowsChecked = 0;
   let rejectedChecked = 0;
-  const add = (kind: MismatchKind, source: SourceName, id: string, detail: string) => mismatches.push({ kind, source, id, detail });
+  const add = (kind: MismatchKind, source: SourceName, id: string, detail: string) =>
+    mismatches.push({ kind, source, id, detail });
 
   for (const source of ['carecloud', 'cin7'] as const) {
     const expected = source === 'carecloud' ? expectedCareCloud(input.careCloud) : expectedCin7(input.cin7);
@@ -175,7 +194,9 @@ export async function compareWithTruth(input: {
     const expectedIds = new Set(expected.map((e) => e.id));
     const cursorField = source === 'carecloud' ? 'sourceModifiedAt' : 'sourceCreatedAt';
     const keyOf = (record: Record<string, unknown>) => (source === 'carecloud' ? record.voucher_id : record.code);
-    const malformedKeys = new Set(history.malformed.map((m) => keyOf(m.record)).filter((k): k is string => typeof k === 'string'));
+    const malformedKeys = new Set(
+      history.malformed.map((m) => keyOf(m.record)).filter((k): k is string => typeof k === 'string'),
+    );
 
     for (const truth of expected) {
       const row = byId.get(truth.id);
@@ -191,7 +212,12 @@ export async function compareWithTruth(input: {
       const cursor = row[cursorField]?.toISOString() ?? null;
       const cursorWanted = truth.cursor === null ? null : new Date(truth.cursor).toISOString();
       if (row.status !== truth.status || row.isDeleted !== truth.isDeleted || cursor !== cursorWanted) {
-        add('corrupt', source, truth.id, `status ${row.status}/${truth.status}, is_deleted ${row.isDeleted}/${truth.isDeleted}, ${cursorField} ${cursor}/${cursorWanted}`);
+        add(
+          'corrupt',
+          source,
+          truth.id,
+          `status ${row.status}/${truth.status}, is_deleted ${row.isDeleted}/${truth.isDeleted}, ${cursorField} ${cursor}/${cursorWanted}`,
+        );
       }
     }
 
@@ -199,7 +225,12 @@ export async function compareWithTruth(input: {
       if (expectedIds.has(row.sourceId) || malformedKeys.has(row.sourceId)) continue; // malformed: checked below
       if (history.hardDeleted.has(row.sourceId)) {
         if (!row.isDeleted || row.status !== 'deleted' || row.deletedAt === null) {
-          add('not-marked-deleted', source, row.sourceId, `hard-deleted at the source, table has status ${row.status}, is_deleted ${row.isDeleted}`);
+          add(
+            'not-marked-deleted',
+            source,
+            row.sourceId,
+            `hard-deleted at the source, table has status ${row.status}, is_deleted ${row.isDeleted}`,
+          );
         }
       } else if (!(source === 'carecloud' && isServiceCode(row.code))) {
         add('phantom', source, row.sourceId, `in the table, never at the source: ${short(row.raw)}`);
@@ -208,12 +239,15 @@ export async function compareWithTruth(input: {
       }
     }
     for (const [id, { mustBePresent }] of history.hardDeleted) {
-      if (mustBePresent && !byId.has(id)) add('deleted-never-stored', source, id, 'stored before it was hard-deleted, now gone from the table');
+      if (mustBePresent && !byId.has(id))
+        add('deleted-never-stored', source, id, 'stored before it was hard-deleted, now gone from the table');
     }
 
     const codes = new Map<string, string[]>();
-    for (const row of rows) if (row.code !== null && !row.isDeleted) codes.set(row.code, [...(codes.get(row.code) ?? []), row.sourceId]);
-    for (const [code, ids] of codes) if (ids.length > 1) add('duplicate', source, ids.join(','), `code ${code} on ${ids.length} live rows`);
+    for (const row of rows)
+      if (row.code !== null && !row.isDeleted) codes.set(row.code, [...(codes.get(row.code) ?? []), row.sourceId]);
+    for (const [code, ids] of codes)
+      if (ids.length > 1) add('duplicate', source, ids.join(','), `code ${code} on ${ids.length} live rows`);
 
     for (const { kind, record } of history.malformed) {
       rejectedChecked++;
@@ -225,7 +259,8 @@ export async function compareWithTruth(input: {
       const id = String(keyOf(record) ?? `(${kind}, no id)`);
       if (found.length === 0) add('not-rejected', source, id, `malformed (${kind}) record not in rejected_records`);
       const stored = rows.find((r) => r.sourceId === keyOf(record));
-      if (stored) add('malformed-stored', source, id, `malformed (${kind}) record stored as a voucher: ${short(stored.raw)}`);
+      if (stored)
+        add('malformed-stored', source, id, `malformed (${kind}) record stored as a voucher: ${short(stored.raw)}`);
     }
 
     const state = await db.syncState.findUnique({ where: { source_stream: { source, stream: 'vouchers' } } });
@@ -234,27 +269,55 @@ export async function compareWithTruth(input: {
       return value === undefined ? max : max === null ? value : Math.max(max, value);
     }, null);
     if (state?.watermark && (highest === null || state.watermark.getTime() > highest)) {
-      add('watermark-ahead', source, 'sync_state', `watermark ${state.watermark.toISOString()} > highest committed ${cursorField} ${highest === null ? 'none' : new Date(highest).toISOString()}`);
+      add(
+        'watermark-ahead',
+        source,
+        'sync_state',
+        `watermark ${state.watermark.toISOString()} > highest committed ${cursorField} ${highest === null ? 'none' : new Date(highest).toISOString()}`,
+      );
     }
   }
 
   const runs = await db.syncRun.findMany({ orderBy: { id: 'asc' } });
   for (const run of runs) {
     const source = run.source as SourceName;
-    if (run.status === 'running') add('ledger-running', source, String(run.id), `run ${run.mode} started ${run.startedAt.toISOString()} is still 'running'`);
-    else if (!['succeeded', 'failed', 'interrupted', 'abandoned'].includes(run.status)) add('ledger-untruthful', source, String(run.id), `unknown status ${run.status}`);
-    else if (run.finishedAt === null) add('ledger-untruthful', source, String(run.id), `${run.status} without finished_at`);
-    else if (run.status !== 'succeeded' && !run.error) add('ledger-untruthful', source, String(run.id), `${run.status} without an error`);
+    if (run.status === 'running')
+      add(
+        'ledger-running',
+        source,
+        String(run.id),
+        `run ${run.mode} started ${run.startedAt.toISOString()} is still 'running'`,
+      );
+    else if (!['succeeded', 'failed', 'interrupted', 'abandoned'].includes(run.status))
+      add('ledger-untruthful', source, String(run.id), `unknown status ${run.status}`);
+    else if (run.finishedAt === null)
+      add('ledger-untruthful', source, String(run.id), `${run.status} without finished_at`);
+    else if (run.status !== 'succeeded' && !run.error)
+      add('ledger-untruthful', source, String(run.id), `${run.status} without an error`);
   }
   for (const killed of input.killedRuns) {
     const run = runs.find((r) => r.id === killed.runId);
-    if (run?.status === 'succeeded' && run.finishedAt !== null && run.finishedAt.getTime() > killed.killedAt.getTime() + 1000) {
-      add('ledger-untruthful', killed.source as SourceName, String(run.id), `its worker was killed at ${killed.killedAt.toISOString()} yet it 'succeeded' at ${run.finishedAt.toISOString()}`);
+    if (
+      run?.status === 'succeeded' &&
+      run.finishedAt !== null &&
+      run.finishedAt.getTime() > killed.killedAt.getTime() + 1000
+    ) {
+      add(
+        'ledger-untruthful',
+        killed.source as SourceName,
+        String(run.id),
+        `its worker was killed at ${killed.killedAt.toISOString()} yet it 'succeeded' at ${run.finishedAt.toISOString()}`,
+      );
     }
   }
   for (const source of ['carecloud', 'cin7'] as const) {
     for (const [a, b] of overlappingRuns(runs.filter((r) => r.source === source))) {
-      add('ledger-overlap', source, `${a.id}+${b.id}`, `run ${a.id} (${a.status}, ${iso(a.startedAt)}–${iso(a.finishedAt)}) overlaps run ${b.id} (${b.status}, ${iso(b.startedAt)}–${iso(b.finishedAt)})`);
+      add(
+        'ledger-overlap',
+        source,
+        `${a.id}+${b.id}`,
+        `run ${a.id} (${a.status}, ${iso(a.startedAt)}–${iso(a.finishedAt)}) overlaps run ${b.id} (${b.status}, ${iso(b.startedAt)}–${iso(b.finishedAt)})`,
+      );
     }
   }
   return { rowsChecked, rejectedChecked, runsChecked: runs.length, mismatches };
@@ -282,4 +345,5 @@ export function overlappingRuns<R extends RunInterval>(runs: R[]): [R, R][] {
 }
 
 /** Equality of two raw records regardless of key order (exported for the fast subset's own checks). */
-export const sameRecord = (a: unknown, b: unknown) => isDeepStrictEqual(JSON.parse(canonical(a)), JSON.parse(canonical(b)));
+export const sameRecord = (a: unknown, b: unknown) =>
+  isDeepStrictEqual(JSON.parse(canonical(a)), JSON.parse(canonical(b)));

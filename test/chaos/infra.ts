@@ -12,7 +12,23 @@ import { TEST_SERVER_URL } from '../helpers/db.ts';
 const run = promisify(execFile);
 
 const REDIS_HOST = '127.0.0.1';
-const REDIS_START = ['--daemonize', 'yes', '--bind', '127.0.0.1', '-::1', '--port', '6379', '--save', '', '--appendonly', 'no', '--dir', '/var/lib/redis', '--logfile', '/var/log/redis/ci.log'];
+const REDIS_START = [
+  '--daemonize',
+  'yes',
+  '--bind',
+  '127.0.0.1',
+  '-::1',
+  '--port',
+  '6379',
+  '--save',
+  '',
+  '--appendonly',
+  'no',
+  '--dir',
+  '/var/lib/redis',
+  '--logfile',
+  '/var/log/redis/ci.log',
+];
 
 async function redisUp(): Promise<boolean> {
   try {
@@ -54,7 +70,9 @@ async function startRedis(): Promise<void> {
 async function startPostgres(): Promise<void> {
   if (await postgresUp()) return;
   const version = readdirSync('/etc/postgresql')[0]!;
-  await run('pg_ctlcluster', ['--skip-systemctl-redirect', version, 'main', 'start'], { timeout: 60_000 }).catch(() => undefined);
+  await run('pg_ctlcluster', ['--skip-systemctl-redirect', version, 'main', 'start'], { timeout: 60_000 }).catch(
+    () => undefined,
+  );
   await waitUntil(postgresUp, 'PostgreSQL');
 }
 

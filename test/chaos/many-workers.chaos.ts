@@ -23,8 +23,20 @@ import { createQueueClient, type SourceName } from './queue-runs.ts';
 const BLOCK_BOUND_MS = 75_000;
 
 const LIMITS = {
-  carecloud: { fake: [{ max: 5, windowMs: 1000 }, { max: 40, windowMs: 10_000 }], env: '5/s,40/10s' },
-  cin7: { fake: [{ max: 3, windowMs: 1000 }, { max: 20, windowMs: 5000 }], env: '3/s,20/5s' },
+  carecloud: {
+    fake: [
+      { max: 5, windowMs: 1000 },
+      { max: 40, windowMs: 10_000 },
+    ],
+    env: '5/s,40/10s',
+  },
+  cin7: {
+    fake: [
+      { max: 3, windowMs: 1000 },
+      { max: 20, windowMs: 5000 },
+    ],
+    env: '3/s,20/5s',
+  },
 };
 
 interface ScenarioResult {
@@ -44,14 +56,32 @@ interface ScenarioResult {
 const without = (source: SourceName): Record<string, string> =>
   source === 'cin7'
     ? { CIN7_USERNAME: '', CIN7_API_KEY: '' }
-    : { CARECLOUD_BASE_URL: '', CARECLOUD_LOGIN: '', CARECLOUD_PASSWORD: '', CARECLOUD_APP_ID: '', CARECLOUD_TIMEZONE: '' };
+    : {
+        CARECLOUD_BASE_URL: '',
+        CARECLOUD_LOGIN: '',
+        CARECLOUD_PASSWORD: '',
+        CARECLOUD_APP_ID: '',
+        CARECLOUD_TIMEZONE: '',
+      };
 
 const pidOf = (worker: string | null) => Number(/:(\d+)$/.exec(worker ?? '')?.[1] ?? -1);
 
 /** Workers compete for `phaseMs`, then each kill is measured, then they compete for `phaseMs` again. */
-async function scenario(name: string, sources: SourceName[], kills: number, phaseMs: number, logRoot: string): Promise<ScenarioResult> {
+async function scenario(
+  name: string,
+  sources: SourceName[],
+  kills: number,
+  phaseMs: number,
+  logRoot: string,
+): Promise<ScenarioResult> {
   const h: Harness = await createHarness({
-    careCloud: { seed: 11, count: 300, rateLimits: LIMITS.carecloud.fake, latencyMs: 20, churn: { everyMs: 500, changes: 2 } },
+    careCloud: {
+      seed: 11,
+      count: 300,
+      rateLimits: LIMITS.carecloud.fake,
+      latencyMs: 20,
+      churn: { everyMs: 500, changes: 2 },
+    },
     cin7: { seed: 11, count: 300, rateLimits: LIMITS.cin7.fake, latencyMs: 20, churn: { everyMs: 700, changes: 1 } },
     env: {
       LOG_LEVEL: 'info',
@@ -81,7 +111,8 @@ async function scenario(name: string, sources: SourceName[], kills: number, phas
     let requesting = true;
     const requests = (async () => {
       for (let i = 0; requesting; i++) {
-        for (const source of sources) await queues.enqueue(source, i % 3 === 0 ? 'full' : 'incremental').catch(() => undefined);
+        for (const source of sources)
+          await queues.enqueue(source, i % 3 === 0 ? 'full' : 'incremental').catch(() => undefined);
         await sleep(1500);
       }
     })();
@@ -129,7 +160,8 @@ async function scenario(name: string, sources: SourceName[], kills: number, phas
     const runs = await h.db.syncRun.findMany({ orderBy: { id: 'asc' } });
     const overlaps = sources.flatMap((source) =>
       overlappingRuns(runs.filter((r) => r.source === source)).map(
-        ([a, b]) => `${source}: run ${a.id} (${a.status}, ${a.worker}) and run ${b.id} (${b.status}, ${b.worker}) overlap`,
+        ([a, b]) =>
+          `${source}: run ${a.id} (${a.status}, ${a.worker}) and run ${b.id} (${b.status}, ${b.worker}) overlap`,
       ),
     );
     const stats: ScenarioResult['stats'] = {};
@@ -145,7 +177,9 @@ async function scenario(name: string, sources: SourceName[], kills: number, phas
       stats,
       blocks,
       unmeasured,
-      crashes: fleet.crashes.map((c) => `${c.name} exited on its own (code ${c.code}): ${c.tail.slice(-2).join(' | ').slice(0, 300)}`),
+      crashes: fleet.crashes.map(
+        (c) => `${c.name} exited on its own (code ${c.code}): ${c.tail.slice(-2).join(' | ').slice(0, 300)}`,
+      ),
     };
   } finally {
     await fleet.stop('SIGKILL').catch(() => undefined);
@@ -157,13 +191,21 @@ async function scenario(name: string, sources: SourceName[], kills: number, phas
 
 function describeResult(r: ScenarioResult): string {
   const byStatus = new Map<string, number>();
-  for (const run of r.runs) byStatus.set(`${run.source} ${run.status}`, (byStatus.get(`${run.source} ${run.status}`) ?? 0) + 1);
-  const lines = [`  ${r.name}: ${r.runs.length} runs (${[...byStatus].map(([k, v]) => `${v} ${k}`).join(', ')}), by ${new Set(r.runs.map((x) => x.worker)).size} worker processes`];
+  for (const run of r.runs)
+    byStatus.set(`${run.source} ${run.status}`, (byStatus.get(`${run.source} ${run.status}`) ?? 0) + 1);
+  const lines = [
+    `  ${r.name}: ${r.runs.length} runs (${[...byStatus].map(([k, v]) => `${v} ${k}`).join(', ')}), by ${new Set(r.runs.map((x) => x.worker)).size} worker processes`,
+  ];
   for (const [source, stats] of Object.entries(r.stats)) {
     const peaks = stats.maxInWindow.map((w) => `${w.peak}/${w.limit} per ${w.windowMs} ms`).join(', ');
-    lines.push(`    ${source}: ${stats.requests} requests, limit violations ${stats.limitViolations}, busiest windows ${peaks}`);
+    lines.push(
+      `    ${source}: ${stats.requests} requests, limit violations ${stats.limitViolations}, busiest windows ${peaks}`,
+    );
   }
-  if (r.blocks.length > 0) lines.push(`    SIGKILL while holding a run → next run of the source started after: ${r.blocks.map((b) => `${b.source} ${(b.ms / 1000).toFixed(1)} s`).join(', ')}`);
+  if (r.blocks.length > 0)
+    lines.push(
+      `    SIGKILL while holding a run → next run of the source started after: ${r.blocks.map((b) => `${b.source} ${(b.ms / 1000).toFixed(1)} s`).join(', ')}`,
+    );
   for (const line of [...r.overlaps, ...r.unmeasured, ...r.crashes]) lines.push(`    ${line}`);
   return lines.join('\n');
 }
@@ -195,7 +237,9 @@ describe('many workers', () => {
       scenario('both sources', ['carecloud', 'cin7'], 2, 15_000, logRoot),
     ]);
     for (const s of settled) if (s.status === 'fulfilled') results.push(s.value);
-    expect(settled.filter((s) => s.status === 'rejected').map((s) => String((s as PromiseRejectedResult).reason))).toEqual([]);
+    expect(
+      settled.filter((s) => s.status === 'rejected').map((s) => String((s as PromiseRejectedResult).reason)),
+    ).toEqual([]);
 
     for (const r of results) {
       expect(r.overlaps, r.name).toEqual([]);
@@ -205,13 +249,21 @@ describe('many workers', () => {
       for (const source of r.sources) {
         const stats = r.stats[source]!;
         expect(stats.limitViolations, `${r.name}: ${source} limit violations`).toBe(0);
-        for (const window of stats.maxInWindow) expect(window.peak, `${r.name}: ${source} peak per ${window.windowMs} ms`).toBeLessThanOrEqual(window.limit);
+        for (const window of stats.maxInWindow)
+          expect(window.peak, `${r.name}: ${source} peak per ${window.windowMs} ms`).toBeLessThanOrEqual(window.limit);
         // The test only means something if the workers competed: many runs, by more than one process.
         const own = r.runs.filter((run) => run.source === source);
-        expect(own.filter((run) => run.status === 'succeeded').length, `${r.name}: ${source} succeeded runs`).toBeGreaterThanOrEqual(3);
-        expect(new Set(own.map((run) => run.worker)).size, `${r.name}: ${source} worker processes`).toBeGreaterThanOrEqual(2);
+        expect(
+          own.filter((run) => run.status === 'succeeded').length,
+          `${r.name}: ${source} succeeded runs`,
+        ).toBeGreaterThanOrEqual(3);
+        expect(
+          new Set(own.map((run) => run.worker)).size,
+          `${r.name}: ${source} worker processes`,
+        ).toBeGreaterThanOrEqual(2);
       }
-      for (const block of r.blocks) expect(block.ms, `${r.name}: ${block.source} blocked after a SIGKILL`).toBeLessThanOrEqual(BLOCK_BOUND_MS);
+      for (const block of r.blocks)
+        expect(block.ms, `${r.name}: ${block.source} blocked after a SIGKILL`).toBeLessThanOrEqual(BLOCK_BOUND_MS);
     }
   });
 });

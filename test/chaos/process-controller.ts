@@ -105,7 +105,8 @@ export class ServiceSlot {
         living.delete(child);
         this.write(`==== exit pid ${child.pid} code ${code} signal ${signal} at ${new Date().toISOString()}\n`);
         failed(new Error(`${this.name} exited (code ${code}, signal ${signal}) before it was running`));
-        if (!this.expectExit) this.onCrash({ name: this.name, code, signal, tail: [...this.tail], atStartUp: !running }, this);
+        if (!this.expectExit)
+          this.onCrash({ name: this.name, code, signal, tail: [...this.tail], atStartUp: !running }, this);
         resolve();
       });
     });
@@ -151,11 +152,17 @@ export class Fleet {
     const onCrash = (crash: Crash, slot: ServiceSlot) => {
       this.crashes.push(crash);
       // A supervisor (systemd, Kubernetes) would start it again.
-      if (this.restarting) void sleep(500).then(() => (this.restarting ? slot.start().catch(() => undefined) : undefined));
+      if (this.restarting)
+        void sleep(500).then(() => (this.restarting ? slot.start().catch(() => undefined) : undefined));
     };
     const env = { LOG_LEVEL: 'info', ...options.env };
-    this.workers = Array.from({ length: options.workers }, (_, i) => new ServiceSlot(`worker-${i + 1}`, 'worker', env, options.logDir, onCrash));
-    this.scheduler = options.scheduler ? new ServiceSlot('scheduler', 'scheduler', env, options.logDir, onCrash) : undefined;
+    this.workers = Array.from(
+      { length: options.workers },
+      (_, i) => new ServiceSlot(`worker-${i + 1}`, 'worker', env, options.logDir, onCrash),
+    );
+    this.scheduler = options.scheduler
+      ? new ServiceSlot('scheduler', 'scheduler', env, options.logDir, onCrash)
+      : undefined;
   }
 
   get all(): ServiceSlot[] {

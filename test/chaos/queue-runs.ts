@@ -45,7 +45,11 @@ export function createQueueClient(redisUrl: string, prefix: string): QueueClient
       const jobId = `${label}-${mode}-${randomUUID()}`;
       // The options the service itself gives its jobs (attempts, backoff) come from the queue's defaults
       // only inside the service; here they are spelled out so that a failed attempt is retried likewise.
-      await queueOf(source).add(mode, { mode, requestedBy: 'cli' }, { jobId, attempts: 20, backoff: { type: 'exponential', delay: 300 }, removeOnFail: false });
+      await queueOf(source).add(
+        mode,
+        { mode, requestedBy: 'cli' },
+        { jobId, attempts: 20, backoff: { type: 'exponential', delay: 300 }, removeOnFail: false },
+      );
       return jobId;
     },
     async waitFor(source, jobId, timeoutMs) {
@@ -56,7 +60,8 @@ export function createQueueClient(redisUrl: string, prefix: string): QueueClient
         const state = await job.getState();
         // Read again: the job fetched above may predate its completion (and then has no return value).
         if (state === 'completed') return (await queueOf(source).getJob(jobId))!.returnvalue;
-        if (state === 'failed') throw new Error(`job ${jobId} of ${source} failed after ${job.attemptsMade} attempts: ${job.failedReason}`);
+        if (state === 'failed')
+          throw new Error(`job ${jobId} of ${source} failed after ${job.attemptsMade} attempts: ${job.failedReason}`);
         if (Date.now() > deadline) throw new Error(`job ${jobId} of ${source} still ${state} after ${timeoutMs} ms`);
         await sleep(200);
       }
@@ -71,7 +76,13 @@ export function createQueueClient(redisUrl: string, prefix: string): QueueClient
       }
     },
     async pending(source) {
-      const counts = await queueOf(source).getJobCounts('active', 'waiting', 'delayed', 'prioritized', 'waiting-children');
+      const counts = await queueOf(source).getJobCounts(
+        'active',
+        'waiting',
+        'delayed',
+        'prioritized',
+        'waiting-children',
+      );
       return Object.values(counts).reduce((a, b) => a + b, 0);
     },
     async active(source) {

@@ -30,7 +30,15 @@ export type ChaosEvent =
    * Armed at `at`, applied just before the `afterRequests`-th list request of the source after that is
    * served: while a scan pages. With `boundary`, the change hits a record at the edge of the page requested.
    */
-  | { at: number; kind: 'during-paging'; change: Change; afterRequests: number; boundary: boolean; repeat: number; deepOnly: boolean }
+  | {
+      at: number;
+      kind: 'during-paging';
+      change: Change;
+      afterRequests: number;
+      boundary: boolean;
+      repeat: number;
+      deepOnly: boolean;
+    }
   | { at: number; kind: 'fault'; source: SourceName; fault: Fault; times: number; on: FaultTarget; label: string }
   | { at: number; kind: 'expire-tokens' }
   | { at: number; kind: 'malformed'; source: 'carecloud'; malformed: CareCloudMalformedKind }
@@ -47,7 +55,15 @@ export type ChaosEvent =
    * `burst` records just before the pages the scan that follows requests. The changes span more than the
    * lookback, so a record that scan skips is not re-read by the next incremental run.
    */
-  | { at: number; kind: 'deep-scan'; source: SourceName; holdMs: number; changes: Change[]; burst: number; burstAt: number[] }
+  | {
+      at: number;
+      kind: 'deep-scan';
+      source: SourceName;
+      holdMs: number;
+      changes: Change[];
+      burst: number;
+      burstAt: number[];
+    }
   /** A steady stream of single changes over `spanMs`, so that every incremental run has several pages to read. */
   | { at: number; kind: 'stream'; source: SourceName; spanMs: number; changes: Change[] };
 
@@ -96,36 +112,72 @@ export const READ_TIMEOUT_MS = 1000;
 export const MAX_INLINE_WAIT_MS = 1500;
 
 function faultFor(random: Random, source: SourceName): { fault: Fault; times: number; on: FaultTarget; label: string } {
-  const targets: FaultTarget[] = source === 'carecloud' ? ['list', 'list', 'get', 'login', 'any'] : ['list', 'list', 'get', 'any'];
+  const targets: FaultTarget[] =
+    source === 'carecloud' ? ['list', 'list', 'get', 'login', 'any'] : ['list', 'list', 'get', 'any'];
   const on = random.pick(targets);
   switch (random.int(0, 9)) {
     case 0:
-      return { fault: { kind: 'status', status: 429, retryAfter: 1 }, times: random.int(1, 2), on, label: '429 Retry-After 1s (inline)' };
+      return {
+        fault: { kind: 'status', status: 429, retryAfter: 1 },
+        times: random.int(1, 2),
+        on,
+        label: '429 Retry-After 1s (inline)',
+      };
     case 1:
-      return { fault: { kind: 'status', status: 429, retryAfter: random.int(2, 4) }, times: 1, on, label: '429 Retry-After >inline (queue pause)' };
+      return {
+        fault: { kind: 'status', status: 429, retryAfter: random.int(2, 4) },
+        times: 1,
+        on,
+        label: '429 Retry-After >inline (queue pause)',
+      };
     case 2:
       return { fault: { kind: 'status', status: 429 }, times: random.int(1, 4), on, label: '429 without Retry-After' };
     case 3:
       return { fault: { kind: 'status', status: 503 }, times: random.int(2, 7), on, label: '503 burst' };
     case 4:
-      return { fault: { kind: 'delay', ms: READ_TIMEOUT_MS + random.int(300, 1500) }, times: random.int(1, 3), on, label: 'slow response past the read timeout' };
+      return {
+        fault: { kind: 'delay', ms: READ_TIMEOUT_MS + random.int(300, 1500) },
+        times: random.int(1, 3),
+        on,
+        label: 'slow response past the read timeout',
+      };
     case 5:
-      return { fault: { kind: 'html', status: random.pick([200, 502] as const) }, times: random.int(1, 2), on, label: 'HTML error page' };
+      return {
+        fault: { kind: 'html', status: random.pick([200, 502] as const) },
+        times: random.int(1, 2),
+        on,
+        label: 'HTML error page',
+      };
     case 6:
       return { fault: { kind: 'truncated' }, times: random.int(1, 2), on, label: 'truncated JSON' };
     case 7:
       return { fault: { kind: 'empty' }, times: random.int(1, 2), on, label: 'empty body' };
     case 8:
-      return { fault: { kind: 'oversize', by: random.int(1, 12) }, times: random.int(1, 3), on: 'list', label: 'oversize page' };
+      return {
+        fault: { kind: 'oversize', by: random.int(1, 12) },
+        times: random.int(1, 3),
+        on: 'list',
+        label: 'oversize page',
+      };
     default:
-      return { fault: { kind: 'undersize', by: random.int(1, 12) }, times: random.int(1, 3), on: 'list', label: 'undersize page' };
+      return {
+        fault: { kind: 'undersize', by: random.int(1, 12) },
+        times: random.int(1, 3),
+        on: 'list',
+        label: 'undersize page',
+      };
   }
 }
 
 function changeFor(random: Random, source: SourceName, pageSize: number, paging = false): Change {
   const pick = random.next();
   if (paging && random.chance(0.3)) {
-    return { source, op: random.chance(0.6) ? 'hard-delete-burst' : 'update-burst', count: random.int(2, pageSize + 5), pick };
+    return {
+      source,
+      op: random.chance(0.6) ? 'hard-delete-burst' : 'update-burst',
+      count: random.int(2, pageSize + 5),
+      pick,
+    };
   }
   if (source === 'carecloud') {
     const roll = random.int(0, 19);
@@ -133,7 +185,13 @@ function changeFor(random: Random, source: SourceName, pageSize: number, paging 
     if (roll < 10) return { source, op: 'insert', count: random.int(1, 5) };
     if (roll < 13) return { source, op: 'soft-delete', pick };
     if (roll < 17) return { source, op: 'hard-delete', pick };
-    return { source, op: 'same-second', inserts: random.int(Math.ceil(pageSize / 2), pageSize * 2), updates: random.int(0, pageSize), pick };
+    return {
+      source,
+      op: 'same-second',
+      inserts: random.int(Math.ceil(pageSize / 2), pageSize * 2),
+      updates: random.int(0, pageSize),
+      pick,
+    };
   }
   const roll = random.int(0, 19);
   if (roll < 8) return { source, op: 'redeem', pick };
@@ -177,25 +235,45 @@ export function createSchedule(seed: number, profile: ChaosProfile): SeedSetup {
     const s = source();
     events.push({ at: at(), kind: 'fault', source: s, ...faultFor(random, s) });
   }
-  for (let i = 0, n = Math.max(1, Math.round(profile.faults / 8)); i < n; i++) events.push({ at: at(), kind: 'expire-tokens' });
-  for (const malformed of CARECLOUD_MALFORMED_KINDS) events.push({ at: at(), kind: 'malformed', source: 'carecloud', malformed });
+  for (let i = 0, n = Math.max(1, Math.round(profile.faults / 8)); i < n; i++)
+    events.push({ at: at(), kind: 'expire-tokens' });
+  for (const malformed of CARECLOUD_MALFORMED_KINDS)
+    events.push({ at: at(), kind: 'malformed', source: 'carecloud', malformed });
   for (const malformed of CIN7_MALFORMED_KINDS) events.push({ at: at(), kind: 'malformed', source: 'cin7', malformed });
   for (let i = 0; i < profile.workerKills; i++) {
-    events.push({ at: at(), kind: 'kill-worker', worker: random.int(0, profile.workers - 1), signal: random.chance(0.75) ? 'SIGKILL' : 'SIGTERM', downMs: random.int(0, 2000) });
+    events.push({
+      at: at(),
+      kind: 'kill-worker',
+      worker: random.int(0, profile.workers - 1),
+      signal: random.chance(0.75) ? 'SIGKILL' : 'SIGTERM',
+      downMs: random.int(0, 2000),
+    });
   }
   // Killed while holding a run, a worker blocks its source until BullMQ's lock expires (about a minute):
   // early in the window, so that the final runs do not spend the whole minute waiting.
   for (let i = 0; i < profile.killsDuringRun; i++) {
-    events.push({ at: at(0, 0.3), kind: 'kill-during-run', source: source(), delayMs: random.int(0, 400), downMs: random.int(0, 2000) });
+    events.push({
+      at: at(0, 0.3),
+      kind: 'kill-during-run',
+      source: source(),
+      delayMs: random.int(0, 400),
+      downMs: random.int(0, 2000),
+    });
   }
   for (let i = 0; i < profile.schedulerRestarts; i++) {
-    events.push({ at: at(), kind: 'restart-scheduler', signal: random.chance(0.5) ? 'SIGKILL' : 'SIGTERM', downMs: random.int(0, 3000) });
+    events.push({
+      at: at(),
+      kind: 'restart-scheduler',
+      signal: random.chance(0.5) ? 'SIGKILL' : 'SIGTERM',
+      downMs: random.int(0, 3000),
+    });
   }
   for (const s of ['carecloud', 'cin7'] as const) {
     const spanMs = Math.round(window * 0.85);
     const changes = Array.from({ length: Math.round((profile.streamPerSecond[s] * spanMs) / 1000) }, (): Change => {
       const pick = random.next();
-      if (s === 'cin7') return random.chance(0.6) ? { source: s, op: 'insert', count: 1 } : { source: s, op: 'redeem', pick };
+      if (s === 'cin7')
+        return random.chance(0.6) ? { source: s, op: 'insert', count: 1 } : { source: s, op: 'redeem', pick };
       return random.chance(0.75) ? { source: s, op: 'update', pick } : { source: s, op: 'insert', count: 1 };
     });
     events.push({ at: 0, kind: 'stream', source: s, spanMs, changes });
@@ -219,11 +297,24 @@ export function createSchedule(seed: number, profile: ChaosProfile): SeedSetup {
     const changes = Array.from({ length: random.int(4, 6) * pageSizes[s] }, (): Change =>
       s === 'carecloud' ? { source: s, op: 'update', pick: random.next() } : { source: s, op: 'insert', count: 1 },
     );
-    events.push({ at: at(0.05, 0.45), kind: 'deep-scan', source: s, holdMs, changes, burst: random.int(3, pageSizes[s] + 5), burstAt: [1, 2, 3, 4, 5, 6].filter(() => random.chance(0.6)) });
+    events.push({
+      at: at(0.05, 0.45),
+      kind: 'deep-scan',
+      source: s,
+      holdMs,
+      changes,
+      burst: random.int(3, pageSizes[s] + 5),
+      burstAt: [1, 2, 3, 4, 5, 6].filter(() => random.chance(0.6)),
+    });
   }
   for (let i = 0; i < profile.enqueues; i++) {
     const full = random.chance(0.4);
-    events.push({ at: at(), kind: 'enqueue', source: source(), mode: frequentFullScans && full ? 'full' : 'incremental' });
+    events.push({
+      at: at(),
+      kind: 'enqueue',
+      source: source(),
+      mode: frequentFullScans && full ? 'full' : 'incremental',
+    });
   }
 
   events.sort((a, b) => a.at - b.at);
@@ -237,11 +328,16 @@ export interface InfraEvent {
   downMs: number;
 }
 
-export function createInfraSchedule(batchSeed: number, durationMs: number, restarts: { redis: number; postgres: number }): InfraEvent[] {
+export function createInfraSchedule(
+  batchSeed: number,
+  durationMs: number,
+  restarts: { redis: number; postgres: number },
+): InfraEvent[] {
   const random = createRandom(batchSeed * 104_729 + 3);
   const events: InfraEvent[] = [];
   const at = () => Math.round(durationMs * (0.1 + random.next() * 0.55));
-  for (let i = 0; i < restarts.redis; i++) events.push({ at: at(), kind: 'restart-redis', downMs: random.int(0, 2000) });
+  for (let i = 0; i < restarts.redis; i++)
+    events.push({ at: at(), kind: 'restart-redis', downMs: random.int(0, 2000) });
   for (let i = 0; i < restarts.postgres; i++) events.push({ at: at(), kind: 'restart-postgres', downMs: 0 });
   return events.sort((a, b) => a.at - b.at);
 }

@@ -13,7 +13,14 @@ import { createHarness, REDIS_URL, type Harness } from '../helpers/sync-harness.
 import { compareAfterIncremental, compareWithTruth, type KilledRun, type Mismatch } from './ground-truth.ts';
 import { Fleet } from './process-controller.ts';
 import { createQueueClient, type QueueClient, type SourceName } from './queue-runs.ts';
-import { createSchedule, MAX_INLINE_WAIT_MS, READ_TIMEOUT_MS, type ChaosEvent, type ChaosProfile, type SeedSetup } from './schedule.ts';
+import {
+  createSchedule,
+  MAX_INLINE_WAIT_MS,
+  READ_TIMEOUT_MS,
+  type ChaosEvent,
+  type ChaosProfile,
+  type SeedSetup,
+} from './schedule.ts';
 import { bump, SourceChaos, type Counts } from './source-chaos.ts';
 
 export interface SeedReport {
@@ -153,7 +160,12 @@ export class SeedRun {
     });
     const logDir = join(options.logRoot, `seed-${options.seed}`);
     mkdirSync(logDir, { recursive: true });
-    const fleet = new Fleet({ env: harness.env, workers: options.profile.workers, scheduler: options.scheduler, logDir });
+    const fleet = new Fleet({
+      env: harness.env,
+      workers: options.profile.workers,
+      scheduler: options.scheduler,
+      logDir,
+    });
     const queues = createQueueClient(REDIS_URL, harness.prefix);
     const run = new SeedRun(options, setup, harness, fleet, queues, logDir);
     try {
@@ -183,7 +195,9 @@ export class SeedRun {
 
   /** A first complete sync of both sources, so that the chaos starts from a populated table. */
   async baseline(): Promise<void> {
-    await Promise.all((['carecloud', 'cin7'] as const).map((source) => this.queues.run(source, 'full', FINAL_RUN_TIMEOUT_MS)));
+    await Promise.all(
+      (['carecloud', 'cin7'] as const).map((source) => this.queues.run(source, 'full', FINAL_RUN_TIMEOUT_MS)),
+    );
     this.mark('baseline');
   }
 
@@ -191,7 +205,8 @@ export class SeedRun {
   async playChaos(windowStart: number): Promise<void> {
     const db = this.harness.db;
     const stored = { carecloud: new Set<string>(), cin7: new Set<string>() };
-    for (const row of await db.voucher.findMany({ select: { source: true, sourceId: true } })) stored[row.source as SourceName].add(row.sourceId);
+    for (const row of await db.voucher.findMany({ select: { source: true, sourceId: true } }))
+      stored[row.source as SourceName].add(row.sourceId);
     this.chaos.start(stored);
     const background: Promise<void>[] = [];
     for (const event of this.setup.events) {
@@ -202,7 +217,10 @@ export class SeedRun {
         () => this.log(`done ${event.kind} at ${event.at} ms`),
         (error: unknown) => {
           this.log(`FAILED ${event.kind} at ${event.at} ms: ${error instanceof Error ? error.message : String(error)}`);
-          bump(this.process, `event failed: ${event.kind}: ${error instanceof Error ? error.message.slice(0, 80) : String(error)}`);
+          bump(
+            this.process,
+            `event failed: ${event.kind}: ${error instanceof Error ? error.message.slice(0, 80) : String(error)}`,
+          );
         },
       );
       background.push(played);
@@ -295,7 +313,10 @@ export class SeedRun {
     const deadline = Date.now() + 15_000;
     const running = async () => {
       try {
-        return await this.harness.db.syncRun.findFirst({ where: { source: event.source, status: 'running' }, orderBy: { id: 'desc' } });
+        return await this.harness.db.syncRun.findFirst({
+          where: { source: event.source, status: 'running' },
+          orderBy: { id: 'desc' },
+        });
       } catch {
         return null; // PostgreSQL restarting: look again
       }
@@ -350,19 +371,30 @@ export class SeedRun {
 
   private async finalRuns(source: SourceName): Promise<void> {
     const failed = (mode: string, error: unknown): void => {
-      this.extraMismatches.push({ kind: 'final-run-failed', source, id: mode, detail: error instanceof Error ? error.message : String(error) });
+      this.extraMismatches.push({
+        kind: 'final-run-failed',
+        source,
+        id: mode,
+        detail: error instanceof Error ? error.message : String(error),
+      });
     };
-    const state = () => this.harness.db.syncState.findUnique({ where: { source_stream: { source, stream: 'vouchers' } } });
+    const state = () =>
+      this.harness.db.syncState.findUnique({ where: { source_stream: { source, stream: 'vouchers' } } });
     // A run resumes the scan an earlier run left unfinished (the README's resume guarantee), and such a
     // scan cannot see what changed behind it. So: incremental runs until one started its own scan after
     // the chaos; check; then full runs until one started after the chaos; the comparison follows.
     const run = async (mode: 'incremental' | 'full') => {
-      const result = await withTimeout(this.queues.run(source, mode, FINAL_RUN_TIMEOUT_MS), FINAL_RUN_TIMEOUT_MS + 10_000, `final ${mode} run of ${source}`);
+      const result = await withTimeout(
+        this.queues.run(source, mode, FINAL_RUN_TIMEOUT_MS),
+        FINAL_RUN_TIMEOUT_MS + 10_000,
+        `final ${mode} run of ${source}`,
+      );
       this.log(`final ${mode} run of ${source}: run ${result.runId}, ${JSON.stringify(result.counters)}`);
       return result;
     };
     for (let i = 0; ; i++) {
-      if (i === 4) return failed('incremental', new Error('four incremental runs after the chaos and each resumed an older scan'));
+      if (i === 4)
+        return failed('incremental', new Error('four incremental runs after the chaos and each resumed an older scan'));
       const resumes = ((await state())?.progress as Record<string, unknown> | null)?.incremental !== undefined;
       try {
         await run('incremental');
@@ -371,12 +403,18 @@ export class SeedRun {
       }
       if (!resumes) break;
     }
-    this.extraMismatches.push(...(await compareAfterIncremental({ db: this.harness.db, source, careCloud: this.careCloud, cin7: this.cin7 })));
+    this.extraMismatches.push(
+      ...(await compareAfterIncremental({ db: this.harness.db, source, careCloud: this.careCloud, cin7: this.cin7 })),
+    );
     // A full run confirms at most *_CONFIRM_MAX vanished vouchers; the rest wait for the next full scan
     // (documented): one that used the whole allowance is followed by another.
     const confirmMax = this.harness.config.sources[source]!.confirmMax;
     for (let i = 0; ; i++) {
-      if (i === 8) return failed('full', new Error('eight full runs after the chaos and still no complete scan that found every vanished voucher'));
+      if (i === 8)
+        return failed(
+          'full',
+          new Error('eight full runs after the chaos and still no complete scan that found every vanished voucher'),
+        );
       let deleted: number;
       try {
         deleted = (await run('full')).counters.deleted;
@@ -399,25 +437,37 @@ export class SeedRun {
     });
     this.mark('comparison');
     const runs: Counts = {};
-    for (const group of await this.harness.db.syncRun.groupBy({ by: ['source', 'status'], _count: true })) bump(runs, `${group.source} ${group.status}`, group._count);
+    for (const group of await this.harness.db.syncRun.groupBy({ by: ['source', 'status'], _count: true }))
+      bump(runs, `${group.source} ${group.status}`, group._count);
     // A process that cannot start while PostgreSQL or Redis is restarting exits 1, and its supervisor
     // starts it again: counted, not a mismatch. One that dies once running is.
-    for (const crash of this.fleet.crashes.filter((c) => c.atStartUp)) bump(this.process, `${crash.name.replace(/-\d+$/, '')} failed to start (exit ${crash.code}), restarted`);
-    const crashes: Mismatch[] = this.fleet.crashes.filter((c) => !c.atStartUp).map((crash) => ({
-      kind: 'process-crash',
-      source: 'service',
-      id: crash.name,
-      detail: `exited on its own (code ${crash.code}, signal ${crash.signal}): ${crash.tail.slice(-3).join(' | ').slice(0, 600)}`,
-    }));
-    return this.report({ ...comparison, mismatches: [...this.extraMismatches, ...crashes, ...comparison.mismatches] }, runs, this.slicedScans());
+    for (const crash of this.fleet.crashes.filter((c) => c.atStartUp))
+      bump(this.process, `${crash.name.replace(/-\d+$/, '')} failed to start (exit ${crash.code}), restarted`);
+    const crashes: Mismatch[] = this.fleet.crashes
+      .filter((c) => !c.atStartUp)
+      .map((crash) => ({
+        kind: 'process-crash',
+        source: 'service',
+        id: crash.name,
+        detail: `exited on its own (code ${crash.code}, signal ${crash.signal}): ${crash.tail.slice(-3).join(' | ').slice(0, 600)}`,
+      }));
+    return this.report(
+      { ...comparison, mismatches: [...this.extraMismatches, ...crashes, ...comparison.mismatches] },
+      runs,
+      this.slicedScans(),
+    );
   }
 
   /** Scans split into slices, by source, as the workers and the final runs logged them. */
   private slicedScans(): Counts {
     const counts: Counts = {};
     const files = readdirSync(this.logDir).filter((name) => name.endsWith('.log'));
-    const lines = [...this.harness.logLines, ...files.flatMap((name) => readFileSync(join(this.logDir, name), 'utf8').split('\n'))];
-    for (const line of lines) if (line.includes('reading the scan in slices')) bump(counts, /"source":"(\w+)"/.exec(line)?.[1] ?? 'unknown');
+    const lines = [
+      ...this.harness.logLines,
+      ...files.flatMap((name) => readFileSync(join(this.logDir, name), 'utf8').split('\n')),
+    ];
+    for (const line of lines)
+      if (line.includes('reading the scan in slices')) bump(counts, /"source":"(\w+)"/.exec(line)?.[1] ?? 'unknown');
     return counts;
   }
 

@@ -37,7 +37,10 @@ interface Armed {
  */
 function isDeepIncremental(source: SourceName, query: URLSearchParams): boolean {
   if (source === 'carecloud') {
-    return (query.get('sort_direction') ?? '').toUpperCase() === 'DESC' && Number(query.get('offset') ?? 0) >= 2 * Number(query.get('count') ?? 100) - 10;
+    return (
+      (query.get('sort_direction') ?? '').toUpperCase() === 'DESC' &&
+      Number(query.get('offset') ?? 0) >= 2 * Number(query.get('count') ?? 100) - 10
+    );
   }
   return [...query.keys()].some((k) => k.toLowerCase() === 'where');
 }
@@ -95,7 +98,14 @@ export class SourceChaos {
    */
   armBurst(source: SourceName, afterRequests: number, count: number): Promise<void> {
     return new Promise((resolve) => {
-      this.armed[source].push({ change: { source, op: 'hard-delete-burst', count, pick: 0 }, countdown: afterRequests, boundary: true, repeat: 1, deepOnly: true, onDone: resolve });
+      this.armed[source].push({
+        change: { source, op: 'hard-delete-burst', count, pick: 0 },
+        countdown: afterRequests,
+        boundary: true,
+        repeat: 1,
+        deepOnly: true,
+        onDone: resolve,
+      });
     });
   }
 
@@ -103,12 +113,24 @@ export class SourceChaos {
     if (event.kind === 'change') {
       this.change(event.change, null, '');
     } else if (event.kind === 'during-paging') {
-      this.armed[event.change.source].push({ change: event.change, countdown: event.afterRequests, boundary: event.boundary, repeat: event.repeat, deepOnly: event.deepOnly });
+      this.armed[event.change.source].push({
+        change: event.change,
+        countdown: event.afterRequests,
+        boundary: event.boundary,
+        repeat: event.repeat,
+        deepOnly: event.deepOnly,
+      });
     } else if (event.source === 'carecloud') {
-      this.history.carecloud.malformed.push({ kind: event.malformed, record: this.careCloud.store.insertMalformed(event.malformed) });
+      this.history.carecloud.malformed.push({
+        kind: event.malformed,
+        record: this.careCloud.store.insertMalformed(event.malformed),
+      });
       bump(this.malformed, `carecloud ${event.malformed}`);
     } else {
-      this.history.cin7.malformed.push({ kind: event.malformed, record: this.cin7.store.insertMalformed(event.malformed) });
+      this.history.cin7.malformed.push({
+        kind: event.malformed,
+        record: this.cin7.store.insertMalformed(event.malformed),
+      });
       bump(this.malformed, `cin7 ${event.malformed}`);
     }
   }
@@ -166,7 +188,13 @@ export class SourceChaos {
       const index = Math.min(window.order.length - 1, Math.max(0, edges[Math.floor(pick * edges.length)]!));
       return window.order[index];
     }
-    const keys = source === 'carecloud' ? this.careCloud.store.all().filter((v) => !isServiceCode(v.code)).map((v) => v.voucher_id) : this.cin7.store.all().map((v) => v.code);
+    const keys =
+      source === 'carecloud'
+        ? this.careCloud.store
+            .all()
+            .filter((v) => !isServiceCode(v.code))
+            .map((v) => v.voucher_id)
+        : this.cin7.store.all().map((v) => v.code);
     return keys.length === 0 ? undefined : keys[Math.floor(pick * keys.length)];
   }
 
@@ -175,12 +203,24 @@ export class SourceChaos {
   }
 
   /** Keys next to the requested page: `before` it (already read) or after it; random ones between runs. */
-  private neighbours(source: SourceName, count: number, pick: number, window: PageWindow | null, side: 'before' | 'after'): string[] {
+  private neighbours(
+    source: SourceName,
+    count: number,
+    pick: number,
+    window: PageWindow | null,
+    side: 'before' | 'after',
+  ): string[] {
     if (window) {
       const from = side === 'before' ? Math.max(0, window.first - count) : window.first + window.size;
       return window.order.slice(from, side === 'before' ? window.first : from + count);
     }
-    const keys = source === 'carecloud' ? this.careCloud.store.all().filter((v) => !isServiceCode(v.code)).map((v) => v.voucher_id) : this.cin7.store.all().map((v) => v.code);
+    const keys =
+      source === 'carecloud'
+        ? this.careCloud.store
+            .all()
+            .filter((v) => !isServiceCode(v.code))
+            .map((v) => v.voucher_id)
+        : this.cin7.store.all().map((v) => v.code);
     const start = Math.floor(pick * keys.length);
     return keys.slice(start, start + count);
   }
@@ -188,12 +228,20 @@ export class SourceChaos {
   private change(change: Change, window: PageWindow | null, where: string): void {
     const label = `${change.source} ${change.op}${where}`;
     if (change.op === 'hard-delete-burst' || change.op === 'update-burst') {
-      const keys = this.neighbours(change.source, change.count, change.pick, window, change.op === 'hard-delete-burst' ? 'before' : 'after');
+      const keys = this.neighbours(
+        change.source,
+        change.count,
+        change.pick,
+        window,
+        change.op === 'hard-delete-burst' ? 'before' : 'after',
+      );
       for (const key of keys) {
         if (change.op === 'update-burst') {
           if (change.source === 'carecloud') this.careCloud.store.update(key, { note: `chaos ${label}` });
           else this.cin7.store.update(key, { description: `chaos ${label}` });
-        } else if (change.source === 'carecloud' ? this.careCloud.store.hardDelete(key) : this.cin7.store.hardDelete(key)) {
+        } else if (
+          change.source === 'carecloud' ? this.careCloud.store.hardDelete(key) : this.cin7.store.hardDelete(key)
+        ) {
           this.hardDeleted(change.source, key);
         }
       }
@@ -211,9 +259,15 @@ export class SourceChaos {
           // Many records sharing one last_change second, some of them existing records moved onto it.
           const second = store.nowLocal();
           for (let i = 0; i < change.inserts; i++) store.insert({ last_change: second });
-          const keys = store.all().filter((v) => !isServiceCode(v.code)).map((v) => v.voucher_id);
+          const keys = store
+            .all()
+            .filter((v) => !isServiceCode(v.code))
+            .map((v) => v.voucher_id);
           for (let i = 0; i < change.updates && keys.length > 0; i++) {
-            store.update(keys[Math.floor(((change.pick + i * 0.618_034) % 1) * keys.length)]!, { last_change: second, note: `same second ${second}` });
+            store.update(keys[Math.floor(((change.pick + i * 0.618_034) % 1) * keys.length)]!, {
+              last_change: second,
+              note: `same second ${second}`,
+            });
           }
           bump(this.changes, label, change.inserts + change.updates);
           return;
@@ -221,7 +275,8 @@ export class SourceChaos {
         default: {
           const key = this.target('carecloud', change.pick, window);
           if (key === undefined) return;
-          if (change.op === 'update') store.update(key, { note: `chaos ${label}`, value: 1 + Math.round(change.pick * 500) / 4 });
+          if (change.op === 'update')
+            store.update(key, { note: `chaos ${label}`, value: 1 + Math.round(change.pick * 500) / 4 });
           else if (change.op === 'soft-delete') store.softDelete(key);
           else if (store.hardDelete(key)) this.hardDeleted('carecloud', key);
           bump(this.changes, label);

@@ -21,8 +21,13 @@ describe('largeQueries inside a Prisma transaction', () => {
       db.prisma.$transaction(async (tx) => {
         await tx.$executeRawUnsafe(`INSERT INTO scan_seen (scan_id, source_id) VALUES (77, 'via-prisma')`);
         const query = await largeQueries(tx);
-        expect({ inTransaction: query.inTransaction, direct: query.direct }).toEqual({ inTransaction: true, direct: true });
-        const [prisma] = await tx.$queryRawUnsafe<{ pid: number; xid: string }[]>('SELECT pg_backend_pid() AS pid, txid_current()::text AS xid');
+        expect({ inTransaction: query.inTransaction, direct: query.direct }).toEqual({
+          inTransaction: true,
+          direct: true,
+        });
+        const [prisma] = await tx.$queryRawUnsafe<{ pid: number; xid: string }[]>(
+          'SELECT pg_backend_pid() AS pid, txid_current()::text AS xid',
+        );
         const [direct] = await query<{ pid: number; xid: string; seen: number }>(
           `SELECT pg_backend_pid() AS pid, txid_current()::text AS xid, (SELECT count(*)::int FROM scan_seen WHERE scan_id = 77) AS seen`,
           [],
@@ -39,7 +44,10 @@ describe('largeQueries inside a Prisma transaction', () => {
 
   it('outside a transaction, runs on the pool directly', async () => {
     const query = await largeQueries(db.prisma);
-    expect({ inTransaction: query.inTransaction, direct: query.direct }).toEqual({ inTransaction: false, direct: true });
+    expect({ inTransaction: query.inTransaction, direct: query.direct }).toEqual({
+      inTransaction: false,
+      direct: true,
+    });
     expect(await query<{ one: number }>('SELECT 1 AS one', [])).toEqual([{ one: 1 }]);
   });
 });

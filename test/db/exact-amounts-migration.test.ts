@@ -50,7 +50,11 @@ const CARECLOUD: { raw: unknown; amount: string | null }[] = [
 ];
 
 const CIN7: { raw: unknown; amount: string | null; redeemed: string | null }[] = [
-  { raw: { code: 'CAMEL', amount: 2 / 3, redeemedAmount: 1 / 3 }, amount: '0.6666666666666666', redeemed: '0.3333333333333333' },
+  {
+    raw: { code: 'CAMEL', amount: 2 / 3, redeemedAmount: 1 / 3 },
+    amount: '0.6666666666666666',
+    redeemed: '0.3333333333333333',
+  },
   { raw: { Code: 'PASCAL', Amount: 1.23456789, RedeemedAmount: '0.00001' }, amount: '1.23456789', redeemed: '0.00001' },
 ];
 
@@ -74,7 +78,13 @@ describe(`migration ${MIGRATION}`, () => {
       }
       for (const [i, c] of CIN7.entries()) {
         const raw = c.raw as Record<string, unknown>;
-        await insert('cin7', `n${i}`, c.raw, parseAmount(raw.amount ?? raw.Amount), parseAmount(raw.redeemedAmount ?? raw.RedeemedAmount));
+        await insert(
+          'cin7',
+          `n${i}`,
+          c.raw,
+          parseAmount(raw.amount ?? raw.Amount),
+          parseAmount(raw.redeemedAmount ?? raw.RedeemedAmount),
+        );
       }
       const before = await client.query<{ amount: string }>(`SELECT amount::text FROM vouchers WHERE source_id = 'c0'`);
       expect(before.rows[0]?.amount).toBe('33.3333');
@@ -92,8 +102,14 @@ describe(`migration ${MIGRATION}`, () => {
         `SELECT a.attname AS column_name, format_type(a.atttypid, a.atttypmod) AS type FROM pg_attribute a
           WHERE a.attrelid = 'reporting.vouchers'::regclass AND a.attname IN ('amount', 'redeemed_amount') ORDER BY 1`,
       );
-      expect(types.rows).toEqual([{ column_name: 'amount', type: 'numeric' }, { column_name: 'redeemed_amount', type: 'numeric' }]);
-      const readable = await client.query<{ ok: boolean }>(`SELECT has_table_privilege($1, 'reporting.vouchers', 'SELECT') AS ok`, [role]);
+      expect(types.rows).toEqual([
+        { column_name: 'amount', type: 'numeric' },
+        { column_name: 'redeemed_amount', type: 'numeric' },
+      ]);
+      const readable = await client.query<{ ok: boolean }>(
+        `SELECT has_table_privilege($1, 'reporting.vouchers', 'SELECT') AS ok`,
+        [role],
+      );
       expect(readable.rows[0]?.ok).toBe(true);
     } finally {
       await client.end();

@@ -37,7 +37,10 @@ describe('db:migrate', () => {
     const url = `postgresql://postgres:${PASSWORD}@127.0.0.1:5432/${name}`;
     const first = run(url);
     expect(first.code).toBe(0);
-    const all = readdirSync(join(root, 'prisma/migrations'), { withFileTypes: true }).filter((d) => d.isDirectory()).map((d) => d.name).sort();
+    const all = readdirSync(join(root, 'prisma/migrations'), { withFileTypes: true })
+      .filter((d) => d.isDirectory())
+      .map((d) => d.name)
+      .sort();
     expect(first.stdout).toContain(`Applied ${all.length} migration(s):\n  ${all.join('\n  ')}`);
     const second = run(url);
     expect(second.code).toBe(0);

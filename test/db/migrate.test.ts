@@ -4,14 +4,23 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { DEFAULT_MIGRATIONS_DIR, PRISMA_MIGRATE_LOCK_KEY, MigrationError, checksumMatches, migrate } from '../../src/db/migrate.ts';
+import {
+  DEFAULT_MIGRATIONS_DIR,
+  PRISMA_MIGRATE_LOCK_KEY,
+  MigrationError,
+  checksumMatches,
+  migrate,
+} from '../../src/db/migrate.ts';
 import { createLogger } from '../../src/logger.ts';
 import { dropTestDatabase, uniqueDatabaseUrl } from '../helpers/db.ts';
 
 const logger = createLogger('silent');
 const INIT = '20261122000000_init';
 /** Every migration of the repository, in the order they apply. */
-const ALL = readdirSync(DEFAULT_MIGRATIONS_DIR, { withFileTypes: true }).filter((d) => d.isDirectory()).map((d) => d.name).sort();
+const ALL = readdirSync(DEFAULT_MIGRATIONS_DIR, { withFileTypes: true })
+  .filter((d) => d.isDirectory())
+  .map((d) => d.name)
+  .sort();
 const initFile = join(DEFAULT_MIGRATIONS_DIR, INIT, 'migration.sql');
 
 const created: string[] = [];
@@ -70,8 +79,11 @@ describe('migrate', () => {
   it('creates a missing database and applies every migration, then has nothing left to apply', async () => {
     const url = freshDatabase();
     expect(await migrate(url, { logger })).toEqual(ALL);
-    const tables = await query<{ name: string }>(url, `SELECT table_schema || '.' || table_name AS name FROM information_schema.tables
-      WHERE table_schema IN ('public', 'reporting') ORDER BY 1`);
+    const tables = await query<{ name: string }>(
+      url,
+      `SELECT table_schema || '.' || table_name AS name FROM information_schema.tables
+      WHERE table_schema IN ('public', 'reporting') ORDER BY 1`,
+    );
     expect(tables.map((t) => t.name)).toEqual([
       'public._prisma_migrations',
       'public.installation',
@@ -115,11 +127,23 @@ describe('migrate', () => {
       { column_name: 'id', data_type: 'character varying', length: 36, is_nullable: 'NO', column_default: null },
       { column_name: 'checksum', data_type: 'character varying', length: 64, is_nullable: 'NO', column_default: null },
       { column_name: 'finished_at', data_type: tz, length: null, is_nullable: 'YES', column_default: null },
-      { column_name: 'migration_name', data_type: 'character varying', length: 255, is_nullable: 'NO', column_default: null },
+      {
+        column_name: 'migration_name',
+        data_type: 'character varying',
+        length: 255,
+        is_nullable: 'NO',
+        column_default: null,
+      },
       { column_name: 'logs', data_type: 'text', length: null, is_nullable: 'YES', column_default: null },
       { column_name: 'rolled_back_at', data_type: tz, length: null, is_nullable: 'YES', column_default: null },
       { column_name: 'started_at', data_type: tz, length: null, is_nullable: 'NO', column_default: 'now()' },
-      { column_name: 'applied_steps_count', data_type: 'integer', length: null, is_nullable: 'NO', column_default: '0' },
+      {
+        column_name: 'applied_steps_count',
+        data_type: 'integer',
+        length: null,
+        is_nullable: 'NO',
+        column_default: '0',
+      },
     ]);
   });
 
@@ -133,7 +157,9 @@ describe('migrate', () => {
   it('refuses a migration whose file changed after it was applied, naming it', async () => {
     const url = freshDatabase();
     await migrate(url, { logger });
-    await query(url, `UPDATE _prisma_migrations SET checksum = $1`, [createHash('sha256').update('something else').digest('hex')]);
+    await query(url, `UPDATE _prisma_migrations SET checksum = $1`, [
+      createHash('sha256').update('something else').digest('hex'),
+    ]);
     const attempt = migrate(url, { logger });
     await expect(attempt).rejects.toThrow(MigrationError);
     await expect(attempt).rejects.toThrow(new RegExp(`${INIT} was edited after it was applied`));
@@ -152,7 +178,9 @@ describe('migrate', () => {
     const url = freshDatabase();
     const broken = '20261201000000_broken';
     const dir = migrationsWith({ [broken]: 'CREATE TABLE "half" ("id" INTEGER);\nSELECT * FROM "no_such_table";\n' });
-    await expect(migrate(url, { logger, migrationsDir: dir })).rejects.toThrow(new RegExp(`Migration ${broken} failed: .*no_such_table`));
+    await expect(migrate(url, { logger, migrationsDir: dir })).rejects.toThrow(
+      new RegExp(`Migration ${broken} failed: .*no_such_table`),
+    );
     const rows = await history(url);
     expect(rows.map((r) => [r.migration_name, r.finished_at === null, r.applied_steps_count])).toEqual([
       [INIT, false, 1],

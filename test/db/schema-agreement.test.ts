@@ -111,7 +111,8 @@ function expectedType(field: DmmfField): string {
 
 /** The column default Prisma's migrations create, as pg_get_expr() prints it; null for none. */
 function expectedDefault(field: DmmfField, table: string): string | null {
-  const value = field.default as { name?: string; args?: unknown[] } | unknown[] | string | number | boolean | undefined;
+  const value = field.default as
+    { name?: string; args?: unknown[] } | unknown[] | string | number | boolean | undefined;
   if (value === undefined) return null;
   if (typeof value === 'object') {
     if (Array.isArray(value)) {
@@ -143,7 +144,14 @@ function expectedIndex(model: DmmfModel, index: DmmfIndex): Index {
 
 describe('schema.prisma and the migrated database', () => {
   it('parses the schema with Prisma and finds its models', () => {
-    expect(datamodel.models.map((m) => m.name).sort()).toEqual(['Installation', 'RejectedRecord', 'ScanSeen', 'SyncRun', 'SyncState', 'Voucher']);
+    expect(datamodel.models.map((m) => m.name).sort()).toEqual([
+      'Installation',
+      'RejectedRecord',
+      'ScanSeen',
+      'SyncRun',
+      'SyncState',
+      'Voucher',
+    ]);
   });
 
   it('has exactly one table per model in public, plus Prisma history, and nothing else', () => {
@@ -151,28 +159,39 @@ describe('schema.prisma and the migrated database', () => {
     expect(tables).toEqual(expected);
   });
 
-  it.each(datamodel.models.map((m) => [m.name, m] as const))('%s: every field is a column of the right name, type, nullability and default, and no column is extra', (_name, model) => {
-    const table = tableOf(model);
-    const actual = columns
-      .filter((c) => c.table === table)
-      .map((c) => ({ column: c.column, type: c.type, notNull: c.not_null, default: c.default }))
-      .sort((a, b) => a.column.localeCompare(b.column));
-    const expected = scalarFields(model)
-      .map((f) => ({ column: columnOf(f), type: expectedType(f), notNull: f.isRequired, default: expectedDefault(f, table) }))
-      .sort((a, b) => a.column.localeCompare(b.column));
-    expect(actual).toEqual(expected);
-  });
+  it.each(datamodel.models.map((m) => [m.name, m] as const))(
+    '%s: every field is a column of the right name, type, nullability and default, and no column is extra',
+    (_name, model) => {
+      const table = tableOf(model);
+      const actual = columns
+        .filter((c) => c.table === table)
+        .map((c) => ({ column: c.column, type: c.type, notNull: c.not_null, default: c.default }))
+        .sort((a, b) => a.column.localeCompare(b.column));
+      const expected = scalarFields(model)
+        .map((f) => ({
+          column: columnOf(f),
+          type: expectedType(f),
+          notNull: f.isRequired,
+          default: expectedDefault(f, table),
+        }))
+        .sort((a, b) => a.column.localeCompare(b.column));
+      expect(actual).toEqual(expected);
+    },
+  );
 
-  it.each(datamodel.models.map((m) => [m.name, m] as const))('%s: primary key, unique and plain indexes match by name, columns and order, and no index is extra', (_name, model) => {
-    const table = tableOf(model);
-    const byName = (a: Index, b: Index) => a.name.localeCompare(b.name);
-    const actual = indexes.filter((i) => i.table === table).sort(byName);
-    const expected = datamodel.indexes
-      .filter((i) => i.model === model.name)
-      .map((i) => expectedIndex(model, i))
-      .sort(byName);
-    expect(actual).toEqual(expected);
-  });
+  it.each(datamodel.models.map((m) => [m.name, m] as const))(
+    '%s: primary key, unique and plain indexes match by name, columns and order, and no index is extra',
+    (_name, model) => {
+      const table = tableOf(model);
+      const byName = (a: Index, b: Index) => a.name.localeCompare(b.name);
+      const actual = indexes.filter((i) => i.table === table).sort(byName);
+      const expected = datamodel.indexes
+        .filter((i) => i.model === model.name)
+        .map((i) => expectedIndex(model, i))
+        .sort(byName);
+      expect(actual).toEqual(expected);
+    },
+  );
 });
 
 describe('the hand-written parts of the migration', () => {

@@ -36,7 +36,8 @@ function voucher(sourceId: string, overrides: Partial<VoucherRow> = {}): Voucher
     ...overrides,
   };
   // The raw record follows the row, as a mapping would produce it.
-  if (overrides.raw === undefined) row.raw = { voucher_id: sourceId, value: row.amount, state: row.status, last_change: row.sourceModifiedAt };
+  if (overrides.raw === undefined)
+    row.raw = { voucher_id: sourceId, value: row.amount, state: row.status, last_change: row.sourceModifiedAt };
   return row;
 }
 
@@ -83,11 +84,25 @@ async function age(sourceId: string): Promise<void> {
 
 describe('writePage', () => {
   it('inserts new vouchers with their values, run and hash', async () => {
-    const result = await write([voucher('a'), voucher('b', { amount: '12.3456', redeemedAmount: '0.0001' })], { runId: 7n });
+    const result = await write([voucher('a'), voucher('b', { amount: '12.3456', redeemedAmount: '0.0001' })], {
+      runId: 7n,
+    });
     expect(result).toEqual({ inserted: 2, updated: 0, unchanged: 0, rejected: 0 });
     const b = await stored('b');
-    expect(b).toMatchObject({ status: 'active', amount: '12.3456', redeemed_amount: '0.0001', is_deleted: false, deleted_at: null, last_run_id: '7' });
-    expect(b?.raw).toEqual({ voucher_id: 'b', value: '12.3456', state: 'active', last_change: '2026-01-02T10:00:00.000Z' });
+    expect(b).toMatchObject({
+      status: 'active',
+      amount: '12.3456',
+      redeemed_amount: '0.0001',
+      is_deleted: false,
+      deleted_at: null,
+      last_run_id: '7',
+    });
+    expect(b?.raw).toEqual({
+      voucher_id: 'b',
+      value: '12.3456',
+      state: 'active',
+      last_change: '2026-01-02T10:00:00.000Z',
+    });
     const [hash] = await db.prisma.$queryRawUnsafe<{ ok: boolean }[]>(
       `SELECT content_hash = sha256(convert_to(raw::text, 'UTF8')) AS ok FROM vouchers WHERE source_id = 'b'`,
     );
@@ -112,7 +127,11 @@ describe('writePage', () => {
   it('updates a voucher whose content changed, keeping first_seen_at', async () => {
     await write([voucher('a')]);
     await age('a');
-    const changed = voucher('a', { amount: '80.5000', status: 'inactive', sourceModifiedAt: '2026-02-01T00:00:00.000Z' });
+    const changed = voucher('a', {
+      amount: '80.5000',
+      status: 'inactive',
+      sourceModifiedAt: '2026-02-01T00:00:00.000Z',
+    });
     expect(await write([changed], { runId: 3n })).toEqual({ inserted: 0, updated: 1, unchanged: 0, rejected: 0 });
     const row = await stored('a');
     expect(row).toMatchObject({ amount: '80.5000', status: 'inactive', last_run_id: '3', first_seen_at: LONG_AGO });
@@ -130,7 +149,8 @@ describe('writePage', () => {
   });
 
   it('lets the fresh read win when there is no modification time (Cin7)', async () => {
-    const cin7 = (amount: string) => voucher('GIFT-1', { sourceModifiedAt: null, amount, raw: { code: 'GIFT-1', amount } });
+    const cin7 = (amount: string) =>
+      voucher('GIFT-1', { sourceModifiedAt: null, amount, raw: { code: 'GIFT-1', amount } });
     await write([cin7('25.0000')], { source: 'cin7' });
     expect(await write([cin7('5.0000')], { source: 'cin7', runId: 2n })).toMatchObject({ updated: 1 });
     expect(await stored('GIFT-1', 'cin7')).toMatchObject({ amount: '5.0000', source_modified_at: null });
@@ -159,19 +179,30 @@ describe('writePage', () => {
     expect((await stored('a'))?.deleted_at).toBeInstanceOf(Date);
 
     await age('a');
-    const editedWhileDeleted = { ...deleted, sourceModifiedAt: '2026-02-02T00:00:00.000Z', raw: { voucher_id: 'a', note: 'x' } };
+    const editedWhileDeleted = {
+      ...deleted,
+      sourceModifiedAt: '2026-02-02T00:00:00.000Z',
+      raw: { voucher_id: 'a', note: 'x' },
+    };
     expect(await write([editedWhileDeleted], { runId: 3n })).toMatchObject({ updated: 1 });
     expect(await stored('a')).toMatchObject({ is_deleted: true, deleted_at: LONG_AGO, last_run_id: '3' });
 
     const back = voucher('a', { sourceModifiedAt: '2026-03-01T00:00:00.000Z' });
     expect(await write([back], { runId: 4n })).toMatchObject({ updated: 1 });
-    expect(await stored('a')).toMatchObject({ is_deleted: false, deleted_at: null, status: 'active', last_run_id: '4' });
+    expect(await stored('a')).toMatchObject({
+      is_deleted: false,
+      deleted_at: null,
+      status: 'active',
+      last_run_id: '4',
+    });
   });
 
   it('stores decimal texts exactly, with the digits given (numeric has no scale)', async () => {
     const amounts = ['12.3456', '99999999999999.9999', '-0.0001', '0.1', '1234567.89', '123456789012345678.123456789'];
     await write(amounts.map((amount, i) => voucher(`n${i}`, { amount })));
-    const rows = await db.prisma.$queryRawUnsafe<{ amount: string }[]>(`SELECT amount::text FROM vouchers WHERE source_id LIKE 'n%' ORDER BY source_id`);
+    const rows = await db.prisma.$queryRawUnsafe<{ amount: string }[]>(
+      `SELECT amount::text FROM vouchers WHERE source_id LIKE 'n%' ORDER BY source_id`,
+    );
     expect(rows.map((r) => r.amount)).toEqual(amounts);
   });
 
@@ -201,7 +232,11 @@ describe('writePage', () => {
   });
 
   it('stores rejects once per distinct payload and counts how often each was seen', async () => {
-    const bad = (reason: string, raw: unknown, sourceId: string | null = null): RejectedRow => ({ sourceId, reason, raw });
+    const bad = (reason: string, raw: unknown, sourceId: string | null = null): RejectedRow => ({
+      sourceId,
+      reason,
+      raw,
+    });
     const rejects = [
       bad('customer_id is missing', { voucher_id: '1', value: 5 }, '1'),
       bad('customer_id is missing', { value: 5, voucher_id: '1' }, '1'),
@@ -209,12 +244,29 @@ describe('writePage', () => {
       bad('not an object', 'garbage'),
     ];
     expect(await write([], { rejects, runId: 5n })).toEqual({ inserted: 0, updated: 0, unchanged: 0, rejected: 4 });
-    const again = [bad('customer_id is still missing', { voucher_id: '1', value: 5 }, '1'), bad('customer_id is still missing', { value: 5, voucher_id: '1' }, '1')];
+    const again = [
+      bad('customer_id is still missing', { voucher_id: '1', value: 5 }, '1'),
+      bad('customer_id is still missing', { value: 5, voucher_id: '1' }, '1'),
+    ];
     expect(await write([], { rejects: again, runId: 6n })).toMatchObject({ rejected: 2 });
     const rows = await db.prisma.rejectedRecord.findMany({ orderBy: { sourceId: 'asc' } });
-    expect(rows.map((r) => ({ sourceId: r.sourceId, reason: r.reason, timesSeen: r.timesSeen, runId: r.runId, raw: r.raw }))).toEqual([
-      { sourceId: '1', reason: 'customer_id is still missing', timesSeen: 4, runId: 6n, raw: { voucher_id: '1', value: 5 } },
-      { sourceId: '2', reason: 'created_at is 0000-00-00', timesSeen: 1, runId: 5n, raw: { voucher_id: '2', created_at: '0000-00-00 00:00:00' } },
+    expect(
+      rows.map((r) => ({ sourceId: r.sourceId, reason: r.reason, timesSeen: r.timesSeen, runId: r.runId, raw: r.raw })),
+    ).toEqual([
+      {
+        sourceId: '1',
+        reason: 'customer_id is still missing',
+        timesSeen: 4,
+        runId: 6n,
+        raw: { voucher_id: '1', value: 5 },
+      },
+      {
+        sourceId: '2',
+        reason: 'created_at is 0000-00-00',
+        timesSeen: 1,
+        runId: 5n,
+        raw: { voucher_id: '2', created_at: '0000-00-00 00:00:00' },
+      },
       { sourceId: null, reason: 'not an object', timesSeen: 1, runId: 5n, raw: 'garbage' },
     ]);
     expect(rows[0]!.lastRejectedAt.getTime()).toBeGreaterThanOrEqual(rows[0]!.firstRejectedAt.getTime());
@@ -223,7 +275,14 @@ describe('writePage', () => {
   it('writes nothing when its transaction rolls back', async () => {
     await expect(
       db.prisma.$transaction(async (tx) => {
-        await writePage(tx, { source: 'carecloud', stream: 'vouchers', runId: 1n, rows: [voucher('a')], rejects: [], scanId: 9n });
+        await writePage(tx, {
+          source: 'carecloud',
+          stream: 'vouchers',
+          runId: 1n,
+          rows: [voucher('a')],
+          rejects: [],
+          scanId: 9n,
+        });
         throw new Error('checkpoint failed');
       }),
     ).rejects.toThrow('checkpoint failed');
@@ -248,7 +307,10 @@ describe('reconciliation: scan_seen, listUnseen, markVanished, clearScan', () =>
   it('records the keys of each page and lists the live, older vouchers the scan did not see', async () => {
     await write([voucher('a'), voucher('c')], { scanId: 42n });
     await write([voucher('a')], { scanId: 43n });
-    expect(await listUnseen(db.prisma, { source: 'carecloud', scanId: 42n, scanStartedAt, limit: 10 })).toEqual(['b', 'd']);
+    expect(await listUnseen(db.prisma, { source: 'carecloud', scanId: 42n, scanStartedAt, limit: 10 })).toEqual([
+      'b',
+      'd',
+    ]);
     expect(await listUnseen(db.prisma, { source: 'carecloud', scanId: 42n, scanStartedAt, limit: 1 })).toEqual(['b']);
     // A scan id belongs to one source's scan; another source's scan has its own.
     expect(await listUnseen(db.prisma, { source: 'cin7', scanId: 44n, scanStartedAt, limit: 10 })).toEqual(['a']);
@@ -256,11 +318,15 @@ describe('reconciliation: scan_seen, listUnseen, markVanished, clearScan', () =>
 
   it('marks vanished vouchers deleted once, and spares a key the scan saw after all', async () => {
     await write([voucher('a')], { scanId: 42n });
-    expect(await markVanished(db.prisma, { source: 'carecloud', scanId: 42n, sourceIds: ['a', 'b', 'd'], runId: 8n })).toBe(2);
+    expect(
+      await markVanished(db.prisma, { source: 'carecloud', scanId: 42n, sourceIds: ['a', 'b', 'd'], runId: 8n }),
+    ).toBe(2);
     expect(await stored('a')).toMatchObject({ is_deleted: false, status: 'active' });
     expect(await stored('b')).toMatchObject({ is_deleted: true, status: 'deleted', last_run_id: '8' });
     expect((await stored('b'))?.deleted_at).toBeInstanceOf(Date);
-    expect(await markVanished(db.prisma, { source: 'carecloud', scanId: 42n, sourceIds: ['b', 'd'], runId: 9n })).toBe(0);
+    expect(await markVanished(db.prisma, { source: 'carecloud', scanId: 42n, sourceIds: ['b', 'd'], runId: 9n })).toBe(
+      0,
+    );
     expect(await stored('b')).toMatchObject({ last_run_id: '8' });
     expect(await stored('a', 'cin7')).toMatchObject({ is_deleted: false });
     expect(await listUnseen(db.prisma, { source: 'carecloud', scanId: 42n, scanStartedAt, limit: 10 })).toEqual(['c']);
@@ -270,23 +336,48 @@ describe('reconciliation: scan_seen, listUnseen, markVanished, clearScan', () =>
     await write([voucher('a'), voucher('b')], { scanId: 42n });
     await write([voucher('c')], { scanId: 43n });
     expect(await clearScan(db.prisma, 42n)).toBe(2);
-    expect(await listUnseen(db.prisma, { source: 'carecloud', scanId: 42n, scanStartedAt, limit: 10 })).toEqual(['a', 'b', 'c', 'd']);
+    expect(await listUnseen(db.prisma, { source: 'carecloud', scanId: 42n, scanStartedAt, limit: 10 })).toEqual([
+      'a',
+      'b',
+      'c',
+      'd',
+    ]);
     expect(await db.prisma.scanSeen.count()).toBe(1);
   });
 });
 
 describe('reporting.vouchers', () => {
   it('shows every voucher with the documented columns and a status that says deleted whenever it is', async () => {
-    await write([voucher('live'), voucher('inactive', { status: 'inactive' }), voucher('del', { status: 'active', isDeleted: true })]);
+    await write([
+      voucher('live'),
+      voucher('inactive', { status: 'inactive' }),
+      voucher('del', { status: 'active', isDeleted: true }),
+    ]);
     await write([voucher('GIFT', { sourceModifiedAt: null })], { source: 'cin7' });
     const rows = await db.prisma.$queryRawUnsafe<Record<string, unknown>[]>(
       `SELECT * FROM reporting.vouchers ORDER BY source, source_id`,
     );
-    expect(Object.keys(rows[0]!)).toEqual(expect.arrayContaining([
-      'source', 'source_id', 'code', 'customer_id', 'status', 'amount', 'redeemed_amount', 'valid_from', 'valid_to',
-      'applied_at', 'source_created_at', 'source_modified_at', 'is_deleted', 'deleted_at', 'first_seen_at',
-      'last_synced_at', 'raw',
-    ]));
+    expect(Object.keys(rows[0]!)).toEqual(
+      expect.arrayContaining([
+        'source',
+        'source_id',
+        'code',
+        'customer_id',
+        'status',
+        'amount',
+        'redeemed_amount',
+        'valid_from',
+        'valid_to',
+        'applied_at',
+        'source_created_at',
+        'source_modified_at',
+        'is_deleted',
+        'deleted_at',
+        'first_seen_at',
+        'last_synced_at',
+        'raw',
+      ]),
+    );
     expect(rows.map((r) => [r.source, r.source_id, r.status])).toEqual([
       ['carecloud', 'del', 'deleted'],
       ['carecloud', 'inactive', 'inactive'],
@@ -310,7 +401,14 @@ describe('writePage against what PostgreSQL cannot store', () => {
     const stored = await db.prisma.$queryRawUnsafe<{ source_id: string; amount: string; exact: boolean }[]>(
       `SELECT source_id, amount::text, amount = (raw ->> 'value')::numeric AS exact FROM vouchers ORDER BY source_id`,
     );
-    expect(stored.map((r) => r.amount)).toEqual(['33.333333333333336', '0.30000000000000004', '-12.345', '12345678901234.5', '1000000000000000000000', '0.0000005']);
+    expect(stored.map((r) => r.amount)).toEqual([
+      '33.333333333333336',
+      '0.30000000000000004',
+      '-12.345',
+      '12345678901234.5',
+      '1000000000000000000000',
+      '0.0000005',
+    ]);
     expect(stored.every((r) => r.exact)).toBe(true);
   });
 
@@ -328,11 +426,25 @@ describe('writePage against what PostgreSQL cannot store', () => {
     expect(await run()).toEqual({ inserted: 2, updated: 0, unchanged: 0, rejected: 5 });
     const rejects = await db.prisma.rejectedRecord.findMany({ orderBy: { sourceId: 'asc' } });
     expect(rejects.map((r) => [r.sourceId, r.reason])).toEqual([
-      ['deep', expect.stringMatching(/^raw\.note\.note.*… is nested more than 1000 levels deep, too deep to be written as JSON$/)],
+      [
+        'deep',
+        expect.stringMatching(
+          /^raw\.note\.note.*… is nested more than 1000 levels deep, too deep to be written as JSON$/,
+        ),
+      ],
       ['in-column', 'row.code contains a lone UTF-16 surrogate (U+D801 at character 1), which PostgreSQL cannot store'],
-      ['in-key', 'a key of row.raw.extra contains a lone UTF-16 surrogate (U+DC00 at character 1), which PostgreSQL cannot store'],
-      ['in-value', 'row.raw.note contains a lone UTF-16 surrogate (U+D800 at character 1), which PostgreSQL cannot store'],
-      ['nested', 'row.raw.reward.list[1].name contains a lone UTF-16 surrogate (U+DBFF at character 0), which PostgreSQL cannot store'],
+      [
+        'in-key',
+        'a key of row.raw.extra contains a lone UTF-16 surrogate (U+DC00 at character 1), which PostgreSQL cannot store',
+      ],
+      [
+        'in-value',
+        'row.raw.note contains a lone UTF-16 surrogate (U+D800 at character 1), which PostgreSQL cannot store',
+      ],
+      [
+        'nested',
+        'row.raw.reward.list[1].name contains a lone UTF-16 surrogate (U+DBFF at character 0), which PostgreSQL cannot store',
+      ],
     ]);
     expect(rejects.find((r) => r.sourceId === 'deep')!.reason.length).toBeLessThan(300);
     // What was received, in a form PostgreSQL stores: the surrogate replaced, the nesting cut.
@@ -340,7 +452,10 @@ describe('writePage against what PostgreSQL cannot store', () => {
     let kept = rejects.find((r) => r.sourceId === 'deep')!.raw as { note: unknown };
     for (let i = 0; i < 99; i++) kept = kept.note as { note: unknown };
     expect(kept).toEqual({ note: '(nested deeper than 100 levels: cut here)' });
-    expect((await stored('pair'))?.raw).toEqual({ voucher_id: 'pair', note: 'emoji \ud83d\ude00 and "\\u0000" as text' });
+    expect((await stored('pair'))?.raw).toEqual({
+      voucher_id: 'pair',
+      note: 'emoji \ud83d\ude00 and "\\u0000" as text',
+    });
     // The same page again (a retry) does not fail either: each poison record is counted twice.
     expect(await run()).toMatchObject({ rejected: 5 });
     expect((await db.prisma.rejectedRecord.findMany()).map((r) => r.timesSeen)).toEqual([2, 2, 2, 2, 2]);
@@ -350,11 +465,22 @@ describe('writePage against what PostgreSQL cannot store', () => {
     // Stands in for the whole class: a trigger that refuses one code with a data error (SQLSTATE 22023).
     await db.prisma.$executeRawUnsafe(`CREATE FUNCTION refuse_poison() RETURNS trigger LANGUAGE plpgsql AS $$
       BEGIN IF NEW.code LIKE 'POISON%' THEN RAISE EXCEPTION 'refused: %', NEW.code USING ERRCODE = '22023'; END IF; RETURN NEW; END $$`);
-    await db.prisma.$executeRawUnsafe(`CREATE TRIGGER refuse_poison BEFORE INSERT OR UPDATE ON vouchers FOR EACH ROW EXECUTE FUNCTION refuse_poison()`);
+    await db.prisma.$executeRawUnsafe(
+      `CREATE TRIGGER refuse_poison BEFORE INSERT OR UPDATE ON vouchers FOR EACH ROW EXECUTE FUNCTION refuse_poison()`,
+    );
     try {
-      const page = Array.from({ length: 100 }, (_, i) => voucher(`v${String(i).padStart(3, '0')}`, { code: i === 17 || i === 80 ? `POISON-${i}` : `C${i}` }));
+      const page = Array.from({ length: 100 }, (_, i) =>
+        voucher(`v${String(i).padStart(3, '0')}`, { code: i === 17 || i === 80 ? `POISON-${i}` : `C${i}` }),
+      );
       const result = await db.prisma.$transaction(async (tx) => {
-        const written = await writePage(tx, { source: 'carecloud', stream: 'vouchers', runId: 1n, rows: page, rejects: [], scanId: 9n });
+        const written = await writePage(tx, {
+          source: 'carecloud',
+          stream: 'vouchers',
+          runId: 1n,
+          rows: page,
+          rejects: [],
+          scanId: 9n,
+        });
         await tx.$executeRawUnsafe(`UPDATE sync_state SET updated_at = now()`); // the transaction is still usable
         return written;
       });
@@ -367,7 +493,12 @@ describe('writePage against what PostgreSQL cannot store', () => {
         ['v080', 'PostgreSQL refused the record: refused: POISON-80'],
       ]);
       // Outside a transaction too.
-      expect(await write([voucher('w1'), voucher('w2', { code: 'POISON-w2' })])).toEqual({ inserted: 1, updated: 0, unchanged: 0, rejected: 1 });
+      expect(await write([voucher('w1'), voucher('w2', { code: 'POISON-w2' })])).toEqual({
+        inserted: 1,
+        updated: 0,
+        unchanged: 0,
+        rejected: 1,
+      });
     } finally {
       await db.prisma.$executeRawUnsafe(`DROP TRIGGER refuse_poison ON vouchers; `);
       await db.prisma.$executeRawUnsafe(`DROP FUNCTION refuse_poison()`);
@@ -375,27 +506,39 @@ describe('writePage against what PostgreSQL cannot store', () => {
   });
 
   it('a page of a source not in the registry fails whole: only data errors are narrowed down', async () => {
-    await expect(write([voucher('a')], { source: 'nowhere' })).rejects.toThrow('"nowhere" is not a registered source (registered: carecloud, cin7');
+    await expect(write([voucher('a')], { source: 'nowhere' })).rejects.toThrow(
+      '"nowhere" is not a registered source (registered: carecloud, cin7',
+    );
     expect(await db.prisma.voucher.count()).toBe(0);
   });
 });
 
 describe('writePage: newer wins, but not against an implausible stored time', () => {
   const FUTURE = '2099-01-01T00:00:00.000Z';
-  const real = (at: string, status: VoucherRow['status'] = 'active') => voucher('a', { sourceModifiedAt: at, status, isDeleted: status === 'deleted' });
+  const real = (at: string, status: VoucherRow['status'] = 'active') =>
+    voucher('a', { sourceModifiedAt: at, status, isDeleted: status === 'deleted' });
 
   it('a stored source_modified_at beyond implausibleAfter is replaced by any read, deletions included', async () => {
     await write([real(FUTURE)]);
     // Without the bound (as before): the newer stored time wins.
     expect(await write([real('2026-03-01T00:00:00.000Z', 'inactive')])).toMatchObject({ updated: 0, unchanged: 1 });
     const implausibleAfter = new Date('2026-06-01T01:00:00.000Z');
-    expect(await write([real('2026-03-01T00:00:00.000Z', 'deleted')], { implausibleAfter })).toMatchObject({ updated: 1 });
-    expect(await stored('a')).toMatchObject({ status: 'deleted', is_deleted: true, source_modified_at: new Date('2026-03-01T00:00:00.000Z') });
+    expect(await write([real('2026-03-01T00:00:00.000Z', 'deleted')], { implausibleAfter })).toMatchObject({
+      updated: 1,
+    });
+    expect(await stored('a')).toMatchObject({
+      status: 'deleted',
+      is_deleted: true,
+      source_modified_at: new Date('2026-03-01T00:00:00.000Z'),
+    });
     // From then on newer wins again.
-    expect(await write([real('2026-02-01T00:00:00.000Z')], { implausibleAfter })).toMatchObject({ updated: 0, unchanged: 1 });
+    expect(await write([real('2026-02-01T00:00:00.000Z')], { implausibleAfter })).toMatchObject({
+      updated: 0,
+      unchanged: 1,
+    });
   });
 
-  it('a full scan\'s first read of a voucher replaces what earlier runs stored; its later reads follow newer-wins', async () => {
+  it("a full scan's first read of a voucher replaces what earlier runs stored; its later reads follow newer-wins", async () => {
     await write([real('2026-05-01T00:00:00.000Z')]); // stored by an earlier run, with a wrong (too late) time
     expect(await write([real('2026-04-01T00:00:00.000Z', 'inactive')], { scanId: 50n })).toMatchObject({ updated: 1 });
     expect((await stored('a'))?.status).toBe('inactive');

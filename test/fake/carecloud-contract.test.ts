@@ -8,7 +8,10 @@ import { createSpecValidator, SPEC_PATH } from './carecloud-spec.ts';
 // validated with the official OpenAPI description. A clone without it (not beside the team's shared/
 // folder, and no CARECLOUD_OPENAPI) skips this file, and says so, rather than fail every other test run.
 const hasSpec = existsSync(SPEC_PATH);
-if (!hasSpec) console.warn(`carecloud-openapi.yaml not found at ${SPEC_PATH}: the CareCloud contract tests are skipped (set CARECLOUD_OPENAPI)`);
+if (!hasSpec)
+  console.warn(
+    `carecloud-openapi.yaml not found at ${SPEC_PATH}: the CareCloud contract tests are skipped (set CARECLOUD_OPENAPI)`,
+  );
 describe.skipIf(!hasSpec)('fake CareCloud answers match carecloud-openapi.yaml', () => {
   // Read when the tests run: a skipped file's body is still collected.
   let spec: ReturnType<typeof createSpecValidator>;
@@ -25,9 +28,13 @@ describe.skipIf(!hasSpec)('fake CareCloud answers match carecloud-openapi.yaml',
   afterAll(() => fake.stop());
 
   it('the validator rejects bodies that break the spec (so the checks below can fail)', () => {
-    expect(spec.errors('/vouchers', 'get', 200, { data: { vouchers: [{ customer_id: 42 }], total_items: 1 } })).not.toEqual([]);
+    expect(
+      spec.errors('/vouchers', 'get', 200, { data: { vouchers: [{ customer_id: 42 }], total_items: 1 } }),
+    ).not.toEqual([]);
     expect(spec.errors('/vouchers', 'get', 200, { data: { vouchers: [{ code: 'no customer' }] } })).not.toEqual([]);
-    expect(spec.errors('/vouchers', 'get', 400, { error: { title: 'missing type, exception and detail' } })).not.toEqual([]);
+    expect(
+      spec.errors('/vouchers', 'get', 400, { error: { title: 'missing type, exception and detail' } }),
+    ).not.toEqual([]);
     expect(spec.errors('/users/actions/login', 'post', 200, { data: { bearer_token: 1 } })).not.toEqual([]);
     expect(spec.errors('/vouchers/{voucher_id}', 'get', 200, { data: { customer_id: 1 } })).not.toEqual([]);
     expect(spec.errors('/customers/{customer_id}/vouchers', 'get', 404, { error: { type: 1 } })).not.toEqual([]);
@@ -41,7 +48,11 @@ describe.skipIf(!hasSpec)('fake CareCloud answers match carecloud-openapi.yaml',
   });
 
   it('login with a wrong password is a 403, a body without fields a 400', async () => {
-    const wrong = await careCloudLogin(fake, { user_external_application_id: 'demo-app', login: 'demo', password: 'nope' });
+    const wrong = await careCloudLogin(fake, {
+      user_external_application_id: 'demo-app',
+      login: 'demo',
+      password: 'nope',
+    });
     expect(wrong.status).toBe(403);
     expect(spec.errors('/users/actions/login', 'post', 403, wrong.json)).toEqual([]);
     const empty = await careCloudLogin(fake, {});
@@ -69,7 +80,7 @@ describe.skipIf(!hasSpec)('fake CareCloud answers match carecloud-openapi.yaml',
     expect(withStores.json.data.vouchers[0].reward.store_list.length).toBeGreaterThan(0);
   });
 
-  it('one voucher, and a customer\'s vouchers', async () => {
+  it("one voucher, and a customer's vouchers", async () => {
     const [first] = fake.store.all();
     const single = await client.get(`/vouchers/${first!.voucher_id}`);
     expect(single.status).toBe(200);

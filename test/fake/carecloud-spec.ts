@@ -5,7 +5,10 @@ import { parse } from 'yaml';
 
 const repoRoot = path.resolve(import.meta.dirname, '../..');
 /** The team's copy of the official description, beside the checkout; CARECLOUD_OPENAPI names another. */
-export const SPEC_PATH = path.resolve(repoRoot, process.env.CARECLOUD_OPENAPI ?? '../shared/api/carecloud-openapi.yaml');
+export const SPEC_PATH = path.resolve(
+  repoRoot,
+  process.env.CARECLOUD_OPENAPI ?? '../shared/api/carecloud-openapi.yaml',
+);
 
 type Node = Record<string, unknown>;
 
@@ -25,7 +28,8 @@ function convertNullable(node: unknown): void {
   Object.values(schema).forEach(convertNullable);
 }
 
-const pointer = (...parts: string[]) => `#/${parts.map((p) => encodeURIComponent(p.replaceAll('~', '~0').replaceAll('/', '~1'))).join('/')}`;
+const pointer = (...parts: string[]) =>
+  `#/${parts.map((p) => encodeURIComponent(p.replaceAll('~', '~0').replaceAll('/', '~1'))).join('/')}`;
 
 /** Validates response bodies against the CareCloud OpenAPI description shared with the other engineers. */
 export function createSpecValidator() {

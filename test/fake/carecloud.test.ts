@@ -13,7 +13,14 @@ const local = (text: string) => DateTime.fromFormat(text, FORMAT, { zone: ZONE }
 
 describe('fake CareCloud', () => {
   let clock = ANCHOR;
-  const fake = createFakeCareCloud({ seed: 11, count: 1000, anchor: ANCHOR, now: () => clock, rateLimits: null, tokenTtlMs: 30 * 86_400_000 });
+  const fake = createFakeCareCloud({
+    seed: 11,
+    count: 1000,
+    anchor: ANCHOR,
+    now: () => clock,
+    rateLimits: null,
+    tokenTtlMs: 30 * 86_400_000,
+  });
   let client: Awaited<ReturnType<typeof careCloudClient>>;
   let removeHook: (() => void) | undefined;
 
@@ -43,7 +50,10 @@ describe('fake CareCloud', () => {
     it('has local times in the repeated autumn hour and next to the spring gap, none inside the gap', () => {
       const repeated = all.filter((v) => {
         const t = local(v.last_change);
-        return t.minus({ hours: 1 }).toFormat(FORMAT) === v.last_change || t.plus({ hours: 1 }).toFormat(FORMAT) === v.last_change;
+        return (
+          t.minus({ hours: 1 }).toFormat(FORMAT) === v.last_change ||
+          t.plus({ hours: 1 }).toFormat(FORMAT) === v.last_change
+        );
       });
       expect(repeated.length).toBeGreaterThan(0);
       // Spring forward: the offset grows within a few real minutes of the stamp.
@@ -99,9 +109,15 @@ describe('fake CareCloud', () => {
     it('answers 400 with invalid_params for a count above the maximum and other bad values', async () => {
       const big = await client.get('/vouchers', { count: 1001 });
       expect(big.status).toBe(400);
-      expect(big.json.error.error_data.invalid_params).toEqual([expect.objectContaining({ name: 'count', reason: 'not_allowed_value' })]);
+      expect(big.json.error.error_data.invalid_params).toEqual([
+        expect.objectContaining({ name: 'count', reason: 'not_allowed_value' }),
+      ]);
       const bad = await client.get('/vouchers', { offset: -1, sort_field: 'nope', is_valid: 'maybe' });
-      expect(bad.json.error.error_data.invalid_params.map((p: { name: string }) => p.name).sort()).toEqual(['is_valid', 'offset', 'sort_field']);
+      expect(bad.json.error.error_data.invalid_params.map((p: { name: string }) => p.name).sort()).toEqual([
+        'is_valid',
+        'offset',
+        'sort_field',
+      ]);
     });
   });
 
@@ -111,7 +127,9 @@ describe('fake CareCloud', () => {
     it('customer_id, code, reward_id[], store_id, is_applied and is_valid select what they say', async () => {
       const [someone] = all();
       const byCustomer = await client.pageAll({ customer_id: someone!.customer_id });
-      expect(new Set(ids(byCustomer))).toEqual(new Set(ids(all().filter((v) => v.customer_id === someone!.customer_id))));
+      expect(new Set(ids(byCustomer))).toEqual(
+        new Set(ids(all().filter((v) => v.customer_id === someone!.customer_id))),
+      );
       const viaPath = await client.get(`/customers/${someone!.customer_id}/vouchers`);
       expect(new Set(ids(viaPath.json.data.vouchers))).toEqual(new Set(ids(byCustomer)));
 
@@ -132,11 +150,15 @@ describe('fake CareCloud', () => {
       const valid = await client.pageAll({ is_valid: true });
       expect(valid.length).toBe(all().filter((v) => v.valid_from <= nowLocal && nowLocal <= v.valid_to).length);
 
-      const storeId = (await client.get('/vouchers', { without_stores: false, count: 1 })).json.data.vouchers[0].reward.store_list[0].store_id;
+      const storeId = (await client.get('/vouchers', { without_stores: false, count: 1 })).json.data.vouchers[0].reward
+        .store_list[0].store_id;
       const byStore = await client.pageAll({ store_id: storeId, without_stores: false });
       expect(byStore.length).toBeGreaterThan(0);
       expect(byStore.length).toBeLessThan(all().length);
-      for (const v of byStore) expect((v.reward as { store_list: Array<{ store_id: string }> }).store_list.map((s) => s.store_id)).toContain(storeId);
+      for (const v of byStore)
+        expect((v.reward as { store_list: Array<{ store_id: string }> }).store_list.map((s) => s.store_id)).toContain(
+          storeId,
+        );
     });
 
     it('hides service vouchers unless include_service_vouchers=true', async () => {
@@ -144,7 +166,9 @@ describe('fake CareCloud', () => {
       const shown = await client.get('/vouchers', { count: 1000, include_service_vouchers: true });
       expect(hidden.json.data.vouchers.some(isService)).toBe(false);
       expect(shown.json.data.vouchers.filter(isService).length).toBe(fake.store.all().filter(isService).length);
-      expect(shown.json.data.total_items - hidden.json.data.total_items).toBe(fake.store.all().filter(isService).length);
+      expect(shown.json.data.total_items - hidden.json.data.total_items).toBe(
+        fake.store.all().filter(isService).length,
+      );
     });
   });
 

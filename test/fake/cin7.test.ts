@@ -48,7 +48,8 @@ describe('fake Cin7 Omni', () => {
 
     it('writes dates with seven fractional digits and the Auckland offset of the moment, a few without offset', () => {
       const withOffset = all.filter((v) => /[+-]\d{2}:\d{2}$/.test(v.createdDate));
-      for (const v of all) expect(v.createdDate).toMatch(/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{7}([+-]\d{2}:\d{2})?$/);
+      for (const v of all)
+        expect(v.createdDate).toMatch(/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{7}([+-]\d{2}:\d{2})?$/);
       for (const v of withOffset) {
         const parsed = DateTime.fromISO(v.createdDate, { setZone: true });
         expect(parsed.offset).toBe(parsed.setZone('Pacific/Auckland').offset);
@@ -106,8 +107,13 @@ describe('fake Cin7 Omni', () => {
     it('a window on CreatedDate returns exactly the vouchers created in it', async () => {
       const from = '2025-01-01T00:00:00Z';
       const to = '2025-03-01T00:00:00.5+13:00';
-      const got = await client.pageAll({ where: `CreatedDate>='${from}' AND createddate < '${to}'`, order: 'CreatedDate' });
-      const expected = fake.store.all().filter((v) => instant(v.createdDate) >= Date.parse(from) && instant(v.createdDate) < Date.parse(to));
+      const got = await client.pageAll({
+        where: `CreatedDate>='${from}' AND createddate < '${to}'`,
+        order: 'CreatedDate',
+      });
+      const expected = fake.store
+        .all()
+        .filter((v) => instant(v.createdDate) >= Date.parse(from) && instant(v.createdDate) < Date.parse(to));
       expect(expected.length).toBeGreaterThan(50);
       expect(new Set(codes(got))).toEqual(new Set(codes(expected)));
     });
@@ -119,7 +125,10 @@ describe('fake Cin7 Omni', () => {
       expect(size).toBeGreaterThan(100);
       const second = Math.floor(instant(date) / 1000) * 1000;
       const iso = (ms: number) => new Date(ms).toISOString().replace('.000Z', 'Z');
-      const got = await client.pageAll({ where: `CreatedDate>='${iso(second)}' AND CreatedDate<'${iso(second + 1000)}'`, order: 'CreatedDate ASC' }, 50);
+      const got = await client.pageAll(
+        { where: `CreatedDate>='${iso(second)}' AND CreatedDate<'${iso(second + 1000)}'`, order: 'CreatedDate ASC' },
+        50,
+      );
       const expected = fake.store.all().filter((v) => Math.floor(instant(v.createdDate) / 1000) * 1000 === second);
       expect(new Set(codes(got))).toEqual(new Set(codes(expected)));
       expect(got).toHaveLength(expected.length);
@@ -128,7 +137,9 @@ describe('fake Cin7 Omni', () => {
     it('one row per page answers the n-th voucher in CreatedDate order, with only the fields asked for', async () => {
       const ordered = await client.pageAll({ order: 'CreatedDate ASC' }, 250);
       for (const n of [1, 2, 500, ordered.length]) {
-        expect((await client.get({ order: 'CreatedDate ASC', rows: 1, page: n, fields: 'CreatedDate' })).json).toEqual([{ createdDate: ordered[n - 1]!.createdDate }]);
+        expect((await client.get({ order: 'CreatedDate ASC', rows: 1, page: n, fields: 'CreatedDate' })).json).toEqual([
+          { createdDate: ordered[n - 1]!.createdDate },
+        ]);
       }
       expect((await client.get({ order: 'CreatedDate ASC', rows: 1, page: ordered.length + 1 })).json).toEqual([]);
     });
@@ -238,7 +249,9 @@ describe('fake Cin7 Omni', () => {
       fake.store.churn(20);
       const after = fake.store.all();
       expect(after).not.toEqual(before);
-      const changedOrNew = after.filter((v) => JSON.stringify(v) !== JSON.stringify(before.find((b) => b.code === v.code)));
+      const changedOrNew = after.filter(
+        (v) => JSON.stringify(v) !== JSON.stringify(before.find((b) => b.code === v.code)),
+      );
       expect(changedOrNew.length).toBeGreaterThan(0);
       expect(changedOrNew.length).toBeLessThanOrEqual(20);
     });

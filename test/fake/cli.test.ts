@@ -5,7 +5,8 @@ import { describe, expect, it } from 'vitest';
 import { parseFakeCliArgs } from '../../src/fake/cli.ts';
 
 const CLI = path.resolve(import.meta.dirname, '../../src/fake/cli.ts');
-const run = (args: string[]) => spawn(process.execPath, ['--import', 'tsx', CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+const run = (args: string[]) =>
+  spawn(process.execPath, ['--import', 'tsx', CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
 
 describe('fake servers command line', () => {
   it('parses its options, with defaults', () => {
@@ -45,11 +46,17 @@ describe('fake servers command line', () => {
       const login = await fetch(`${value('CARECLOUD_BASE_URL')}/users/actions/login`, {
         method: 'POST',
         headers: { 'content-type': 'application/json' },
-        body: JSON.stringify({ user_external_application_id: value('CARECLOUD_APP_ID'), login: value('CARECLOUD_LOGIN'), password: value('CARECLOUD_PASSWORD') }),
+        body: JSON.stringify({
+          user_external_application_id: value('CARECLOUD_APP_ID'),
+          login: value('CARECLOUD_LOGIN'),
+          password: value('CARECLOUD_PASSWORD'),
+        }),
       });
       expect(login.status).toBe(200);
       const basic = Buffer.from(`${value('CIN7_USERNAME')}:${value('CIN7_API_KEY')}`).toString('base64');
-      const vouchers = await fetch(`${value('CIN7_BASE_URL')}/v1/Voucher?rows=100`, { headers: { authorization: `Basic ${basic}` } });
+      const vouchers = await fetch(`${value('CIN7_BASE_URL')}/v1/Voucher?rows=100`, {
+        headers: { authorization: `Basic ${basic}` },
+      });
       expect(await vouchers.json()).toHaveLength(30);
     } finally {
       child.kill('SIGTERM');

@@ -44,7 +44,12 @@ export async function careCloudLogin(fake: FakeCareCloud, body?: Record<string, 
 export async function careCloudClient(fake: FakeCareCloud) {
   let token = (await careCloudLogin(fake)).json.data.bearer_token as string;
   const get = async (path: string, query?: Record<string, string | number | boolean | string[]>, init?: RequestInit) =>
-    answer(await fetch(`${fake.url}${path}${queryString(query)}`, { ...init, headers: { authorization: `Bearer ${token}` } }));
+    answer(
+      await fetch(`${fake.url}${path}${queryString(query)}`, {
+        ...init,
+        headers: { authorization: `Bearer ${token}` },
+      }),
+    );
   return {
     get,
     relogin: async () => {

@@ -29,8 +29,15 @@ export interface RunCommandOptions {
 }
 
 /** `script` is relative to the repository (`src/cli/sync.ts`); undefined values in `env` are left out. */
-export function runCommand(script: string, args: string[], env: Record<string, string | undefined>, options: RunCommandOptions = {}): Promise<CommandOutcome> {
-  const defined = Object.fromEntries(Object.entries(env).filter((entry): entry is [string, string] => entry[1] !== undefined));
+export function runCommand(
+  script: string,
+  args: string[],
+  env: Record<string, string | undefined>,
+  options: RunCommandOptions = {},
+): Promise<CommandOutcome> {
+  const defined = Object.fromEntries(
+    Object.entries(env).filter((entry): entry is [string, string] => entry[1] !== undefined),
+  );
   const started = Date.now();
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, ['--import', tsxLoader, join(REPOSITORY, script), ...args], {

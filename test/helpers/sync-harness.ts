@@ -38,14 +38,25 @@ export async function createHarness(options: HarnessOptions = {}) {
   const prefix = `vs-test-${randomUUID().slice(0, 8)}`;
   const proxies: Record<string, HostileServer> = {};
   const started = await startFakes(
-    (fake) => ({ options: { ...fake.test.options, ...(options as Record<string, object | undefined>)[fake.key], ...options.fakes?.[fake.key] } }),
+    (fake) => ({
+      options: {
+        ...fake.test.options,
+        ...(options as Record<string, object | undefined>)[fake.key],
+        ...options.fakes?.[fake.key],
+      },
+    }),
     async (name, url) => (options.hostile ? (proxies[name] = await startHostileServer(url)).baseUrl : url),
   );
   const fakes = Object.fromEntries(started.started.map((s) => [s.name, s.server]));
-  const sourceEnv: Record<string, string> = Object.assign({}, started.env, ...started.started.map((s) => s.fake.test.env));
+  const sourceEnv: Record<string, string> = Object.assign(
+    {},
+    started.env,
+    ...started.started.map((s) => s.fake.test.env),
+  );
   // A knob for trying the suite with other slice sizes: every source's test slice size at once.
   const slicePages = process.env.TEST_SLICE_PAGES;
-  if (slicePages) for (const name of Object.keys(sourceEnv).filter((n) => n.endsWith('_SLICE_PAGES'))) sourceEnv[name] = slicePages;
+  if (slicePages)
+    for (const name of Object.keys(sourceEnv).filter((n) => n.endsWith('_SLICE_PAGES'))) sourceEnv[name] = slicePages;
   const hostile = options.hostile ? (proxies as Hostile) : null;
   // Typed for the variables tests of the two built-in sources read back (security.test.ts).
   const env: Record<string, string> & Record<'CARECLOUD_BASE_URL' | 'CIN7_BASE_URL', string> = {
@@ -63,9 +74,14 @@ export async function createHarness(options: HarnessOptions = {}) {
   };
   const config: Config = loadConfig(env);
   const logLines: string[] = [];
-  const logger: Logger = createLogger('debug', new Writable({ write: (chunk, _enc, done) => (logLines.push(String(chunk)), done()) }));
+  const logger: Logger = createLogger(
+    'debug',
+    new Writable({ write: (chunk, _enc, done) => (logLines.push(String(chunk)), done()) }),
+  );
   const redis = new Redis(REDIS_URL, { maxRetriesPerRequest: null });
-  const runtimes = new Map<string, SourceRuntime>(createSourceRuntimes(config, { redis, logger }).map((r) => [r.name, r]));
+  const runtimes = new Map<string, SourceRuntime>(
+    createSourceRuntimes(config, { redis, logger }).map((r) => [r.name, r]),
+  );
 
   return {
     db: database.prisma,
@@ -90,7 +106,16 @@ export async function createHarness(options: HarnessOptions = {}) {
     async sync(source: string, mode: SyncMode = 'incremental', options: { signal?: AbortSignal; clock?: Clock } = {}) {
       const runtime = runtimes.get(source);
       if (!runtime) throw new Error(`source "${source}" is not registered or not configured`);
-      return runSync({ source, stream: runtime.streams[0]!, mode, client: runtime.client, db: database.prisma, logger, settings: runtime.settings, ...options });
+      return runSync({
+        source,
+        stream: runtime.streams[0]!,
+        mode,
+        client: runtime.client,
+        db: database.prisma,
+        logger,
+        settings: runtime.settings,
+        ...options,
+      });
     },
     async vouchers(source: string) {
       return database.prisma.voucher.findMany({ where: { source }, orderBy: { sourceId: 'asc' } });

@@ -16,7 +16,8 @@ describe('the hostile proxy', () => {
     expect(h.hostile.cin7.requests.length).toBeGreaterThan(0);
     h.hostile.carecloud.set(async ({ request, forward }) => {
       const answer = await forward();
-      if (request.path.endsWith('/vouchers') && answer.json) return withJson(answer, { ...(answer.json as object), marked: true });
+      if (request.path.endsWith('/vouchers') && answer.json)
+        return withJson(answer, { ...(answer.json as object), marked: true });
       return answer;
     });
     const result = await h.sync('carecloud', 'full');

@@ -8,7 +8,13 @@
  * answer's JSON edited), or answer by itself on the raw response. Behaviours are plain functions, so a test can
  * write one inline; the common ones are in ./behaviours.ts.
  */
-import { createServer, request as httpRequest, type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from 'node:http';
+import {
+  createServer,
+  request as httpRequest,
+  type IncomingHttpHeaders,
+  type IncomingMessage,
+  type ServerResponse,
+} from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 
 /** One request as the proxy received it. */
@@ -33,7 +39,12 @@ export interface Upstream {
 export interface BehaviourContext {
   request: HostileRequest;
   /** Sends the request (or a changed copy of it) to the realistic fake and returns its answer, unsent. */
-  forward(change?: { path?: string; query?: URLSearchParams; body?: Buffer; headers?: IncomingHttpHeaders }): Promise<Upstream>;
+  forward(change?: {
+    path?: string;
+    query?: URLSearchParams;
+    body?: Buffer;
+    headers?: IncomingHttpHeaders;
+  }): Promise<Upstream>;
   /** The raw response, for answers a well-behaved server would never send. */
   response: ServerResponse;
   /** The proxy's own origin, `http://127.0.0.1:<port>`. */
@@ -83,7 +94,12 @@ export function send(response: ServerResponse, upstream: Upstream): void {
 /** The same answer with its JSON body replaced. */
 export function withJson(upstream: Upstream, json: unknown): Upstream {
   const body = Buffer.from(JSON.stringify(json));
-  return { ...upstream, body, json, headers: { ...upstream.headers, 'content-type': 'application/json; charset=utf-8' } };
+  return {
+    ...upstream,
+    body,
+    json,
+    headers: { ...upstream.headers, 'content-type': 'application/json; charset=utf-8' },
+  };
 }
 
 function parse(body: Buffer): unknown {
@@ -98,7 +114,10 @@ function parse(body: Buffer): unknown {
  * Starts a proxy in front of `upstreamBaseUrl` (a fake's base URL, e.g. `http://127.0.0.1:4000/api`). The proxy
  * serves the same paths on its own port.
  */
-export async function startHostileServer(upstreamBaseUrl: string, initial: Behaviour | null = null): Promise<HostileServer> {
+export async function startHostileServer(
+  upstreamBaseUrl: string,
+  initial: Behaviour | null = null,
+): Promise<HostileServer> {
   const upstream = new URL(upstreamBaseUrl);
   let behaviour: Behaviour = initial ?? passThrough;
   const requests: SeenRequest[] = [];
@@ -110,10 +129,20 @@ export async function startHostileServer(upstreamBaseUrl: string, initial: Behav
       new Promise((resolve, reject) => {
         const query = (change.query ?? request.query).toString();
         const body = change.body ?? request.body;
-        const headers = { ...(change.headers ?? request.headers), host: upstream.host, 'content-length': String(body.length) };
+        const headers = {
+          ...(change.headers ?? request.headers),
+          host: upstream.host,
+          'content-length': String(body.length),
+        };
         delete headers['accept-encoding']; // the proxy edits bodies: keep them plain from the fake
         const sent = httpRequest(
-          { host: upstream.hostname, port: upstream.port, method: request.method, path: `${change.path ?? request.path}${query ? `?${query}` : ''}`, headers },
+          {
+            host: upstream.hostname,
+            port: upstream.port,
+            method: request.method,
+            path: `${change.path ?? request.path}${query ? `?${query}` : ''}`,
+            headers,
+          },
           (answer) => {
             const chunks: Buffer[] = [];
             answer.on('data', (chunk: Buffer) => chunks.push(chunk));
@@ -133,8 +162,21 @@ export async function startHostileServer(upstreamBaseUrl: string, initial: Behav
     req.on('data', (chunk: Buffer) => chunks.push(chunk));
     req.on('end', () => {
       const url = new URL(req.url ?? '/', 'http://proxy');
-      const request: HostileRequest = { method: req.method ?? 'GET', path: url.pathname, query: url.searchParams, headers: req.headers, body: Buffer.concat(chunks) };
-      requests.push({ method: request.method, path: request.path, query: new URLSearchParams(url.searchParams), headers: req.headers, body: request.body.toString('utf8'), at: Date.now() });
+      const request: HostileRequest = {
+        method: req.method ?? 'GET',
+        path: url.pathname,
+        query: url.searchParams,
+        headers: req.headers,
+        body: Buffer.concat(chunks),
+      };
+      requests.push({
+        method: request.method,
+        path: request.path,
+        query: new URLSearchParams(url.searchParams),
+        headers: req.headers,
+        body: request.body.toString('utf8'),
+        at: Date.now(),
+      });
       void (async () => {
         try {
           const answer = await behaviour({ request, forward: forwardOf(request), response: res, origin });

@@ -11,19 +11,26 @@ import type { Behaviour, HostileRequest, Upstream } from './hostile-server.ts';
 export type When = (request: HostileRequest) => boolean;
 
 /** CareCloud's list of vouchers, Cin7's list, CareCloud's login. */
-export const onVoucherList: When = (r) => r.method === 'GET' && (r.path.endsWith('/vouchers') || r.path.endsWith('/v1/Voucher'));
+export const onVoucherList: When = (r) =>
+  r.method === 'GET' && (r.path.endsWith('/vouchers') || r.path.endsWith('/v1/Voucher'));
 export const onLogin: When = (r) => r.path.endsWith('/users/actions/login');
 
 /** JSON whose characters past U+00FF are escaped, so that the text fits ISO-8859-1. */
 function latin1Json(value: unknown): string {
-  return JSON.stringify(value).replace(/[\u0100-\uffff]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+  return JSON.stringify(value).replace(
+    /[\u0100-\uffff]/g,
+    (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`,
+  );
 }
 
 /**
  * Forwards, edits each voucher of the page with `edit` (e.g. to put "café" in its note), and sends the page encoded
  * as `charset` (default iso-8859-1), declared in its Content-Type.
  */
-export function reencoded(edit: (voucher: Record<string, unknown>, index: number) => void, options: { when?: When; charset?: string } = {}): Behaviour {
+export function reencoded(
+  edit: (voucher: Record<string, unknown>, index: number) => void,
+  options: { when?: When; charset?: string } = {},
+): Behaviour {
   const { when = onVoucherList, charset = 'iso-8859-1' } = options;
   return async ({ request, forward }) => {
     const answer = await forward();
@@ -32,7 +39,12 @@ export function reencoded(edit: (voucher: Record<string, unknown>, index: number
     const vouchers = Array.isArray(json) ? json : (json.data?.vouchers ?? []);
     vouchers.forEach(edit);
     const body = Buffer.from(latin1Json(json), 'latin1');
-    return { ...answer, body, json, headers: { ...answer.headers, 'content-type': `application/json; charset=${charset}` } } satisfies Upstream;
+    return {
+      ...answer,
+      body,
+      json,
+      headers: { ...answer.headers, 'content-type': `application/json; charset=${charset}` },
+    } satisfies Upstream;
   };
 }
 
@@ -58,7 +70,11 @@ export function gzipBomb(when: When = onVoucherList): Behaviour {
   return async ({ request, forward, response }) => {
     if (!when(request)) return forward();
     const body = await gzipBombBytes();
-    response.writeHead(200, { 'content-type': 'application/json', 'content-encoding': 'gzip', 'content-length': String(body.length) });
+    response.writeHead(200, {
+      'content-type': 'application/json',
+      'content-encoding': 'gzip',
+      'content-length': String(body.length),
+    });
     response.end(body);
     return undefined;
   };
@@ -86,11 +102,18 @@ export function hugePage(megabytes: number, options: { when?: When; chunked?: bo
   return async ({ request, forward, response }) => {
     if (!when(request)) return forward();
     const cin7 = request.path.endsWith('/v1/Voucher');
-    const head = Buffer.from(cin7 ? '[{"code":"HUGE-1","description":"' : '{"data":{"total_items":1,"vouchers":[{"voucher_id":"huge","customer_id":"1","note":"');
+    const head = Buffer.from(
+      cin7
+        ? '[{"code":"HUGE-1","description":"'
+        : '{"data":{"total_items":1,"vouchers":[{"voucher_id":"huge","customer_id":"1","note":"',
+    );
     const tail = Buffer.from(cin7 ? '"}]' : '"}]}}');
     const chunk = Buffer.alloc(1024 * 1024, 0x78);
     const length = head.length + megabytes * chunk.length + tail.length;
-    response.writeHead(200, { 'content-type': 'application/json', ...(chunked ? {} : { 'content-length': String(length) }) });
+    response.writeHead(200, {
+      'content-type': 'application/json',
+      ...(chunked ? {} : { 'content-length': String(length) }),
+    });
     response.write(head);
     for (let i = 0; i < megabytes && !response.destroyed; i++) {
       if (!response.write(chunk)) await drainedOrClosed(response);
@@ -113,7 +136,11 @@ export function slowDrip(intervalMs = 500, when: When = onVoucherList): Behaviou
 }
 
 /** Answers `status` with a Location pointing at `location` (another origin, say), keeping the request's path. */
-export function redirectTo(location: (request: HostileRequest) => string, status = 302, when: When = onLogin): Behaviour {
+export function redirectTo(
+  location: (request: HostileRequest) => string,
+  status = 302,
+  when: When = onLogin,
+): Behaviour {
   return ({ request, forward, response }) => {
     if (!when(request)) return forward();
     response.writeHead(status, { location: location(request), 'content-type': 'text/plain' });
@@ -130,7 +157,13 @@ export function echoRequest(status = 400, when: When = (r) => onLogin(r) || onVo
   return ({ request, forward }) => {
     if (!when(request)) return forward();
     const echoed = `${request.method} ${request.path} ${request.body.toString('utf8')} authorization=${request.headers.authorization ?? ''}`;
-    const json = { error: { title: 'Bad request', message: `Could not process: ${echoed}`, request: { body: request.body.toString('utf8'), headers: request.headers } } };
+    const json = {
+      error: {
+        title: 'Bad request',
+        message: `Could not process: ${echoed}`,
+        request: { body: request.body.toString('utf8'), headers: request.headers },
+      },
+    };
     return { status, headers: { 'content-type': 'application/json' }, body: Buffer.from(JSON.stringify(json)), json };
   };
 }

@@ -77,6 +77,10 @@ export function poisonRecords(keyOf: KeyOf, poisons: Map<string, Poison>, served
     let text = JSON.stringify(answer.json);
     if (deep) text = text.replaceAll(`"${DEEP_PLACEHOLDER}"`, deepText());
     const body = Buffer.from(text);
-    return { ...answer, body, headers: { ...answer.headers, 'content-type': 'application/json; charset=utf-8' } } satisfies Upstream;
+    return {
+      ...answer,
+      body,
+      headers: { ...answer.headers, 'content-type': 'application/json; charset=utf-8' },
+    } satisfies Upstream;
   };
 }

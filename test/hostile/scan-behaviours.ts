@@ -52,6 +52,10 @@ export const hugeAbove =
     const asked = Number(request.query.get(carecloud ? 'count' : 'rows'));
     const answer = await forward();
     if (!(asked > max) || answer.status !== 200) return answer;
-    const body = Buffer.concat([Buffer.from(answer.body.toString('utf8').slice(0, -1)), Buffer.alloc(bytes, ' '), Buffer.from(answer.body.toString('utf8').slice(-1))]);
+    const body = Buffer.concat([
+      Buffer.from(answer.body.toString('utf8').slice(0, -1)),
+      Buffer.alloc(bytes, ' '),
+      Buffer.from(answer.body.toString('utf8').slice(-1)),
+    ]);
     return { ...answer, body };
   };

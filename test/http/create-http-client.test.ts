@@ -10,7 +10,15 @@ import { createTestRedis, type TestRedis } from '../helpers/redis.ts';
 import { captureLogs, startLocalServer, type Answer, type LocalServer, type SeenRequest } from './local-server.ts';
 import { rejection } from '../helpers/rejection.ts';
 
-const http: HttpConfig = { connectTimeoutMs: 2000, readTimeoutMs: 2000, retries: 3, maxInlineWaitMs: 5000, retryBackoffMs: 1000, requestTimeoutMs: 60_000, maxResponseBytes: 16 * 1024 ** 2 };
+const http: HttpConfig = {
+  connectTimeoutMs: 2000,
+  readTimeoutMs: 2000,
+  retries: 3,
+  maxInlineWaitMs: 5000,
+  retryBackoffMs: 1000,
+  requestTimeoutMs: 60_000,
+  maxResponseBytes: 16 * 1024 ** 2,
+};
 
 function countingObserver() {
   const counts = { requests: 0, rateLimited: 0 };
@@ -26,7 +34,12 @@ describe('createHttpClient', () => {
 
   beforeEach(() => {
     t = createTestRedis();
-    limiter = createRateLimiter({ redis: t.redis, key: `${t.prefix}limit`, windows: [{ max: 1000, windowMs: 1000 }], dailyBudget: null });
+    limiter = createRateLimiter({
+      redis: t.redis,
+      key: `${t.prefix}limit`,
+      windows: [{ max: 1000, windowMs: 1000 }],
+      dailyBudget: null,
+    });
     logs = captureLogs();
   });
   afterEach(async () => {
@@ -35,18 +48,31 @@ describe('createHttpClient', () => {
     await t.cleanup();
   });
 
-  async function serve(handler: (request: SeenRequest, attempt: number) => Answer | undefined, config: HttpConfig = http) {
+  async function serve(
+    handler: (request: SeenRequest, attempt: number) => Answer | undefined,
+    config: HttpConfig = http,
+  ) {
     server = await startLocalServer((request, response) => {
       const answer = handler(request, server!.requests.length);
       if (answer === undefined) response.socket?.destroy();
       return answer;
     });
     // With CareCloud's error details, whose error shape the 4xx cases below answer in.
-    return createHttpClient({ source: 'testsrc', baseUrl: `${server.url}/api/v1`, http: config, limiter, logger: createLogger('debug', logs), backoffBaseMs: 10, errorDetails: careCloudErrorDetails });
+    return createHttpClient({
+      source: 'testsrc',
+      baseUrl: `${server.url}/api/v1`,
+      http: config,
+      limiter,
+      logger: createLogger('debug', logs),
+      backoffBaseMs: 10,
+      errorDetails: careCloudErrorDetails,
+    });
   }
 
   it('retries 503 and succeeds, every attempt taking a limiter slot and reaching the observer', async () => {
-    const client = await serve((_r, attempt) => (attempt < 3 ? { status: 503, text: 'maintenance' } : { json: { ok: true } }));
+    const client = await serve((_r, attempt) =>
+      attempt < 3 ? { status: 503, text: 'maintenance' } : { json: { ok: true } },
+    );
     const { counts, context } = countingObserver();
     const response = await client.get('things', { context });
     expect(response.body).toEqual({ ok: true });
@@ -75,7 +101,13 @@ describe('createHttpClient', () => {
   it('retries a source that does not answer within the read timeout, then gives up as retriable', async () => {
     server = await startLocalServer(() => new Promise<undefined>(() => {})); // never answers
     const config = { ...http, readTimeoutMs: 100, retries: 1 };
-    const client = createHttpClient({ source: 'testsrc', baseUrl: server.url, http: config, logger: createLogger('silent'), backoffBaseMs: 10 });
+    const client = createHttpClient({
+      source: 'testsrc',
+      baseUrl: server.url,
+      http: config,
+      logger: createLogger('silent'),
+      backoffBaseMs: 10,
+    });
     const error = await rejection(client.get('slow'));
     expect(error).toBeInstanceOf(RetriableSourceError);
     expect((error as Error).message).toContain('in time');
@@ -83,10 +115,15 @@ describe('createHttpClient', () => {
   });
 
   it('honours a short Retry-After on 429 and then succeeds', async () => {
-    const client = await serve((_r, attempt) => (attempt === 1 ? { status: 429, headers: { 'retry-after': '1' }, text: '' } : { json: { ok: 1 } }));
+    const client = await serve((_r, attempt) =>
+      attempt === 1 ? { status: 429, headers: { 'retry-after': '1' }, text: '' } : { json: { ok: 1 } },
+    );
     const { counts, context } = countingObserver();
     const times: number[] = [];
-    const response = await client.get('things', { context, hooks: { beforeRequest: [() => void times.push(Date.now())] } });
+    const response = await client.get('things', {
+      context,
+      hooks: { beforeRequest: [() => void times.push(Date.now())] },
+    });
     expect(response.body).toEqual({ ok: 1 });
     expect(counts).toEqual({ requests: 2, rateLimited: 1 });
     // The retry did not come before the second the server asked for.
@@ -103,7 +140,13 @@ describe('createHttpClient', () => {
     expect(counts.rateLimited).toBe(1);
     expect((await limiter.usage()).penaltyMs).toBeGreaterThan(100_000);
     // Another worker's request now fails fast instead of hitting the source.
-    const other = createHttpClient({ source: 'testsrc', baseUrl: server!.url, http, limiter, logger: createLogger('silent') });
+    const other = createHttpClient({
+      source: 'testsrc',
+      baseUrl: server!.url,
+      http,
+      limiter,
+      logger: createLogger('silent'),
+    });
     expect(await rejection(other.get('x'))).toBeInstanceOf(RateLimitedError);
     expect(server!.requests).toHaveLength(1);
   });
@@ -124,7 +167,12 @@ describe('createHttpClient', () => {
   });
 
   it.each([400, 403, 404, 405, 422, 401])('maps %i to FatalSourceError without retrying', async (status) => {
-    const client = await serve(() => ({ status, json: { error: { title: 'Nope', error_data: { invalid_params: [{ name: 'count', reason: 'not_allowed_value' }] } } } }));
+    const client = await serve(() => ({
+      status,
+      json: {
+        error: { title: 'Nope', error_data: { invalid_params: [{ name: 'count', reason: 'not_allowed_value' }] } },
+      },
+    }));
     const error = await rejection(client.get('things?count=0'));
     expect(error).toBeInstanceOf(FatalSourceError);
     expect((error as FatalSourceError).status).toBe(status);
@@ -135,8 +183,14 @@ describe('createHttpClient', () => {
   });
 
   it.each([
-    ['an HTML page', (): Answer => ({ headers: { 'content-type': 'text/html' }, text: '<html><body>Login</body></html>' })],
-    ['truncated JSON', (): Answer => ({ headers: { 'content-type': 'application/json' }, text: '{"data":{"vouchers":[{"id":' })],
+    [
+      'an HTML page',
+      (): Answer => ({ headers: { 'content-type': 'text/html' }, text: '<html><body>Login</body></html>' }),
+    ],
+    [
+      'truncated JSON',
+      (): Answer => ({ headers: { 'content-type': 'application/json' }, text: '{"data":{"vouchers":[{"id":' }),
+    ],
     ['an empty body', (): Answer => ({ headers: { 'content-type': 'application/json' }, text: '' })],
   ])('maps a 2xx with %s to RetriableSourceError', async (_name, answer) => {
     const client = await serve(answer);
@@ -146,7 +200,10 @@ describe('createHttpClient', () => {
   });
 
   it('logs a non-2xx with its body masked, and never the Authorization header or the query', async () => {
-    server = await startLocalServer(() => ({ status: 400, json: { error: { detail: 'customer jane.doe@example.com has phone +420 777 123 456' } } }));
+    server = await startLocalServer(() => ({
+      status: 400,
+      json: { error: { detail: 'customer jane.doe@example.com has phone +420 777 123 456' } },
+    }));
     const client = createHttpClient({
       source: 'testsrc',
       baseUrl: server.url,
@@ -166,14 +223,24 @@ describe('createHttpClient', () => {
 
   it('never logs a password echoed back by the source', async () => {
     server = await startLocalServer((r) => ({ status: 422, text: `rejected ${r.body}` }));
-    const client = createHttpClient({ source: 'testsrc', baseUrl: server.url, http, logger: createLogger('info', logs) });
+    const client = createHttpClient({
+      source: 'testsrc',
+      baseUrl: server.url,
+      http,
+      logger: createLogger('info', logs),
+    });
     await rejection(client.post('login', { json: { login: 'someone', password: 'hunter2-very-secret' } }));
     expect(logs.text()).toContain('rejected');
     expect(logs.text()).not.toContain('hunter2-very-secret');
   });
 
   it('cancels a request waiting for a limiter slot, without reaching the source', async () => {
-    limiter = createRateLimiter({ redis: t.redis, key: `${t.prefix}tight`, windows: [{ max: 1, windowMs: 3000 }], dailyBudget: null });
+    limiter = createRateLimiter({
+      redis: t.redis,
+      key: `${t.prefix}tight`,
+      windows: [{ max: 1, windowMs: 3000 }],
+      dailyBudget: null,
+    });
     const client = await serve(() => ({ json: {} }));
     await client.get('first');
     const controller = new AbortController();
@@ -193,7 +260,12 @@ describe('createHttpClient', () => {
   });
 
   it('hands a limiter wait longer than maxInlineWaitMs to the caller as RateLimitedError', async () => {
-    limiter = createRateLimiter({ redis: t.redis, key: `${t.prefix}tight`, windows: [{ max: 1, windowMs: 60_000 }], dailyBudget: null });
+    limiter = createRateLimiter({
+      redis: t.redis,
+      key: `${t.prefix}tight`,
+      windows: [{ max: 1, windowMs: 60_000 }],
+      dailyBudget: null,
+    });
     const client = await serve(() => ({ json: {} }));
     await client.get('first');
     const error = await rejection(client.get('second'));

@@ -29,9 +29,17 @@ describe('the HTTP settings', () => {
   });
 
   it('names a bad value, one line each', () => {
-    expect(problems({ HTTP_MAX_RESPONSE_SIZE: 'huge' })).toBe('HTTP_MAX_RESPONSE_SIZE must be a size from 64kB to 128MB, such as 512kB or 16MB (got "huge")');
-    expect(problems({ HTTP_MAX_RESPONSE_SIZE: '1GB' })).toContain('HTTP_MAX_RESPONSE_SIZE must be a size from 64kB to 128MB');
-    expect(problems({ HTTP_REQUEST_TIMEOUT: 'soon' })).toBe('HTTP_REQUEST_TIMEOUT must be a duration such as 30s, 10m, 1h or 7d (got "soon")');
-    expect(problems({ HTTP_REQUEST_TIMEOUT: '10s' })).toBe('HTTP_REQUEST_TIMEOUT must be at least HTTP_READ_TIMEOUT (got 10s and 30s)');
+    expect(problems({ HTTP_MAX_RESPONSE_SIZE: 'huge' })).toBe(
+      'HTTP_MAX_RESPONSE_SIZE must be a size from 64kB to 128MB, such as 512kB or 16MB (got "huge")',
+    );
+    expect(problems({ HTTP_MAX_RESPONSE_SIZE: '1GB' })).toContain(
+      'HTTP_MAX_RESPONSE_SIZE must be a size from 64kB to 128MB',
+    );
+    expect(problems({ HTTP_REQUEST_TIMEOUT: 'soon' })).toBe(
+      'HTTP_REQUEST_TIMEOUT must be a duration such as 30s, 10m, 1h or 7d (got "soon")',
+    );
+    expect(problems({ HTTP_REQUEST_TIMEOUT: '10s' })).toBe(
+      'HTTP_REQUEST_TIMEOUT must be at least HTTP_READ_TIMEOUT (got 10s and 30s)',
+    );
   });
 });

@@ -27,13 +27,20 @@ export interface LocalServer {
  * A tiny HTTP server on a free loopback port. The handler returns an Answer, or writes to the raw response itself
  * (for broken answers) and returns undefined.
  */
-export async function startLocalServer(handler: (request: SeenRequest, response: ServerResponse) => Answer | undefined | Promise<Answer | undefined>): Promise<LocalServer> {
+export async function startLocalServer(
+  handler: (request: SeenRequest, response: ServerResponse) => Answer | undefined | Promise<Answer | undefined>,
+): Promise<LocalServer> {
   const requests: SeenRequest[] = [];
   const server = createServer((req, res) => {
     const chunks: Buffer[] = [];
     req.on('data', (chunk: Buffer) => chunks.push(chunk));
     req.on('end', () => {
-      const seen = { method: req.method ?? 'GET', url: req.url ?? '/', headers: req.headers, body: Buffer.concat(chunks).toString('utf8') };
+      const seen = {
+        method: req.method ?? 'GET',
+        url: req.url ?? '/',
+        headers: req.headers,
+        body: Buffer.concat(chunks).toString('utf8'),
+      };
       requests.push(seen);
       void Promise.resolve(handler(seen, res)).then((answer) => {
         if (!answer) return;

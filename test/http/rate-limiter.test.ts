@@ -76,7 +76,12 @@ describe('createRateLimiter', () => {
   });
 
   it('refuses with RateLimitedError once the rolling daily budget is spent', async () => {
-    const limiter = createRateLimiter({ redis: t.redis, key: `${t.prefix}limit`, windows: [{ max: 100, windowMs: 1000 }], dailyBudget: 3 });
+    const limiter = createRateLimiter({
+      redis: t.redis,
+      key: `${t.prefix}limit`,
+      windows: [{ max: 100, windowMs: 1000 }],
+      dailyBudget: 3,
+    });
     for (let i = 0; i < 3; i++) await limiter.acquire({ maxWaitMs: 30_000 });
 
     const error = await rejection(limiter.acquire({ maxWaitMs: 30_000 }));
@@ -114,7 +119,12 @@ describe('createRateLimiter', () => {
   });
 
   it('stops waiting when the signal aborts, without taking a slot', async () => {
-    const limiter = createRateLimiter({ redis: t.redis, key: `${t.prefix}limit`, windows: [{ max: 1, windowMs: 10_000 }], dailyBudget: null });
+    const limiter = createRateLimiter({
+      redis: t.redis,
+      key: `${t.prefix}limit`,
+      windows: [{ max: 1, windowMs: 10_000 }],
+      dailyBudget: null,
+    });
     await limiter.acquire();
     const controller = new AbortController();
     const waiting = limiter.acquire({ signal: controller.signal });

@@ -14,7 +14,15 @@ import { rejection } from '../helpers/rejection.ts';
 import { captureLogs, startLocalServer, type LocalServer, type SeenRequest } from './local-server.ts';
 
 const MB = 1024 ** 2;
-const http: HttpConfig = { connectTimeoutMs: 2000, readTimeoutMs: 2000, retries: 2, maxInlineWaitMs: 5000, retryBackoffMs: 10, requestTimeoutMs: 10_000, maxResponseBytes: 16 * MB };
+const http: HttpConfig = {
+  connectTimeoutMs: 2000,
+  readTimeoutMs: 2000,
+  retries: 2,
+  maxInlineWaitMs: 5000,
+  retryBackoffMs: 10,
+  requestTimeoutMs: 10_000,
+  maxResponseBytes: 16 * MB,
+};
 
 describe('answers the client does not trust', () => {
   const servers: LocalServer[] = [];
@@ -26,19 +34,30 @@ describe('answers the client does not trust', () => {
     const server = await startLocalServer((request, response) => (handler(request, response), undefined));
     servers.push(server);
     const logs = captureLogs();
-    const client = createHttpClient({ source: 'testsrc', baseUrl: `${server.url}/api/v1`, baseUrlSetting: 'TESTSRC_BASE_URL', http: config, logger: createLogger('debug', logs) });
+    const client = createHttpClient({
+      source: 'testsrc',
+      baseUrl: `${server.url}/api/v1`,
+      baseUrlSetting: 'TESTSRC_BASE_URL',
+      http: config,
+      logger: createLogger('debug', logs),
+    });
     return { client, server, logs };
   }
 
-  const raw = (status: number, headers: Record<string, string>, body: Buffer | string) => (_r: SeenRequest, response: ServerResponse) => {
-    response.writeHead(status, headers);
-    response.end(body);
-  };
+  const raw =
+    (status: number, headers: Record<string, string>, body: Buffer | string) =>
+    (_r: SeenRequest, response: ServerResponse) => {
+      response.writeHead(status, headers);
+      response.end(body);
+    };
 
   describe('charsets', () => {
     it.each([
       ['iso-8859-1', Buffer.from('{"note":"café crème"}', 'latin1')],
-      ['windows-1250', Buffer.from([...Buffer.from('{"note":"'), 0x9a, 0x74, 0x72, 0xfa, 0x64, 0x65, 0x6c, ...Buffer.from('"}')])],
+      [
+        'windows-1250',
+        Buffer.from([...Buffer.from('{"note":"'), 0x9a, 0x74, 0x72, 0xfa, 0x64, 0x65, 0x6c, ...Buffer.from('"}')]),
+      ],
       ['utf-16le', Buffer.from('{"note":"café"}', 'utf16le')],
     ])('decodes a body declared %s by its charset', async (charset, body) => {
       const { client } = await serve(raw(200, { 'content-type': `application/json; charset=${charset}` }, body));
@@ -47,15 +66,21 @@ describe('answers the client does not trust', () => {
     });
 
     it('fails a body in a charset it cannot decode, naming the charset, without retrying', async () => {
-      const { client, server } = await serve(raw(200, { 'content-type': 'application/json; charset=x-klingon' }, '{"note":"x"}'));
+      const { client, server } = await serve(
+        raw(200, { 'content-type': 'application/json; charset=x-klingon' }, '{"note":"x"}'),
+      );
       const error = await rejection(client.get('things'));
       expect(error).toBeInstanceOf(RetriableSourceError);
-      expect((error as Error).message).toBe('testsrc answered GET /api/v1/things with a body that declares charset "x-klingon", which is not one we can decode');
+      expect((error as Error).message).toBe(
+        'testsrc answered GET /api/v1/things with a body that declares charset "x-klingon", which is not one we can decode',
+      );
       expect(server.requests).toHaveLength(1);
     });
 
     it('fails a body whose bytes are not valid in the charset it declares, rather than store U+FFFD', async () => {
-      const { client } = await serve(raw(200, { 'content-type': 'application/json' }, Buffer.from('{"note":"café"}', 'latin1')));
+      const { client } = await serve(
+        raw(200, { 'content-type': 'application/json' }, Buffer.from('{"note":"café"}', 'latin1')),
+      );
       const error = await rejection(client.get('things'));
       expect(error).toBeInstanceOf(RetriableSourceError);
       expect((error as Error).message).toContain('bytes that are not valid utf-8');
@@ -66,7 +91,9 @@ describe('answers the client does not trust', () => {
     it('stops reading a gzip bomb at HTTP_MAX_RESPONSE_SIZE once decompressed, at once and without growing the heap', async () => {
       const bomb = await gzipBombBytes();
       expect(bomb.length).toBeLessThan(MB);
-      const { client, server } = await serve(raw(200, { 'content-type': 'application/json', 'content-encoding': 'gzip' }, bomb));
+      const { client, server } = await serve(
+        raw(200, { 'content-type': 'application/json', 'content-encoding': 'gzip' }, bomb),
+      );
       const rssBefore = process.memoryUsage().rss;
       const started = Date.now();
       const error = await rejection(client.get('vouchers?count=100'));
@@ -82,7 +109,9 @@ describe('answers the client does not trust', () => {
 
     it('refuses a 50 MB page by its Content-Length before reading it, and one without a length at the cap', async () => {
       const page = Buffer.alloc(50 * MB, 0x20);
-      const declared = await serve(raw(200, { 'content-type': 'application/json', 'content-length': String(page.length) }, page));
+      const declared = await serve(
+        raw(200, { 'content-type': 'application/json', 'content-length': String(page.length) }, page),
+      );
       const error = await rejection(declared.client.get('vouchers'));
       expect(error).toBeInstanceOf(ResponseTooLargeError);
       expect((error as Error).message).toContain('declared 50 MB, more than HTTP_MAX_RESPONSE_SIZE (16 MB)');
@@ -103,36 +132,51 @@ describe('answers the client does not trust', () => {
 
     it('reads a response just under the cap', async () => {
       const body = JSON.stringify({ note: 'x'.repeat(MB - 20) });
-      const { client } = await serve(raw(200, { 'content-type': 'application/json' }, body), { ...http, maxResponseBytes: MB });
+      const { client } = await serve(raw(200, { 'content-type': 'application/json' }, body), {
+        ...http,
+        maxResponseBytes: MB,
+      });
       expect(((await client.get('things')).body as unknown as { note: string }).note).toHaveLength(MB - 20);
     });
   });
 
   it('ends a slow drip at the overall deadline (HTTP_REQUEST_TIMEOUT) with a retriable error, without retrying it inline', async () => {
-    const { client, server } = await serve((_r, response) => {
-      response.writeHead(200, { 'content-type': 'application/json' });
-      const timer = setInterval(() => response.write(' '), 500);
-      response.on('close', () => clearInterval(timer));
-    }, { ...http, readTimeoutMs: 1000, requestTimeoutMs: 1500 });
+    const { client, server } = await serve(
+      (_r, response) => {
+        response.writeHead(200, { 'content-type': 'application/json' });
+        const timer = setInterval(() => response.write(' '), 500);
+        response.on('close', () => clearInterval(timer));
+      },
+      { ...http, readTimeoutMs: 1000, requestTimeoutMs: 1500 },
+    );
     const started = Date.now();
     const error = await rejection(client.get('vouchers'));
     expect(error).toBeInstanceOf(RetriableSourceError);
-    expect((error as Error).message).toBe('testsrc did not finish GET /api/v1/vouchers within the overall deadline of 1.5 s (HTTP_REQUEST_TIMEOUT)');
+    expect((error as Error).message).toBe(
+      'testsrc did not finish GET /api/v1/vouchers within the overall deadline of 1.5 s (HTTP_REQUEST_TIMEOUT)',
+    );
     expect(Date.now() - started).toBeLessThan(3000);
     expect(server.requests).toHaveLength(1);
   });
 
   describe('redirects', () => {
-    it.each([302, 307])('refuses a %i to another origin, naming its host; that host receives nothing', async (status) => {
-      const elsewhere = await startLocalServer(() => ({ json: { data: { bearer_token: 'stolen' } } }));
-      servers.push(elsewhere);
-      const { client } = await serve(raw(status, { location: `${elsewhere.url}/api/v1/users/actions/login` }, ''));
-      const error = await rejection(client.post('users/actions/login', { json: { login: 'me', password: 'pw-never-elsewhere' } }));
-      expect(error).toBeInstanceOf(FatalSourceError);
-      const host = new URL(elsewhere.url).host;
-      expect((error as Error).message).toContain(`redirected POST /api/v1/users/actions/login (${status}) to ${host}, outside TESTSRC_BASE_URL`);
-      expect(elsewhere.requests).toHaveLength(0);
-    });
+    it.each([302, 307])(
+      'refuses a %i to another origin, naming its host; that host receives nothing',
+      async (status) => {
+        const elsewhere = await startLocalServer(() => ({ json: { data: { bearer_token: 'stolen' } } }));
+        servers.push(elsewhere);
+        const { client } = await serve(raw(status, { location: `${elsewhere.url}/api/v1/users/actions/login` }, ''));
+        const error = await rejection(
+          client.post('users/actions/login', { json: { login: 'me', password: 'pw-never-elsewhere' } }),
+        );
+        expect(error).toBeInstanceOf(FatalSourceError);
+        const host = new URL(elsewhere.url).host;
+        expect((error as Error).message).toContain(
+          `redirected POST /api/v1/users/actions/login (${status}) to ${host}, outside TESTSRC_BASE_URL`,
+        );
+        expect(elsewhere.requests).toHaveLength(0);
+      },
+    );
 
     it('refuses a redirect out of the base path on the same origin, and follows one within it', async () => {
       const { client, server } = await serve((request, response) => {
@@ -143,7 +187,9 @@ describe('answers the client does not trust', () => {
       expect((await client.get('old')).body).toEqual({ moved: true });
       const error = await rejection(client.get('away'));
       expect(error).toBeInstanceOf(FatalSourceError);
-      expect((error as Error).message).toContain(`to ${new URL(server.url).host}/admin/export, outside TESTSRC_BASE_URL`);
+      expect((error as Error).message).toContain(
+        `to ${new URL(server.url).host}/admin/export, outside TESTSRC_BASE_URL`,
+      );
       expect(server.requests.map((r) => r.url)).toEqual(['/api/v1/old', '/api/v1/new', '/api/v1/away']);
     });
   });
@@ -157,14 +203,21 @@ describe('answers the client does not trust', () => {
       const redisPassword = `redis-${password.slice(3, 12)}`;
       const text = `a ${password} b ${JSON.stringify(password)} c ${encodeURIComponent(password)} d ${redisPassword}`;
       const scrubbed = scrubSecrets(text);
-      for (const form of [password, JSON.stringify(password).slice(1, -1), encodeURIComponent(password), redisPassword]) expect(scrubbed).not.toContain(form);
+      for (const form of [password, JSON.stringify(password).slice(1, -1), encodeURIComponent(password), redisPassword])
+        expect(scrubbed).not.toContain(form);
       expect(scrubbed).toContain('[redacted]');
       const error = scrubError(new Error(`login failed for ${password}`, { cause: new Error(`echo ${password}`) }));
       expect(`${error.message} ${error.stack} ${(error.cause as Error).message}`).not.toContain(password);
     });
 
     it('keeps a password echoed in an error body out of the error and the log', async () => {
-      const { client, logs } = await serve((request, response) => raw(400, { 'content-type': 'application/json' }, JSON.stringify({ error: { message: `bad: ${request.body}` } }))(request, response));
+      const { client, logs } = await serve((request, response) =>
+        raw(
+          400,
+          { 'content-type': 'application/json' },
+          JSON.stringify({ error: { message: `bad: ${request.body}` } }),
+        )(request, response),
+      );
       const error = await rejection(client.post('login', { json: { password } }));
       expect(error).toBeInstanceOf(FatalSourceError);
       expect((error as Error).message).toContain('bad: {"password":"[redacted]"}');

@@ -29,7 +29,8 @@ const VALID: Record<string, string> = {
 const NEVER_PRINTED = ['Db-pw-7c1e9a', 'Rd-pw-52b0f4', ...Object.values(SECRET)];
 
 /** Killed after 30 s: a bad setting must be reported long before. */
-const run = (script: string, args: string[], env: Record<string, string | undefined>) => runCommand(script, args, env, { timeoutMs: 30_000 });
+const run = (script: string, args: string[], env: Record<string, string | undefined>) =>
+  runCommand(script, args, env, { timeoutMs: 30_000 });
 
 /** Runs `work` over `items`, `limit` at a time: each child process costs about a second of a core. */
 async function pool<T, R>(items: T[], limit: number, work: (item: T) => Promise<R>): Promise<R[]> {
@@ -56,8 +57,16 @@ interface Problem {
   says: string;
 }
 
-const invalid = (name: string, value: string, says: string): Problem => ({ names: [name], env: { [name]: value }, says });
-const unset = (names: string[], says: string): Problem => ({ names, env: Object.fromEntries(names.map((n) => [n, undefined])), says });
+const invalid = (name: string, value: string, says: string): Problem => ({
+  names: [name],
+  env: { [name]: value },
+  says,
+});
+const unset = (names: string[], says: string): Problem => ({
+  names,
+  env: Object.fromEntries(names.map((n) => [n, undefined])),
+  says,
+});
 
 const WHOLE = 'must be a whole number from';
 const DURATION = 'must be a duration such as 30s';
@@ -72,7 +81,11 @@ const BUDGET = 'must be a whole number of requests per day, or off';
  */
 const GROUPS: Problem[][] = [
   [
-    invalid('DATABASE_URL', 'mysql://root:Db-pw-7c1e9a@127.0.0.1/db', 'must be a URL starting with postgres:// or postgresql://'),
+    invalid(
+      'DATABASE_URL',
+      'mysql://root:Db-pw-7c1e9a@127.0.0.1/db',
+      'must be a URL starting with postgres:// or postgresql://',
+    ),
     invalid('REDIS_URL', 'http://:Rd-pw-52b0f4@127.0.0.1:6379', 'must be a URL starting with redis:// or rediss://'),
     invalid('LOG_LEVEL', 'verbose', 'must be one of fatal, error, warn, info, debug, trace, silent (got "verbose")'),
     invalid('HTTP_CONNECT_TIMEOUT', 'soon', DURATION),
@@ -91,7 +104,11 @@ const GROUPS: Problem[][] = [
     invalid('HTTP_REQUEST_TIMEOUT', 'a while', DURATION),
     invalid('HTTP_MAX_RESPONSE_SIZE', '1TB', 'must be a size from 64kB to 128MB, such as 512kB or 16MB (got "1TB")'),
     invalid('CARECLOUD_BASE_URL', 'ftp://example.com/v1.0', 'must be a URL starting with http:// or https://'),
-    invalid('CARECLOUD_TIMEZONE', 'Europe/Atlantis', 'must be an IANA time zone such as Europe/Prague (got "Europe/Atlantis")'),
+    invalid(
+      'CARECLOUD_TIMEZONE',
+      'Europe/Atlantis',
+      'must be an IANA time zone such as Europe/Prague (got "Europe/Atlantis")',
+    ),
     invalid('CARECLOUD_PAGE_SIZE', '0', `${WHOLE} 1 to 1000`),
     invalid('CARECLOUD_PAGE_OVERLAP', '51', `${WHOLE} 1 to 50`),
     invalid('CARECLOUD_SLICE_PAGES', '0', `${WHOLE} 1 to 100000`),
@@ -120,7 +137,10 @@ const GROUPS: Problem[][] = [
     invalid('CIN7_DAILY_BUDGET', '5000.5', BUDGET),
     invalid('CIN7_CONFIRM_MAX', '5001', `${WHOLE} 0 to 5000`),
     // Only the password of CareCloud set: the line lists everything else it needs, and not the password.
-    unset(['CARECLOUD_BASE_URL', 'CARECLOUD_LOGIN', 'CARECLOUD_APP_ID', 'CARECLOUD_TIMEZONE'], 'must be set to sync carecloud (CARECLOUD_PASSWORD is set)'),
+    unset(
+      ['CARECLOUD_BASE_URL', 'CARECLOUD_LOGIN', 'CARECLOUD_APP_ID', 'CARECLOUD_TIMEZONE'],
+      'must be set to sync carecloud (CARECLOUD_PASSWORD is set)',
+    ),
   ],
   [
     // The old name and the new one, both valid and different: checked once every value is valid, so alone here.
@@ -134,7 +154,9 @@ const GROUPS: Problem[][] = [
 
 describe('an invalid setting', () => {
   it('covers every variable of .env.example', () => {
-    const documented = [...readFileSync(join(root, '.env.example'), 'utf8').matchAll(/^([A-Z][A-Z0-9_]*)=/gm)].map((m) => m[1]!);
+    const documented = [...readFileSync(join(root, '.env.example'), 'utf8').matchAll(/^([A-Z][A-Z0-9_]*)=/gm)].map(
+      (m) => m[1]!,
+    );
     expect(documented.length).toBeGreaterThan(30);
     // Read by `npm run db:reporting-role` only, and tested with it (test/integration/security.test.ts).
     const tested = new Set([...GROUPS.flat().flatMap((p) => p.names), 'REPORTING_ROLE', 'REPORTING_PASSWORD']);
@@ -168,7 +190,10 @@ describe('an invalid setting', () => {
       expect(reported, label).toHaveLength(group.length);
       for (const problem of group) {
         const expected = `Configuration error: ${problem.names.join(', ')} ${problem.says}`;
-        expect(reported.filter((line) => line.startsWith(expected)), `${label}\n${outcome.stderr}`).toHaveLength(1);
+        expect(
+          reported.filter((line) => line.startsWith(expected)),
+          `${label}\n${outcome.stderr}`,
+        ).toHaveLength(1);
       }
     });
     const everything = outcomes.map((o) => o.stdout + o.stderr).join('\n');
@@ -186,18 +211,63 @@ interface BadArguments {
 const SYNC_USAGE = 'Usage: npm run sync -- --source <carecloud|cin7|all>';
 const FAKE_USAGE = 'Usage: tsx src/fake/cli.ts';
 const BAD_ARGUMENTS: BadArguments[] = [
-  { script: 'src/cli/sync.ts', args: ['--source', 'all', '--verbose'], says: "Unknown option '--verbose'", usage: SYNC_USAGE },
+  {
+    script: 'src/cli/sync.ts',
+    args: ['--source', 'all', '--verbose'],
+    says: "Unknown option '--verbose'",
+    usage: SYNC_USAGE,
+  },
   { script: 'src/cli/sync.ts', args: [], says: '--source is required', usage: SYNC_USAGE },
-  { script: 'src/cli/sync.ts', args: ['--source', 'shopify'], says: '--source must be one of carecloud, cin7, all (got "shopify")', usage: SYNC_USAGE },
-  { script: 'src/cli/sync.ts', args: ['--source', 'all', '--mode', 'fast'], says: '--mode must be one of incremental, full (got "fast")', usage: SYNC_USAGE },
-  { script: 'src/cli/start.ts', args: ['--role', 'boss'], says: '--role must be all, worker or scheduler (got "boss")', usage: 'Usage: npm start' },
-  { script: 'src/cli/start.ts', args: ['--workers', '2'], says: "Unknown option '--workers'", usage: 'Usage: npm start' },
-  { script: 'src/cli/demo.ts', args: ['--seed', 'abc'], says: '--seed must be a whole number (got "abc")', usage: 'Usage: npm run demo' },
+  {
+    script: 'src/cli/sync.ts',
+    args: ['--source', 'shopify'],
+    says: '--source must be one of carecloud, cin7, all (got "shopify")',
+    usage: SYNC_USAGE,
+  },
+  {
+    script: 'src/cli/sync.ts',
+    args: ['--source', 'all', '--mode', 'fast'],
+    says: '--mode must be one of incremental, full (got "fast")',
+    usage: SYNC_USAGE,
+  },
+  {
+    script: 'src/cli/start.ts',
+    args: ['--role', 'boss'],
+    says: '--role must be all, worker or scheduler (got "boss")',
+    usage: 'Usage: npm start',
+  },
+  {
+    script: 'src/cli/start.ts',
+    args: ['--workers', '2'],
+    says: "Unknown option '--workers'",
+    usage: 'Usage: npm start',
+  },
+  {
+    script: 'src/cli/demo.ts',
+    args: ['--seed', 'abc'],
+    says: '--seed must be a whole number (got "abc")',
+    usage: 'Usage: npm run demo',
+  },
   { script: 'src/cli/demo.ts', args: ['--loop'], says: "Unknown option '--loop'", usage: 'Usage: npm run demo' },
-  { script: 'src/fake/cli.ts', args: ['--carecloud-port', '70000'], says: '--carecloud-port must be a whole number from 0 to 65535 (got "70000")', usage: FAKE_USAGE },
-  { script: 'src/fake/cli.ts', args: ['--cin7-port', 'http'], says: '--cin7-port must be a whole number from 0 to 65535 (got "http")', usage: FAKE_USAGE },
+  {
+    script: 'src/fake/cli.ts',
+    args: ['--carecloud-port', '70000'],
+    says: '--carecloud-port must be a whole number from 0 to 65535 (got "70000")',
+    usage: FAKE_USAGE,
+  },
+  {
+    script: 'src/fake/cli.ts',
+    args: ['--cin7-port', 'http'],
+    says: '--cin7-port must be a whole number from 0 to 65535 (got "http")',
+    usage: FAKE_USAGE,
+  },
   { script: 'src/fake/cli.ts', args: ['--verbose'], says: "Unknown option '--verbose'", usage: FAKE_USAGE },
-  { script: 'src/cli/reporting-role.ts', args: ['--force'], says: "Unknown option '--force'", usage: 'Usage: npm run db:reporting-role' },
+  {
+    script: 'src/cli/reporting-role.ts',
+    args: ['--force'],
+    says: "Unknown option '--force'",
+    usage: 'Usage: npm run db:reporting-role',
+  },
 ];
 
 async function expectUsageErrors(cases: BadArguments[]) {
@@ -220,10 +290,19 @@ describe('a bad command-line argument', () => {
 
   // Bugs found while writing this file; each fails until its command is fixed.
   it('db:migrate rejects an argument it does not take', async () => {
-    await expectUsageErrors([{ script: 'src/cli/migrate.ts', args: ['--dry-run'], says: '--dry-run', usage: 'Usage: npm run db:migrate' }]);
+    await expectUsageErrors([
+      { script: 'src/cli/migrate.ts', args: ['--dry-run'], says: '--dry-run', usage: 'Usage: npm run db:migrate' },
+    ]);
   });
 
   it('demo rejects an empty --seed', async () => {
-    await expectUsageErrors([{ script: 'src/cli/demo.ts', args: ['--seed='], says: '--seed must be a whole number (got "")', usage: 'Usage: npm run demo' }]);
+    await expectUsageErrors([
+      {
+        script: 'src/cli/demo.ts',
+        args: ['--seed='],
+        says: '--seed must be a whole number (got "")',
+        usage: 'Usage: npm run demo',
+      },
+    ]);
   });
 });

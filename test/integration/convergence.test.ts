@@ -40,8 +40,18 @@ describe('convergence under chaos (fast subset)', () => {
     });
     const report = formatReports(reports, 'convergence under chaos, fast subset');
     console.log(report);
-    expect(reports.filter((r) => r.error !== undefined).map((r) => `seed ${r.seed}: ${r.error}`), report).toEqual([]);
-    expect(reports.flatMap((r) => unknownMismatches(r).slice(0, 5).map((m) => `seed ${r.seed} ${m.source} ${m.kind} ${m.id}: ${m.detail.slice(0, 200)}`)), report).toEqual([]);
+    expect(
+      reports.filter((r) => r.error !== undefined).map((r) => `seed ${r.seed}: ${r.error}`),
+      report,
+    ).toEqual([]);
+    expect(
+      reports.flatMap((r) =>
+        unknownMismatches(r)
+          .slice(0, 5)
+          .map((m) => `seed ${r.seed} ${m.source} ${m.kind} ${m.id}: ${m.detail.slice(0, 200)}`),
+      ),
+      report,
+    ).toEqual([]);
     // The chaos happened: changes, faults served, bad records, stopped workers, every row compared.
     for (const r of reports) {
       expect(Object.values(r.changes).reduce((a, b) => a + b, 0)).toBeGreaterThan(20);
@@ -50,7 +60,11 @@ describe('convergence under chaos (fast subset)', () => {
       expect(r.rowsChecked).toBeGreaterThan(200);
     }
     // Full scans and first backfills of both sources were read in slices, by the worker.
-    for (const source of ['carecloud', 'cin7']) expect(reports.reduce((n, r) => n + (r.slicedScans[source] ?? 0), 0), source).toBeGreaterThan(0);
+    for (const source of ['carecloud', 'cin7'])
+      expect(
+        reports.reduce((n, r) => n + (r.slicedScans[source] ?? 0), 0),
+        source,
+      ).toBeGreaterThan(0);
   }, 180_000);
 });
 

@@ -21,7 +21,9 @@ const listRequests = (source: 'carecloud' | 'cin7') =>
 async function expectTable(source: 'carecloud' | 'cin7') {
   const rows = (await h.vouchers(source)).filter((r) => !r.isDeleted || source === 'carecloud');
   const truth: { id: string; raw: unknown }[] =
-    source === 'carecloud' ? careCloudTruth().map((v) => ({ id: v.voucher_id, raw: v })) : h.cin7.store.all().map((v) => ({ id: v.code, raw: v }));
+    source === 'carecloud'
+      ? careCloudTruth().map((v) => ({ id: v.voucher_id, raw: v }))
+      : h.cin7.store.all().map((v) => ({ id: v.code, raw: v }));
   expect(rows.length).toBe(truth.length);
   const byId = new Map(rows.map((r) => [r.sourceId, r.raw]));
   for (const { id, raw } of truth) expect(byId.get(id), `voucher ${id}`).toEqual(raw);
@@ -38,7 +40,9 @@ describe('scans against a hostile server', () => {
     const run = await lastRun();
     expect(run.status).toBe('succeeded');
     expect(run.warnings).toHaveLength(1);
-    expect(run.warnings[0]).toContain(`read ${careCloudTruth().length} distinct records (and rejected 0), but carecloud reported a total of 50`);
+    expect(run.warnings[0]).toContain(
+      `read ${careCloudTruth().length} distinct records (and rejected 0), but carecloud reported a total of 50`,
+    );
     const fullRequests = listRequests('carecloud');
     expect(fullRequests).toBeLessThanOrEqual(6);
 
@@ -46,7 +50,9 @@ describe('scans against a hostile server', () => {
     const incremental = await h.sync('carecloud');
     expect(incremental.counters.updated).toBe(1);
     await expectTable('carecloud');
-    console.info(`lying total: full scan ${fullRequests} list requests, ${full.counters.inserted} stored; incremental ${listRequests('carecloud') - fullRequests}`);
+    console.info(
+      `lying total: full scan ${fullRequests} list requests, ${full.counters.inserted} stored; incremental ${listRequests('carecloud') - fullRequests}`,
+    );
   });
 
   it('stops a full scan whose server ignores offset and sends no total, after a few requests, losing nothing', async () => {
@@ -55,7 +61,9 @@ describe('scans against a hostile server', () => {
     const before = listRequests('carecloud');
     h.hostile.carecloud.set(ignoringOffset);
     // Pages of 20: the first page is full, so the scan asks on, and gets the same page again and again.
-    await expect(h.sync('carecloud', 'full')).rejects.toThrow(/CareCloud returned only records this scan had already read for 5 pages in a row .*ignore `offset`/);
+    await expect(h.sync('carecloud', 'full')).rejects.toThrow(
+      /CareCloud returned only records this scan had already read for 5 pages in a row .*ignore `offset`/,
+    );
     const requests = listRequests('carecloud') - before;
     expect(requests).toBeLessThanOrEqual(8);
     const run = await lastRun();
@@ -71,7 +79,9 @@ describe('scans against a hostile server', () => {
     await h.sync('cin7');
     const before = listRequests('cin7');
     h.hostile.cin7.set(ignoringWhere);
-    await expect(h.sync('cin7')).rejects.toThrow(/Cin7 answered a request for records >= .* it seems to ignore `where`/);
+    await expect(h.sync('cin7')).rejects.toThrow(
+      /Cin7 answered a request for records >= .* it seems to ignore `where`/,
+    );
     const requests = listRequests('cin7') - before;
     expect(requests).toBe(1);
     expect(await lastRun()).toMatchObject({ status: 'failed', mode: 'incremental', apiCalls: 1 });
@@ -81,7 +91,12 @@ describe('scans against a hostile server', () => {
   });
 
   it('asks for smaller pages when an answer is too large to hold, and reads everything', async () => {
-    h = await createHarness({ hostile: true, careCloud: { count: 300 }, cin7: { count: 300 }, env: { HTTP_MAX_RESPONSE_SIZE: '256kB' } });
+    h = await createHarness({
+      hostile: true,
+      careCloud: { count: 300 },
+      cin7: { count: 300 },
+      env: { HTTP_MAX_RESPONSE_SIZE: '256kB' },
+    });
     h.hostile.carecloud.set(hugeAbove(30));
     h.hostile.cin7.set(hugeAbove(100));
     const careCloud = await h.sync('carecloud', 'full');

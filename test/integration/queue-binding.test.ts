@@ -12,8 +12,6 @@ import { createTestDatabase, type TestDatabase } from '../helpers/db.ts';
 import { runCommand } from '../helpers/run-command.ts';
 import { createHarness, type Harness } from '../helpers/sync-harness.ts';
 
-
-
 describe('one QUEUE_PREFIX, two databases', () => {
   let h: Harness;
   let other: TestDatabase;
@@ -67,13 +65,17 @@ describe('one QUEUE_PREFIX, two databases', () => {
     await first.stop();
     const second = await startService(otherConfig, logger, { schedulers: false });
     await second.stop();
-    expect(JSON.parse((await h.redis.get(bindingKey(h.prefix)))!)).toMatchObject({ described: expect.stringContaining(other.name) });
+    expect(JSON.parse((await h.redis.get(bindingKey(h.prefix)))!)).toMatchObject({
+      described: expect.stringContaining(other.name),
+    });
 
     // A process that died holds its lease until it lapses: refused while it lasts, free after.
     const held = await startService(h.config, logger, { schedulers: false });
     await h.redis.zadd(`${bindingKey(h.prefix)}:live`, Date.now() + 60_000, 'a-process-that-died');
     await held.stop();
-    await expect(startService(otherConfig, logger, { schedulers: false })).rejects.toThrow(/in use by another database/);
+    await expect(startService(otherConfig, logger, { schedulers: false })).rejects.toThrow(
+      /in use by another database/,
+    );
     await h.redis.zadd(`${bindingKey(h.prefix)}:live`, Date.now() - 1, 'a-process-that-died');
     const after = await startService(otherConfig, logger, { schedulers: false });
     await after.stop();

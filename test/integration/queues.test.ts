@@ -62,11 +62,14 @@ describe('through the real queues', () => {
     expect(await harness.db.voucher.count({ where: { source: 'carecloud' } })).toBe(careCloudCount);
     expect(await harness.db.voucher.count({ where: { source: 'cin7' } })).toBe(harness.cin7.store.all().length);
     const second = await runOnce(service, REDIS_URL, harness.prefix, 'incremental', 'cli');
-    for (const outcome of second) expect(outcome.ok && outcome.result.counters).toMatchObject({ inserted: 0, updated: 0, pages: 1 });
+    for (const outcome of second)
+      expect(outcome.ok && outcome.result.counters).toMatchObject({ inserted: 0, updated: 0, pages: 1 });
   });
 
   it('schedules incremental syncs and the reconciliation with Job Schedulers', async () => {
-    const harness = await setUp({ env: { CIN7_SCHEDULE: '1h', CIN7_RECONCILE_SCHEDULE: '0 3 * * *', CARECLOUD_FULL_SCHEDULE: 'off' } });
+    const harness = await setUp({
+      env: { CIN7_SCHEDULE: '1h', CIN7_RECONCILE_SCHEDULE: '0 3 * * *', CARECLOUD_FULL_SCHEDULE: 'off' },
+    });
     service = await startService(harness.config, harness.logger, { workers: false });
     const cin7 = await service.queues.get('cin7')!.getJobSchedulers();
     expect(cin7.map((s) => [s.key, s.every ?? s.pattern])).toEqual(
@@ -87,14 +90,20 @@ describe('through the real queues', () => {
     const keys = await harness.redis.keys(`${harness.prefix}:*`);
     await harness.redis.del(...keys);
     expect(await queue.getJobSchedulersCount()).toBe(0);
-    await waitFor(async () => (await queue.getJobSchedulersCount()) === 2 && Number(await queue.getGlobalConcurrency()) === 1, 5_000);
+    await waitFor(
+      async () => (await queue.getJobSchedulersCount()) === 2 && Number(await queue.getGlobalConcurrency()) === 1,
+      5_000,
+    );
   });
 
   it('fails a job without retrying when the credentials are wrong, with a clear reason', async () => {
     const harness = await setUp({ env: { CIN7_API_KEY: 'wrong-key' } });
     service = await startService(harness.config, harness.logger, { schedulers: false, only: ['cin7'] });
     const [outcome] = await runOnce(service, REDIS_URL, harness.prefix, 'incremental', 'cli');
-    expect(outcome).toMatchObject({ ok: false, error: expect.stringContaining('Cin7 rejected the API username or key') });
+    expect(outcome).toMatchObject({
+      ok: false,
+      error: expect.stringContaining('Cin7 rejected the API username or key'),
+    });
     expect(outcome && !outcome.ok && outcome.error).not.toContain('wrong-key');
     const [failed] = await service.queues.get('cin7')!.getFailed();
     expect(failed!.attemptsMade).toBe(1);
@@ -141,7 +150,13 @@ describe('through the real queues', () => {
   });
 
   it('two worker processes never run a source twice at once and together keep every rate limit', async () => {
-    const limits = { cin7: [{ max: 3, windowMs: 1000 }, { max: 20, windowMs: 5000 }], careCloud: [{ max: 5, windowMs: 1000 }] };
+    const limits = {
+      cin7: [
+        { max: 3, windowMs: 1000 },
+        { max: 20, windowMs: 5000 },
+      ],
+      careCloud: [{ max: 5, windowMs: 1000 }],
+    };
     const harness = await setUp({
       careCloud: { rateLimits: limits.careCloud, count: 400 },
       cin7: { rateLimits: limits.cin7, count: 400 },
@@ -206,7 +221,9 @@ describe('through the real queues', () => {
       expect(rows).toHaveLength(expected.length);
       const done = await slices.getCompleted();
       // As planned: the slices of pages of 50, overlap 5, at most 3 pages each, for the vouchers listed.
-      expect(done.length).toBe(Math.ceil(expected.length / sliceSize(expected.length, { pageSize: 50, pageOverlap: 5, slicePages: 3 })));
+      expect(done.length).toBe(
+        Math.ceil(expected.length / sliceSize(expected.length, { pageSize: 50, pageOverlap: 5, slicePages: 3 })),
+      );
       expect(new Set(done.map((j) => j.processedBy)).size).toBe(2);
       const run = await harness.db.syncRun.findFirstOrThrow();
       expect(run.inserted).toBe(expected.length);
@@ -249,7 +266,10 @@ describe('through the real queues', () => {
       await firstService.stop();
     }
     // A second database, same Redis prefix: its first run has the same run id, and so the same scan id.
-    const second = await createHarness({ careCloud: { count: 600, seed: 8 }, env: { ...env, QUEUE_PREFIX: first.prefix } });
+    const second = await createHarness({
+      careCloud: { count: 600, seed: 8 },
+      env: { ...env, QUEUE_PREFIX: first.prefix },
+    });
     try {
       service = await startService(second.config, second.logger, { schedulers: false });
       expect((await runOnce(service, REDIS_URL, first.prefix, 'incremental', 'cli'))[0]?.ok).toBe(true);
@@ -300,7 +320,10 @@ describe('through the real queues', () => {
 
 describe('npm run sync', () => {
   function runSyncCommand(args: string[], env: Record<string, string>) {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/sync.ts', ...args], { env: { PATH: process.env.PATH ?? '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/sync.ts', ...args], {
+      env: { PATH: process.env.PATH ?? '', ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     const out: string[] = [];
     child.stdout.on('data', (c: Buffer) => out.push(String(c)));
     child.stderr.on('data', (c: Buffer) => out.push(String(c)));
@@ -317,15 +340,23 @@ describe('npm run sync', () => {
   });
 
   it('exits 1 with one line naming a bad variable', async () => {
-    const result = await runSyncCommand(['--source', 'cin7'], { CIN7_USERNAME: 'x', CIN7_API_KEY: 'y', CIN7_PAGE_SIZE: 'lots' });
+    const result = await runSyncCommand(['--source', 'cin7'], {
+      CIN7_USERNAME: 'x',
+      CIN7_API_KEY: 'y',
+      CIN7_PAGE_SIZE: 'lots',
+    });
     expect(result.code).toBe(1);
-    expect(result.output.trim()).toBe('Configuration error: CIN7_PAGE_SIZE must be a whole number from 1 to 250 (got "lots")');
+    expect(result.output.trim()).toBe(
+      'Configuration error: CIN7_PAGE_SIZE must be a whole number from 1 to 250 (got "lots")',
+    );
   });
 
   it('syncs a source through the queues and prints a summary', async () => {
     const harness = await setUp();
     const result = await runSyncCommand(['--source', 'cin7'], { ...harness.env, LOG_LEVEL: 'warn' });
-    expect(result.output).toMatch(/cin7\s+ok\s+fetched \d+, inserted \d+, updated 0, unchanged \d+, rejected 0, deleted 0/);
+    expect(result.output).toMatch(
+      /cin7\s+ok\s+fetched \d+, inserted \d+, updated 0, unchanged \d+, rejected 0, deleted 0/,
+    );
     expect(result.code).toBe(0);
     expect(await harness.db.voucher.count({ where: { source: 'cin7' } })).toBe(harness.cin7.store.all().length);
   });

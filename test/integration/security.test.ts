@@ -14,13 +14,10 @@ import { TEST_SERVER_URL } from '../helpers/db.ts';
 import { runCommand } from '../helpers/run-command.ts';
 import { createHarness, REDIS_URL, type Harness } from '../helpers/sync-harness.ts';
 
-
-
 /** Which of `secrets` occur in `text` (none, we hope). */
 function leaked(text: string, secrets: Iterable<string>): string[] {
   return [...new Set(secrets)].filter((secret) => secret.length > 0 && text.includes(secret));
 }
-
 
 describe('the reporting role for BI tools', () => {
   const role = `vs_reporting_${randomBytes(5).toString('hex')}`;
@@ -47,7 +44,8 @@ describe('the reporting role for BI tools', () => {
     }
   });
 
-  const command = (env: Record<string, string>) => runCommand('src/cli/reporting-role.ts', [], { DATABASE_URL: h.databaseUrl, ...env });
+  const command = (env: Record<string, string>) =>
+    runCommand('src/cli/reporting-role.ts', [], { DATABASE_URL: h.databaseUrl, ...env });
 
   /** A session as the role. Trust authentication: connecting by name is enough to exercise its privileges. */
   async function connectAs(name: string): Promise<pg.Client> {
@@ -72,12 +70,15 @@ describe('the reporting role for BI tools', () => {
     const match = /^SCRAM-SHA-256\$(\d+):([^$]+)\$([^:]+):(.+)$/.exec(verifier);
     if (!match) return false;
     const salted = pbkdf2Sync(password, Buffer.from(match[2]!, 'base64'), Number(match[1]), 32, 'sha256');
-    const storedKey = createHash('sha256').update(createHmac('sha256', salted).update('Client Key').digest()).digest('base64');
+    const storedKey = createHash('sha256')
+      .update(createHmac('sha256', salted).update('Client Key').digest())
+      .digest('base64');
     return storedKey === match[3];
   }
 
   const storedPassword = async () =>
-    (await admin.query<{ p: string | null }>('SELECT rolpassword AS p FROM pg_authid WHERE rolname = $1', [role])).rows[0]?.p ?? null;
+    (await admin.query<{ p: string | null }>('SELECT rolpassword AS p FROM pg_authid WHERE rolname = $1', [role]))
+      .rows[0]?.p ?? null;
 
   it('reads reporting.vouchers and nothing else; the command is idempotent and never prints the password', async () => {
     const firstPassword = `Bi-${randomBytes(9).toString('hex')}`;
@@ -96,10 +97,14 @@ describe('the reporting role for BI tools', () => {
     const verifier = (await storedPassword())!;
     expect(scramMatches(verifier, secondPassword)).toBe(true);
     expect(scramMatches(verifier, firstPassword)).toBe(false);
-    expect(leaked(first.stdout + first.stderr + second.stdout + second.stderr, [firstPassword, secondPassword])).toEqual([]);
+    expect(
+      leaked(first.stdout + first.stderr + second.stdout + second.stderr, [firstPassword, secondPassword]),
+    ).toEqual([]);
 
     // A view added by a later migration (created by the schema's owner) is readable without running the command again.
-    await admin.query('CREATE VIEW reporting.voucher_totals AS SELECT source, count(*) AS n FROM public.vouchers GROUP BY source');
+    await admin.query(
+      'CREATE VIEW reporting.voucher_totals AS SELECT source, count(*) AS n FROM public.vouchers GROUP BY source',
+    );
 
     const bi = await connectAs(role);
     try {
@@ -115,10 +120,19 @@ describe('the reporting role for BI tools', () => {
       await bi.query('SET default_transaction_read_only = off');
 
       const denied = '42501';
-      expect(await sqlState(bi, "INSERT INTO reporting.vouchers (source, source_id, code) VALUES ('cin7', 'X-1', 'X-1')")).toBe(denied);
+      expect(
+        await sqlState(bi, "INSERT INTO reporting.vouchers (source, source_id, code) VALUES ('cin7', 'X-1', 'X-1')"),
+      ).toBe(denied);
       expect(await sqlState(bi, "UPDATE reporting.vouchers SET code = 'x'")).toBe(denied);
       expect(await sqlState(bi, 'DELETE FROM reporting.vouchers')).toBe(denied);
-      for (const table of ['vouchers', 'sync_state', 'sync_runs', 'rejected_records', 'scan_seen', '_prisma_migrations']) {
+      for (const table of [
+        'vouchers',
+        'sync_state',
+        'sync_runs',
+        'rejected_records',
+        'scan_seen',
+        '_prisma_migrations',
+      ]) {
         expect(await sqlState(bi, `SELECT * FROM public.${table} LIMIT 1`), `SELECT on ${table}`).toBe(denied);
         expect(await sqlState(bi, `DELETE FROM public.${table}`), `DELETE on ${table}`).toBe(denied);
         expect(await sqlState(bi, `TRUNCATE public.${table}`), `TRUNCATE on ${table}`).toBe(denied);
@@ -142,13 +156,17 @@ describe('the reporting role for BI tools', () => {
     const missing = await command({ REPORTING_ROLE: 'BI Reader' });
     expect(missing.code).toBe(1);
     expect(missing.stderr.trim().split('\n')).toEqual([
-      expect.stringMatching(/^Configuration error: REPORTING_ROLE must be 1 to 63 lowercase letters.*\(got "BI Reader"\)$/),
+      expect.stringMatching(
+        /^Configuration error: REPORTING_ROLE must be 1 to 63 lowercase letters.*\(got "BI Reader"\)$/,
+      ),
       expect.stringMatching(/^Configuration error: REPORTING_PASSWORD must be set/),
     ]);
 
     const short = await command({ REPORTING_ROLE: role, REPORTING_PASSWORD: 'Sh0rt!' });
     expect(short.code).toBe(1);
-    expect(short.stderr.trim().split('\n')).toEqual(['Configuration error: REPORTING_PASSWORD must be at least 8 characters']);
+    expect(short.stderr.trim().split('\n')).toEqual([
+      'Configuration error: REPORTING_PASSWORD must be at least 8 characters',
+    ]);
     expect(short.stderr).not.toContain('Sh0rt!');
 
     // A grant to PUBLIC would reach the role: the command names it and changes nothing (the password stays).
@@ -216,17 +234,21 @@ async function startRecordingProxy(target: string) {
   };
   const server = createServer((req, res) => {
     noteHeaders(req.headers);
-    const upstream = httpRequest(new URL(req.url ?? '/', target), { method: req.method, headers: req.headers }, (answer) => {
-      const chunks: Buffer[] = [];
-      answer.on('data', (chunk: Buffer) => chunks.push(chunk));
-      answer.on('end', () => {
-        const body = Buffer.concat(chunks);
-        const token = /"bearer_token"\s*:\s*"([^"]+)"/.exec(body.toString('utf8'))?.[1];
-        if (token) seen.add(token);
-        res.writeHead(answer.statusCode ?? 502, answer.headers);
-        res.end(body);
-      });
-    });
+    const upstream = httpRequest(
+      new URL(req.url ?? '/', target),
+      { method: req.method, headers: req.headers },
+      (answer) => {
+        const chunks: Buffer[] = [];
+        answer.on('data', (chunk: Buffer) => chunks.push(chunk));
+        answer.on('end', () => {
+          const body = Buffer.concat(chunks);
+          const token = /"bearer_token"\s*:\s*"([^"]+)"/.exec(body.toString('utf8'))?.[1];
+          if (token) seen.add(token);
+          res.writeHead(answer.statusCode ?? 502, answer.headers);
+          res.end(body);
+        });
+      },
+    );
     upstream.on('error', () => res.destroy());
     req.pipe(upstream);
   });
@@ -243,7 +265,11 @@ async function startRecordingProxy(target: string) {
 }
 
 describe('secrets and personal data', () => {
-  const careCloudCredentials = { login: 'cc-api-user', password: `Cc-pw-${randomBytes(8).toString('hex')}`, appId: `cc-app-${randomBytes(8).toString('hex')}` };
+  const careCloudCredentials = {
+    login: 'cc-api-user',
+    password: `Cc-pw-${randomBytes(8).toString('hex')}`,
+    appId: `cc-app-${randomBytes(8).toString('hex')}`,
+  };
   const cin7Credentials = { username: 'cin7-api-user', apiKey: `c7-key-${randomBytes(8).toString('hex')}` };
   const wrongApiKey = `c7-wrong-${randomBytes(8).toString('hex')}`;
   const errorEmails = ['ops.oncall@example.org', 'jana.novakova@example.cz'];
@@ -267,7 +293,12 @@ describe('secrets and personal data', () => {
     const careCloudProxy = await startRecordingProxy(new URL(h.env.CARECLOUD_BASE_URL).origin);
     const cin7Proxy = await startRecordingProxy(new URL(h.env.CIN7_BASE_URL).origin);
     proxies.push(careCloudProxy, cin7Proxy);
-    const childEnv = { ...h.env, LOG_LEVEL: 'debug', CARECLOUD_BASE_URL: careCloudProxy.origin + CARECLOUD_BASE_PATH, CIN7_BASE_URL: `${cin7Proxy.origin}/api` };
+    const childEnv = {
+      ...h.env,
+      LOG_LEVEL: 'debug',
+      CARECLOUD_BASE_URL: careCloudProxy.origin + CARECLOUD_BASE_PATH,
+      CIN7_BASE_URL: `${cin7Proxy.origin}/api`,
+    };
     return { harness: h, childEnv, tokens: careCloudProxy.seen, basic: cin7Proxy.seen };
   }
 
@@ -280,7 +311,14 @@ describe('secrets and personal data', () => {
       noteEmail,
       ...errorEmails,
     ].filter((e): e is string => typeof e === 'string' && e.includes('@'));
-    return [careCloudCredentials.password, careCloudCredentials.appId, cin7Credentials.apiKey, ...observed.flatMap((s) => [...s]), ...emails, ...extra];
+    return [
+      careCloudCredentials.password,
+      careCloudCredentials.appId,
+      cin7Credentials.apiKey,
+      ...observed.flatMap((s) => [...s]),
+      ...emails,
+      ...extra,
+    ];
   }
 
   /** What the service kept about its runs: the ledger, the rejected records' reasons, and every job in Redis. */
@@ -288,13 +326,24 @@ describe('secrets and personal data', () => {
     const runs = await harness.db.syncRun.findMany();
     const rejected = await harness.db.rejectedRecord.findMany({ select: { reason: true } });
     const connection = new Redis(REDIS_URL, { maxRetriesPerRequest: null });
-    const texts: string[] = [JSON.stringify(runs, (_k, v: unknown) => (typeof v === 'bigint' ? String(v) : v)), JSON.stringify(rejected)];
+    const texts: string[] = [
+      JSON.stringify(runs, (_k, v: unknown) => (typeof v === 'bigint' ? String(v) : v)),
+      JSON.stringify(rejected),
+    ];
     const failedReasons: string[] = [];
     try {
       for (const source of ['carecloud', 'cin7']) {
         const queue = new Queue(source, { connection, prefix: harness.prefix });
         const jobs = await queue.getJobs(['failed', 'completed', 'delayed', 'waiting', 'active']);
-        texts.push(JSON.stringify(jobs.map((job) => ({ failedReason: job.failedReason, stacktrace: job.stacktrace, returnvalue: job.returnvalue as unknown }))));
+        texts.push(
+          JSON.stringify(
+            jobs.map((job) => ({
+              failedReason: job.failedReason,
+              stacktrace: job.stacktrace,
+              returnvalue: job.returnvalue as unknown,
+            })),
+          ),
+        );
         failedReasons.push(...jobs.filter((job) => job.failedReason).map((job) => `${source}: ${job.failedReason}`));
         await queue.close();
       }
@@ -328,14 +377,20 @@ describe('secrets and personal data', () => {
     expect(run.code, output.slice(-2000)).toBe(0);
 
     // The faults really happened, and their error bodies reached the log (masked).
-    expect(careCloud.stats.byStatus).toMatchObject({ 401: expect.any(Number), 429: expect.any(Number), 500: expect.any(Number) });
+    expect(careCloud.stats.byStatus).toMatchObject({
+      401: expect.any(Number),
+      429: expect.any(Number),
+      500: expect.any(Number),
+    });
     expect(cin7.stats.byStatus).toMatchObject({ 429: expect.any(Number), 500: expect.any(Number) });
     expect(output).toContain('logging in again');
     expect(output).toContain('[email]');
     expect(await harness.db.rejectedRecord.count()).toBe(4);
     // What the search below looks for was really sent: two bearer tokens at least, and the Basic credentials.
     expect([...tokens].filter((t) => !t.startsWith('Bearer ')).length).toBeGreaterThanOrEqual(2);
-    expect([...basic]).toContain(Buffer.from(`${cin7Credentials.username}:${cin7Credentials.apiKey}`).toString('base64'));
+    expect([...basic]).toContain(
+      Buffer.from(`${cin7Credentials.username}:${cin7Credentials.apiKey}`).toString('base64'),
+    );
 
     const secrets = secretsOf(harness, [tokens, basic]);
     expect(secrets.length).toBeGreaterThan(300);
@@ -344,7 +399,11 @@ describe('secrets and personal data', () => {
   });
 
   it('failing runs keep secrets and personal data out of the output, the failed jobs and sync_runs.error', async () => {
-    const { harness, childEnv, tokens, basic } = await setUp({ CIN7_API_KEY: wrongApiKey, JOB_ATTEMPTS: '1', HTTP_RETRIES: '0' });
+    const { harness, childEnv, tokens, basic } = await setUp({
+      CIN7_API_KEY: wrongApiKey,
+      JOB_ATTEMPTS: '1',
+      HTTP_RETRIES: '0',
+    });
     harness.careCloud.store.onListRequest(() => {
       throw new Error(`cannot read the vouchers of ${errorEmails[0]}`);
     });

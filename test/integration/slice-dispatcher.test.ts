@@ -21,8 +21,20 @@ afterEach(async () => {
   if (keys.length > 0) await redis.del(...keys);
 });
 
-const task = (index: number): SliceTask => ({ source: 'carecloud', stream: 'vouchers', mode: 'full', runId: '1', scanId: '1', key: 'plan', index, slice: { index } });
-const resultOf = (index: number): SliceResult => ({ highMark: new Date(Date.UTC(2026, 0, 1 + index)).toISOString(), counters: { ...emptyCounters(), pages: index + 1 } });
+const task = (index: number): SliceTask => ({
+  source: 'carecloud',
+  stream: 'vouchers',
+  mode: 'full',
+  runId: '1',
+  scanId: '1',
+  key: 'plan',
+  index,
+  slice: { index },
+});
+const resultOf = (index: number): SliceResult => ({
+  highMark: new Date(Date.UTC(2026, 0, 1 + index)).toISOString(),
+  counters: { ...emptyCounters(), pages: index + 1 },
+});
 
 describe('slice dispatcher', () => {
   it('hands over the result of a slice that finishes just after its job was read', async () => {
@@ -52,16 +64,22 @@ describe('slice dispatcher', () => {
           if (first && reads.get(id) === 2 && job && !job.finishedOn) {
             first = false;
             release();
-            await Promise.all([0, 1, 2].map(async (i) => {
-              for (let n = 0; n < 200 && !(await (await target.getJob(`plan-${i}`))?.isCompleted()); n++) await new Promise((r) => setTimeout(r, 10));
-            }));
+            await Promise.all(
+              [0, 1, 2].map(async (i) => {
+                for (let n = 0; n < 200 && !(await (await target.getJob(`plan-${i}`))?.isCompleted()); n++)
+                  await new Promise((r) => setTimeout(r, 10));
+              }),
+            );
           }
           return job;
         };
       },
     });
     const got = new Map<number, SliceResult>();
-    await createSliceDispatcher(racing, { pollMs: 20 }).run([task(0), task(1), task(2)], async (t, result) => void got.set(t.index, result));
+    await createSliceDispatcher(racing, { pollMs: 20 }).run(
+      [task(0), task(1), task(2)],
+      async (t, result) => void got.set(t.index, result),
+    );
     expect(first).toBe(false);
     expect([...got.entries()].sort(([a], [b]) => a - b)).toEqual([0, 1, 2].map((i) => [i, resultOf(i)]));
   });

@@ -29,7 +29,12 @@ beforeEach(async () => {
   sourceNow = Date.now();
   h = await createHarness({
     careCloud: { now: () => sourceNow },
-    env: { CARECLOUD_PAGE_SIZE: String(PAGE), CARECLOUD_PAGE_OVERLAP: String(OVERLAP), CARECLOUD_SLICE_PAGES: '2', CARECLOUD_LOOKBACK: '1s' },
+    env: {
+      CARECLOUD_PAGE_SIZE: String(PAGE),
+      CARECLOUD_PAGE_OVERLAP: String(OVERLAP),
+      CARECLOUD_SLICE_PAGES: '2',
+      CARECLOUD_LOOKBACK: '1s',
+    },
   });
 });
 afterEach(async () => {
@@ -39,13 +44,29 @@ afterEach(async () => {
 /** Reads slices one after another, here and now, in the order the caller hands them over. */
 function inlineSlices(): SliceDispatcher {
   const runtime = h.runtime('carecloud');
-  return inlineDispatcher({ stream: runtime.streams[0]!, client: runtime.client, db: h.db, logger: h.logger, lookbackMs: runtime.settings.lookbackMs });
+  return inlineDispatcher({
+    stream: runtime.streams[0]!,
+    client: runtime.client,
+    db: h.db,
+    logger: h.logger,
+    lookbackMs: runtime.settings.lookbackMs,
+  });
 }
 
 /** One full run of CareCloud vouchers, its slices read by `slices`. */
 function fullRun(slices: SliceDispatcher, clock?: Clock) {
   const runtime = h.runtime('carecloud');
-  return runSync({ source: 'carecloud', stream: runtime.streams[0]!, mode: 'full', client: runtime.client, db: h.db, logger: h.logger, settings: runtime.settings, slices, clock });
+  return runSync({
+    source: 'carecloud',
+    stream: runtime.streams[0]!,
+    mode: 'full',
+    client: runtime.client,
+    db: h.db,
+    logger: h.logger,
+    settings: runtime.settings,
+    slices,
+    clock,
+  });
 }
 
 describe('a sliced scan and the watermark', () => {
@@ -124,11 +145,29 @@ describe('a sliced scan and the watermark', () => {
     const runtime = h.runtime('carecloud');
     const stream = runtime.streams[0]!;
     const before = listRequests();
-    const context = { client: runtime.client, mode: 'full' as const, watermark: null, lookbackMs: 1000, now: new Date(), progress: null, call: {}, logger: h.logger };
-    const plan = (await stream.planSlices!(context)) as { start: number; end: number | null; anchors: { key: string; at: number }[]; startAt: number | null; endAt: number | null }[];
+    const context = {
+      client: runtime.client,
+      mode: 'full' as const,
+      watermark: null,
+      lookbackMs: 1000,
+      now: new Date(),
+      progress: null,
+      call: {},
+      logger: h.logger,
+    };
+    const plan = (await stream.planSlices!(context)) as {
+      start: number;
+      end: number | null;
+      anchors: { key: string; at: number }[];
+      startAt: number | null;
+      endAt: number | null;
+    }[];
     expect(listRequests() - before).toBe(plan.length);
     // The whole list in one request, in the API's own order.
-    const { vouchers } = await (runtime.client as CareCloudClient).listVouchers({ count: 1000, offset: 0, sort_field: 'last_change', sort_direction: 'ASC' }, {});
+    const { vouchers } = await (runtime.client as CareCloudClient).listVouchers(
+      { count: 1000, offset: 0, sort_field: 'last_change', sort_direction: 'ASC' },
+      {},
+    );
     const list = vouchers as { voucher_id: string; last_change: string }[];
     const at = (i: number) => Date.parse(parseLocalDateTime(list[i]!.last_change, h.careCloud.timezone));
     expect(plan[0]).toMatchObject({ start: 0, anchors: [], startAt: null });
@@ -136,12 +175,20 @@ describe('a sliced scan and the watermark', () => {
     for (const [k, slice] of plan.entries()) {
       if (k > 0) {
         expect(slice.startAt).toBe(at(slice.start));
-        expect(slice.anchors).toEqual([slice.start - 2, slice.start - 1].map((i) => ({ key: list[i]!.voucher_id, at: at(i) })));
+        expect(slice.anchors).toEqual(
+          [slice.start - 2, slice.start - 1].map((i) => ({ key: list[i]!.voucher_id, at: at(i) })),
+        );
       }
       if (k < plan.length - 1) expect(slice.endAt).toBe(plan[k + 1]!.startAt);
     }
-    expect(() => stream.scanSlice!(context, { start: -1, end: 40 })).toThrow(/^not a CareCloud slice \(expected \{start, end, anchors, startAt, endAt\}\): .*"start":-1/);
-    expect(() => stream.scanSlice!(context, { start: 0, end: null, startAt: 'yesterday' })).toThrow(/not a CareCloud slice/);
-    expect(() => stream.scanSlice!(context, { start: 40, end: null, anchors: [{ key: 7 }] })).toThrow(/not a CareCloud slice/);
+    expect(() => stream.scanSlice!(context, { start: -1, end: 40 })).toThrow(
+      /^not a CareCloud slice \(expected \{start, end, anchors, startAt, endAt\}\): .*"start":-1/,
+    );
+    expect(() => stream.scanSlice!(context, { start: 0, end: null, startAt: 'yesterday' })).toThrow(
+      /not a CareCloud slice/,
+    );
+    expect(() => stream.scanSlice!(context, { start: 40, end: null, anchors: [{ key: 7 }] })).toThrow(
+      /not a CareCloud slice/,
+    );
   });
 });

@@ -71,14 +71,21 @@ describe('source lock', () => {
     h = await createHarness({ careCloud: { seed: 5, count: 800, latencyMs: 60 }, env: { CARECLOUD_PAGE_SIZE: '20' } });
     const harness = h;
     const service = await startService(harness.config, harness.logger, { schedulers: false, only: ['carecloud'] });
-    const events = new QueueEvents(service.queues.get('carecloud')!.name, { connection: harness.redis.duplicate(), prefix: harness.config.jobs.prefix });
+    const events = new QueueEvents(service.queues.get('carecloud')!.name, {
+      connection: harness.redis.duplicate(),
+      prefix: harness.config.jobs.prefix,
+    });
     try {
-      const job = await service.queues.get('carecloud')!.add('incremental', { mode: 'incremental', requestedBy: 'cli' }, { jobId: 'first' });
+      const job = await service.queues
+        .get('carecloud')!
+        .add('incremental', { mode: 'incremental', requestedBy: 'cli' }, { jobId: 'first' });
       expect(await eventually(async () => ((await harness.db.syncRun.findFirst())?.pages ?? 0) >= 3)).toBe(true);
       await harness.db.$executeRawUnsafe(
         "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'voucher-sync lock carecloud'",
       );
-      expect(await eventually(async () => (await harness.db.syncRun.findFirstOrThrow()).status !== 'running')).toBe(true);
+      expect(await eventually(async () => (await harness.db.syncRun.findFirstOrThrow()).status !== 'running')).toBe(
+        true,
+      );
       const lock = await takeLock(harness.databaseUrl, 'carecloud');
       try {
         await harness.sync('carecloud', 'incremental');
@@ -91,10 +98,15 @@ describe('source lock', () => {
       await service.stop();
     }
     const runs = await harness.db.syncRun.findMany({ orderBy: { id: 'asc' } });
-    expect(runs[0]).toMatchObject({ status: 'interrupted', error: expect.stringMatching(/lock on carecloud was lost/) });
+    expect(runs[0]).toMatchObject({
+      status: 'interrupted',
+      error: expect.stringMatching(/lock on carecloud was lost/),
+    });
     expect(runs.filter((r) => r.status === 'running')).toEqual([]);
     expect(overlappingRuns(runs).map(([a, b]) => `${a.id} (${a.status}) overlaps ${b.id} (${b.status})`)).toEqual([]);
-    expect(await harness.db.voucher.count({ where: { source: 'carecloud' } })).toBe(harness.careCloud.store.all().filter((v) => !isServiceCode(v.code)).length);
+    expect(await harness.db.voucher.count({ where: { source: 'carecloud' } })).toBe(
+      harness.careCloud.store.all().filter((v) => !isServiceCode(v.code)).length,
+    );
   }, 120_000);
 
   it('a superseded run commits nothing more and leaves the watermark where it was', async () => {
@@ -102,7 +114,11 @@ describe('source lock', () => {
     const harness = h;
     await harness.sync('carecloud', 'incremental');
     const before = await harness.db.syncState.findFirstOrThrow({ where: { source: 'carecloud' } });
-    const changed = harness.careCloud.store.all().filter((v) => !isServiceCode(v.code)).slice(0, 60).map((v) => harness.careCloud.store.update(v.voucher_id, { note: 'changed after the first run' }));
+    const changed = harness.careCloud.store
+      .all()
+      .filter((v) => !isServiceCode(v.code))
+      .slice(0, 60)
+      .map((v) => harness.careCloud.store.update(v.voucher_id, { note: 'changed after the first run' }));
     let requests = 0;
     // While the second run pages, a later run (holding the lock this one lost) marks it abandoned.
     const stop = harness.careCloud.store.onListRequest(() => {
@@ -115,11 +131,19 @@ describe('source lock', () => {
     const after = await harness.db.syncState.findFirstOrThrow({ where: { source: 'carecloud' } });
     expect(after.watermark).toEqual(before.watermark);
     // Pages of the superseded run after it was abandoned were rolled back: fewer than all changes stored.
-    const stored = await harness.db.voucher.findMany({ where: { source: 'carecloud', sourceId: { in: changed.map((v) => v.voucher_id) } } });
-    expect(stored.filter((r) => (r.raw as { note?: string }).note === 'changed after the first run').length).toBeLessThan(changed.length);
+    const stored = await harness.db.voucher.findMany({
+      where: { source: 'carecloud', sourceId: { in: changed.map((v) => v.voucher_id) } },
+    });
+    expect(
+      stored.filter((r) => (r.raw as { note?: string }).note === 'changed after the first run').length,
+    ).toBeLessThan(changed.length);
     // The next run reads them all.
     await harness.sync('carecloud', 'incremental');
-    const final = await harness.db.voucher.findMany({ where: { source: 'carecloud', sourceId: { in: changed.map((v) => v.voucher_id) } } });
-    expect(final.filter((r) => (r.raw as { note?: string }).note === 'changed after the first run')).toHaveLength(changed.length);
+    const final = await harness.db.voucher.findMany({
+      where: { source: 'carecloud', sourceId: { in: changed.map((v) => v.voucher_id) } },
+    });
+    expect(final.filter((r) => (r.raw as { note?: string }).note === 'changed after the first run')).toHaveLength(
+      changed.length,
+    );
   });
 });

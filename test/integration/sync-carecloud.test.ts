@@ -116,8 +116,13 @@ describe('CareCloud sync', () => {
     h.careCloud.store.hardDelete(gone!.voucher_id);
     const run = await h.sync('carecloud', 'full');
     expect(run.counters.deleted).toBe(1);
-    expect(await h.db.voucher.findFirstOrThrow({ where: { sourceId: gone!.voucher_id } })).toMatchObject({ isDeleted: true, status: 'deleted' });
-    expect(await h.db.voucher.count({ where: { source: 'carecloud', isDeleted: true } })).toBe(1 + truth().filter((v) => v.state === 0).length);
+    expect(await h.db.voucher.findFirstOrThrow({ where: { sourceId: gone!.voucher_id } })).toMatchObject({
+      isDeleted: true,
+      status: 'deleted',
+    });
+    expect(await h.db.voucher.count({ where: { source: 'carecloud', isDeleted: true } })).toBe(
+      1 + truth().filter((v) => v.state === 0).length,
+    );
     expect(await h.db.scanSeen.count()).toBe(0);
   });
 
@@ -143,7 +148,10 @@ describe('CareCloud sync', () => {
         expect.stringContaining('voucher_id: is missing'),
       ]),
     );
-    expect(rejects.find((r) => r.reason.includes('12,50'))).toMatchObject({ sourceId: (bad as { voucher_id: string }).voucher_id, raw: bad });
+    expect(rejects.find((r) => r.reason.includes('12,50'))).toMatchObject({
+      sourceId: (bad as { voucher_id: string }).voucher_id,
+      raw: bad,
+    });
     // Seen again on the next run: still one row per distinct record, counted.
     h.careCloud.store.update(good.voucher_id);
     await h.sync('carecloud', 'full');
@@ -179,7 +187,8 @@ describe('CareCloud sync', () => {
     await h.sync('carecloud');
     const log = h.logLines.join('');
     expect(log.length).toBeGreaterThan(0);
-    for (const secret of [h.careCloud.credentials.password, h.careCloud.credentials.appId]) expect(log).not.toContain(secret);
+    for (const secret of [h.careCloud.credentials.password, h.careCloud.credentials.appId])
+      expect(log).not.toContain(secret);
     expect(log).not.toMatch(/Bearer [A-Za-z0-9]/);
   });
 });

@@ -25,7 +25,9 @@ async function expectTableEqualsTruth() {
     expect(row, `voucher ${v.code} missing`).toBeDefined();
     expect(row!.raw).toEqual(v);
     expect(row!.status).toBe(v.status === 'Inactive' ? 'inactive' : 'active');
-    expect(row!.redeemedAmount?.toString() ?? null).toBe(v.redeemedAmount === null || v.redeemedAmount === undefined ? null : String(v.redeemedAmount));
+    expect(row!.redeemedAmount?.toString() ?? null).toBe(
+      v.redeemedAmount === null || v.redeemedAmount === undefined ? null : String(v.redeemedAmount),
+    );
     expect(row!.sourceCreatedAt?.toISOString()).toBe(parseIsoDateTime(v.createdDate, 'UTC'));
   }
 }
@@ -43,7 +45,9 @@ async function deleteWhileReconciling(pick: (all: Cin7Voucher[], n: number) => C
   await h.sync('cin7', 'full');
   remove();
   const present = new Set(truth().map((v) => v.code));
-  const wronglyDeleted = (await h.db.voucher.findMany({ where: { source: 'cin7', isDeleted: true } })).filter((r) => present.has(r.sourceId));
+  const wronglyDeleted = (await h.db.voucher.findMany({ where: { source: 'cin7', isDeleted: true } })).filter((r) =>
+    present.has(r.sourceId),
+  );
   expect(wronglyDeleted).toEqual([]);
   expect((await h.vouchers('cin7')).filter((r) => present.has(r.sourceId))).toHaveLength(present.size);
   await h.sync('cin7', 'full');
@@ -87,8 +91,13 @@ describe('Cin7 sync', () => {
     h.cin7.store.hardDelete(b!.code);
     const run = await h.sync('cin7', 'full');
     expect(run.counters).toMatchObject({ updated: 1, deleted: 1 });
-    expect(await h.db.voucher.findFirstOrThrow({ where: { source: 'cin7', sourceId: a!.code } })).toMatchObject({ status: 'inactive' });
-    expect(await h.db.voucher.findFirstOrThrow({ where: { source: 'cin7', sourceId: b!.code } })).toMatchObject({ status: 'deleted', isDeleted: true });
+    expect(await h.db.voucher.findFirstOrThrow({ where: { source: 'cin7', sourceId: a!.code } })).toMatchObject({
+      status: 'inactive',
+    });
+    expect(await h.db.voucher.findFirstOrThrow({ where: { source: 'cin7', sourceId: b!.code } })).toMatchObject({
+      status: 'deleted',
+      isDeleted: true,
+    });
     await expectTableEqualsTruth();
   });
 
@@ -108,7 +117,12 @@ describe('Cin7 sync', () => {
     expect(run.counters.rejected).toBe(2);
     expect(await h.db.voucher.count({ where: { sourceId: good.code } })).toBe(1);
     const reasons = (await h.db.rejectedRecord.findMany()).map((r) => r.reason);
-    expect(reasons).toEqual(expect.arrayContaining([expect.stringContaining('amount: expected a number, got the string "12,50"'), expect.stringContaining('code: is missing')]));
+    expect(reasons).toEqual(
+      expect.arrayContaining([
+        expect.stringContaining('amount: expected a number, got the string "12,50"'),
+        expect.stringContaining('code: is missing'),
+      ]),
+    );
   });
 
   it('rides out 429s without Retry-After, as Cin7 sends them', async () => {
@@ -134,7 +148,10 @@ describe('Cin7 incremental sync inside one CreatedDate second holding more than 
   // that second, so they waited for the reconciliation.
   it('reads every Cin7 voucher of a second holding more than a page, even when some vanish while it pages', async () => {
     let now = Date.parse('2026-03-02T10:00:00Z');
-    h = await createHarness({ cin7: { seed: 4, count: 30, now: () => now, anchor: now - 86_400_000 }, env: { CIN7_PAGE_SIZE: '10', CIN7_LOOKBACK: '1s' } });
+    h = await createHarness({
+      cin7: { seed: 4, count: 30, now: () => now, anchor: now - 86_400_000 },
+      env: { CIN7_PAGE_SIZE: '10', CIN7_LOOKBACK: '1s' },
+    });
     const { store } = h.cin7;
     await h.sync('cin7', 'incremental');
     now += 60_000;
@@ -201,8 +218,13 @@ describe('Cin7 scans split into CreatedDate slices', () => {
     stop();
     expect(slicesPlanned().at(-1)).toBeGreaterThan(8);
     expect(run.counters).toMatchObject({ inserted: 1, updated: 1, deleted: 1 });
-    expect(await h.db.voucher.findFirstOrThrow({ where: { source: 'cin7', sourceId: redeemed!.code } })).toMatchObject({ status: 'inactive' });
-    expect(await h.db.voucher.findFirstOrThrow({ where: { source: 'cin7', sourceId: gone!.code } })).toMatchObject({ status: 'deleted', isDeleted: true });
+    expect(await h.db.voucher.findFirstOrThrow({ where: { source: 'cin7', sourceId: redeemed!.code } })).toMatchObject({
+      status: 'inactive',
+    });
+    expect(await h.db.voucher.findFirstOrThrow({ where: { source: 'cin7', sourceId: gone!.code } })).toMatchObject({
+      status: 'deleted',
+      isDeleted: true,
+    });
     expect(await h.db.voucher.count({ where: { source: 'cin7', sourceId: fresh!.code } })).toBe(1);
     await expectTableEqualsTruth();
     expect(await h.db.scanSeen.count()).toBe(0);
@@ -264,7 +286,13 @@ describe('Cin7 scans split into CreatedDate slices', () => {
   });
 
   it('puts the slices of a reconciliation on the cin7-slices queue that every worker serves', async () => {
-    const noCareCloud = { CARECLOUD_BASE_URL: '', CARECLOUD_LOGIN: '', CARECLOUD_PASSWORD: '', CARECLOUD_APP_ID: '', CARECLOUD_TIMEZONE: '' };
+    const noCareCloud = {
+      CARECLOUD_BASE_URL: '',
+      CARECLOUD_LOGIN: '',
+      CARECLOUD_PASSWORD: '',
+      CARECLOUD_APP_ID: '',
+      CARECLOUD_TIMEZONE: '',
+    };
     h = await createHarness({ env: { ...SLICED, ...noCareCloud } });
     const service = await startService(h.config, h.logger, { schedulers: false });
     const slices = new Queue('cin7-slices', { connection: h.redis, prefix: h.prefix });

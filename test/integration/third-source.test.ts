@@ -74,7 +74,14 @@ describe('a third source: one folder and one registry line', () => {
       if (keys.length > 0) await redis.del(...keys);
       redis.disconnect();
     });
-    const config = loadConfig({ DATABASE_URL: database.url, REDIS_URL, QUEUE_PREFIX: prefix, LOG_LEVEL: 'silent', JOB_BACKOFF: '2s', ...fakes.env });
+    const config = loadConfig({
+      DATABASE_URL: database.url,
+      REDIS_URL,
+      QUEUE_PREFIX: prefix,
+      LOG_LEVEL: 'silent',
+      JOB_BACKOFF: '2s',
+      ...fakes.env,
+    });
     const service = await startService(config, createLogger('silent'), { schedulers: false });
     cleanups.push(() => service.stop());
     const outcomes = await runOnce(service, REDIS_URL, prefix, 'incremental', 'demo');

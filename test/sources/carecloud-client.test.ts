@@ -5,16 +5,36 @@ import { FatalSourceError, RetriableSourceError } from '../../src/errors.ts';
 import { createLogger } from '../../src/logger.ts';
 import { createCareCloudClient } from '../../src/sources/carecloud/client.ts';
 import type { Clock } from '../../src/types.ts';
-import { captureLogs, startLocalServer, type Answer, type LocalServer, type SeenRequest } from '../http/local-server.ts';
+import {
+  captureLogs,
+  startLocalServer,
+  type Answer,
+  type LocalServer,
+  type SeenRequest,
+} from '../http/local-server.ts';
 import { rejection } from '../helpers/rejection.ts';
 
 const PASSWORD = 'pa55-w0rd-not-for-logs';
 const APP_ID = 'app-9f8e7d6c5b4a';
-const http: HttpConfig = { connectTimeoutMs: 2000, readTimeoutMs: 2000, retries: 2, maxInlineWaitMs: 5000, retryBackoffMs: 1000, requestTimeoutMs: 60_000, maxResponseBytes: 16 * 1024 ** 2 };
+const http: HttpConfig = {
+  connectTimeoutMs: 2000,
+  readTimeoutMs: 2000,
+  retries: 2,
+  maxInlineWaitMs: 5000,
+  retryBackoffMs: 1000,
+  requestTimeoutMs: 60_000,
+  maxResponseBytes: 16 * 1024 ** 2,
+};
 const PREFIX = '/webservice/rest-api/enterprise-interface/v1.0';
 
 /** A CareCloud that issues tokens `tok-1`, `tok-2`… and accepts only the latest, unless told otherwise. */
-function fakeCareCloud(options: { loginAnswer?: () => Answer; validTo?: string; acceptToken?: (token: string, latest: string) => boolean } = {}) {
+function fakeCareCloud(
+  options: {
+    loginAnswer?: () => Answer;
+    validTo?: string;
+    acceptToken?: (token: string, latest: string) => boolean;
+  } = {},
+) {
   const state = { issued: 0, logins: [] as SeenRequest[], latest: '' };
   const handle = (request: SeenRequest): Answer => {
     const path = request.url.replace(PREFIX, '');
@@ -22,13 +42,16 @@ function fakeCareCloud(options: { loginAnswer?: () => Answer; validTo?: string; 
       state.logins.push(request);
       if (options.loginAnswer) return options.loginAnswer();
       state.latest = `tok-${++state.issued}-secretish`;
-      return { json: { data: { bearer_token: state.latest, valid_to: options.validTo ?? '2099-01-01 00:00:00', user: {} } } };
+      return {
+        json: { data: { bearer_token: state.latest, valid_to: options.validTo ?? '2099-01-01 00:00:00', user: {} } },
+      };
     }
     const token = request.headers.authorization?.replace('Bearer ', '') ?? '';
     const accept = options.acceptToken ?? ((t, latest) => t === latest);
     if (!accept(token, state.latest)) return { status: 401, json: { error: { title: 'Unauthorized' } } };
     if (path.startsWith('/vouchers/missing')) return { status: 404, json: { error: { title: 'Not found' } } };
-    if (path.startsWith('/vouchers/')) return { json: { data: { voucher_id: path.split('/')[2]?.split('?')[0], customer_id: 'c1' } } };
+    if (path.startsWith('/vouchers/'))
+      return { json: { data: { voucher_id: path.split('/')[2]?.split('?')[0], customer_id: 'c1' } } };
     return { json: { data: { vouchers: [{ voucher_id: 'v1' }, { voucher_id: 'v2' }], total_items: 42 } } };
   };
   return { state, handle };
@@ -51,7 +74,12 @@ describe('createCareCloudClient', () => {
       appId: new Secret(APP_ID),
       timezone: 'Europe/Prague',
     } as CareCloudConfig;
-    const client = createCareCloudClient(config, { http, logger: createLogger('debug', logs), clock, backoffBaseMs: 10 });
+    const client = createCareCloudClient(config, {
+      http,
+      logger: createLogger('debug', logs),
+      clock,
+      backoffBaseMs: 10,
+    });
     return { client, logs, server };
   }
 
@@ -67,7 +95,11 @@ describe('createCareCloudClient', () => {
     await client.listVouchers({ count: 2, offset: 4 });
 
     expect(fake.state.logins).toHaveLength(1);
-    expect(JSON.parse(fake.state.logins[0]!.body)).toEqual({ user_external_application_id: APP_ID, login: 'sync-user', password: PASSWORD });
+    expect(JSON.parse(fake.state.logins[0]!.body)).toEqual({
+      user_external_application_id: APP_ID,
+      login: 'sync-user',
+      password: PASSWORD,
+    });
     expect(fake.state.logins[0]!.headers.authorization).toBeUndefined();
     const calls = server.requests.filter((r) => !r.url.includes('login'));
     expect(calls).toHaveLength(5);
@@ -77,8 +109,12 @@ describe('createCareCloudClient', () => {
     }
     expect(results[0]).toEqual({ vouchers: [{ voucher_id: 'v1' }, { voucher_id: 'v2' }], totalItems: 42 });
     expect(results[2]).toEqual({ voucher_id: 'abc', customer_id: 'c1' });
-    expect(calls.map((c) => c.url)).toContain(`${PREFIX}/vouchers?count=2&offset=0&sort_field=last_change&sort_direction=DESC`);
-    expect(calls.map((c) => c.url)).toContain(`${PREFIX}/customers/c%201/vouchers?count=10&offset=0&code=X1&is_valid=true`);
+    expect(calls.map((c) => c.url)).toContain(
+      `${PREFIX}/vouchers?count=2&offset=0&sort_field=last_change&sort_direction=DESC`,
+    );
+    expect(calls.map((c) => c.url)).toContain(
+      `${PREFIX}/customers/c%201/vouchers?count=10&offset=0&code=X1&is_valid=true`,
+    );
   });
 
   it('logs in again once when the token is refused (401), and the call succeeds', async () => {
@@ -116,18 +152,26 @@ describe('createCareCloudClient', () => {
     expect(server.requests.filter((r) => !r.url.includes('login'))).toHaveLength(2);
   });
 
-  it.each([401, 403])('reports rejected credentials (%i) as FatalSourceError, without retrying or leaking them', async (status) => {
-    const fake = fakeCareCloud({ loginAnswer: () => ({ status, json: { error: { title: 'Invalid login or password', detail: `login ${PASSWORD}` } } }) });
-    const { client, logs } = await setup(fake);
-    const error = await rejection(client.listVouchers({ count: 1, offset: 0 }));
-    expect(error).toBeInstanceOf(FatalSourceError);
-    expect((error as Error).message).toContain('CareCloud rejected the login credentials');
-    expect(fake.state.logins).toHaveLength(1);
-    for (const text of [(error as Error).message, logs.text()]) {
-      expect(text).not.toContain(PASSWORD);
-      expect(text).not.toContain(APP_ID);
-    }
-  });
+  it.each([401, 403])(
+    'reports rejected credentials (%i) as FatalSourceError, without retrying or leaking them',
+    async (status) => {
+      const fake = fakeCareCloud({
+        loginAnswer: () => ({
+          status,
+          json: { error: { title: 'Invalid login or password', detail: `login ${PASSWORD}` } },
+        }),
+      });
+      const { client, logs } = await setup(fake);
+      const error = await rejection(client.listVouchers({ count: 1, offset: 0 }));
+      expect(error).toBeInstanceOf(FatalSourceError);
+      expect((error as Error).message).toContain('CareCloud rejected the login credentials');
+      expect(fake.state.logins).toHaveLength(1);
+      for (const text of [(error as Error).message, logs.text()]) {
+        expect(text).not.toContain(PASSWORD);
+        expect(text).not.toContain(APP_ID);
+      }
+    },
+  );
 
   it('never writes the token, password or application id to the logs', async () => {
     const fake = fakeCareCloud();
@@ -137,13 +181,15 @@ describe('createCareCloudClient', () => {
     await client.listVouchers({ count: 1, offset: 0 });
     expect(await client.getVoucher('missing')).toBeNull();
     expect(logs.lines.length).toBeGreaterThan(0);
-    for (const secret of [PASSWORD, APP_ID, 'tok-1-secretish', 'tok-2-secretish']) expect(logs.text()).not.toContain(secret);
+    for (const secret of [PASSWORD, APP_ID, 'tok-1-secretish', 'tok-2-secretish'])
+      expect(logs.text()).not.toContain(secret);
   });
 
   it('refuses a page whose data.vouchers is not an array', async () => {
     const fake = fakeCareCloud();
     const handle = fake.handle;
-    fake.handle = (request) => (request.url.includes('login') ? handle(request) : { json: { data: { vouchers: { v1: {} }, total_items: 1 } } });
+    fake.handle = (request) =>
+      request.url.includes('login') ? handle(request) : { json: { data: { vouchers: { v1: {} }, total_items: 1 } } };
     const { client } = await setup(fake);
     const error = await rejection(client.listVouchers({ count: 1, offset: 0 }));
     expect(error).toBeInstanceOf(RetriableSourceError);

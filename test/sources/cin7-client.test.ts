@@ -4,11 +4,25 @@ import type { Cin7Config } from '../../src/sources/cin7/config.ts';
 import { FatalSourceError, RetriableSourceError } from '../../src/errors.ts';
 import { createLogger } from '../../src/logger.ts';
 import { createCin7Client } from '../../src/sources/cin7/client.ts';
-import { captureLogs, startLocalServer, type Answer, type LocalServer, type SeenRequest } from '../http/local-server.ts';
+import {
+  captureLogs,
+  startLocalServer,
+  type Answer,
+  type LocalServer,
+  type SeenRequest,
+} from '../http/local-server.ts';
 import { rejection } from '../helpers/rejection.ts';
 
 const API_KEY = 'k3y-0f-the-connection';
-const http: HttpConfig = { connectTimeoutMs: 2000, readTimeoutMs: 2000, retries: 2, maxInlineWaitMs: 5000, retryBackoffMs: 1000, requestTimeoutMs: 60_000, maxResponseBytes: 16 * 1024 ** 2 };
+const http: HttpConfig = {
+  connectTimeoutMs: 2000,
+  readTimeoutMs: 2000,
+  retries: 2,
+  maxInlineWaitMs: 5000,
+  retryBackoffMs: 1000,
+  requestTimeoutMs: 60_000,
+  maxResponseBytes: 16 * 1024 ** 2,
+};
 
 describe('createCin7Client', () => {
   let server: LocalServer | undefined;
@@ -20,7 +34,12 @@ describe('createCin7Client', () => {
   async function setup(handler: (request: SeenRequest) => Answer) {
     server = await startLocalServer(handler);
     const logs = captureLogs();
-    const config = { baseUrl: `${server.url}/api`, username: 'AcmeNZ', apiKey: new Secret(API_KEY), timezone: 'UTC' } as Cin7Config;
+    const config = {
+      baseUrl: `${server.url}/api`,
+      username: 'AcmeNZ',
+      apiKey: new Secret(API_KEY),
+      timezone: 'UTC',
+    } as Cin7Config;
     const client = createCin7Client(config, { http, logger: createLogger('debug', logs), backoffBaseMs: 10 });
     return { client, logs, server };
   }
@@ -28,7 +47,13 @@ describe('createCin7Client', () => {
   it('sends Basic auth on every request and passes the query through', async () => {
     const { client, server } = await setup(() => ({ json: [{ code: 'A1' }, { code: 'A2' }] }));
     const where = "CreatedDate>='2024-01-01T00:00:00Z'";
-    const page = await client.listVouchers({ where, order: 'CreatedDate ASC', page: 2, rows: 250, fields: ['code', 'createdDate'] });
+    const page = await client.listVouchers({
+      where,
+      order: 'CreatedDate ASC',
+      page: 2,
+      rows: 250,
+      fields: ['code', 'createdDate'],
+    });
     const found = await client.findByCode('A 1');
 
     expect(page).toEqual([{ code: 'A1' }, { code: 'A2' }]);
@@ -37,7 +62,13 @@ describe('createCin7Client', () => {
     for (const request of server.requests) expect(request.headers.authorization).toBe(expected);
     const first = new URL(server.requests[0]!.url, server.url);
     expect(first.pathname).toBe('/api/v1/Voucher');
-    expect(Object.fromEntries(first.searchParams)).toEqual({ page: '2', rows: '250', where, order: 'CreatedDate ASC', fields: 'code,createdDate' });
+    expect(Object.fromEntries(first.searchParams)).toEqual({
+      page: '2',
+      rows: '250',
+      where,
+      order: 'CreatedDate ASC',
+      fields: 'code,createdDate',
+    });
     expect(new URL(server.requests[1]!.url, server.url).searchParams.get('code')).toBe('A 1');
   });
 
@@ -45,7 +76,10 @@ describe('createCin7Client', () => {
     [401, 'Cin7 rejected the API username or key'],
     [403, 'lacks read permission for vouchers'],
   ])('reports %i as FatalSourceError without retrying or leaking the key', async (status, message) => {
-    const { client, logs, server } = await setup(() => ({ status, json: { Message: 'Authorization has been denied for this request.' } }));
+    const { client, logs, server } = await setup(() => ({
+      status,
+      json: { Message: 'Authorization has been denied for this request.' },
+    }));
     const error = await rejection(client.listVouchers({ page: 1, rows: 10 }));
     expect(error).toBeInstanceOf(FatalSourceError);
     expect((error as FatalSourceError).status).toBe(status);

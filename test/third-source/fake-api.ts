@@ -45,7 +45,9 @@ export function createTinyApi(options: TinyApiOptions = {}): TinyApi {
     if (url.pathname !== '/items') return void response.writeHead(404).end('{"message":"no such path"}');
     const page = Number(url.searchParams.get('page') ?? 1);
     const size = Number(url.searchParams.get('size') ?? 10);
-    response.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(vouchers.slice((page - 1) * size, page * size)));
+    response
+      .writeHead(200, { 'content-type': 'application/json' })
+      .end(JSON.stringify(vouchers.slice((page - 1) * size, page * size)));
   });
   return {
     token,

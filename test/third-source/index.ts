@@ -29,7 +29,11 @@ const tinyConfig = defineSourceConfig({
   },
   secrets: ['TINY_TOKEN'],
   credentials: ['TINY_BASE_URL', 'TINY_TOKEN'],
-  section: (e): TinyConfig => ({ baseUrl: baseUrlOf(e.TINY_BASE_URL!), token: new Secret(e.TINY_TOKEN!), pageSize: e.TINY_PAGE_SIZE }),
+  section: (e): TinyConfig => ({
+    baseUrl: baseUrlOf(e.TINY_BASE_URL!),
+    token: new Secret(e.TINY_TOKEN!),
+    pageSize: e.TINY_PAGE_SIZE,
+  }),
 });
 
 const tinyFake = {
@@ -44,10 +48,25 @@ const tinyFake = {
 
 export function mapTinyVoucher(raw: unknown): MapResult {
   const v = raw as Partial<Record<'id' | 'code' | 'amount' | 'created', unknown>>;
-  if (typeof v?.id !== 'string' || typeof v.code !== 'string' || typeof v.amount !== 'number' || typeof v.created !== 'string') {
-    return { ok: false, reject: { sourceId: typeof v?.id === 'string' ? v.id : null, reason: 'not a tiny voucher', raw } };
+  if (
+    typeof v?.id !== 'string' ||
+    typeof v.code !== 'string' ||
+    typeof v.amount !== 'number' ||
+    typeof v.created !== 'string'
+  ) {
+    return {
+      ok: false,
+      reject: { sourceId: typeof v?.id === 'string' ? v.id : null, reason: 'not a tiny voucher', raw },
+    };
   }
-  const row = { sourceId: v.id, code: v.code, customerId: null, status: 'active', amount: String(v.amount), redeemedAmount: null } as const;
+  const row = {
+    sourceId: v.id,
+    code: v.code,
+    customerId: null,
+    status: 'active',
+    amount: String(v.amount),
+    redeemedAmount: null,
+  } as const;
   const dates = { validFrom: null, validTo: null, appliedAt: null, sourceCreatedAt: v.created, sourceModifiedAt: null };
   return { ok: true, row: { ...row, ...dates, isDeleted: false, raw } };
 }
@@ -79,11 +98,21 @@ export const tiny = {
     schedules: { incremental: { off: true }, full: { off: true } },
   }),
   createClient: (config, deps): TinyClient => {
-    const http = createHttpClient({ source: 'tiny', baseUrl: config.baseUrl, baseUrlSetting: 'TINY_BASE_URL', ...deps, headers: { 'x-token': config.token.reveal() } });
+    const http = createHttpClient({
+      source: 'tiny',
+      baseUrl: config.baseUrl,
+      baseUrlSetting: 'TINY_BASE_URL',
+      ...deps,
+      headers: { 'x-token': config.token.reveal() },
+    });
     return {
       async list(page, size, call) {
         const context = { observer: call.observer } satisfies HttpContext;
-        const { body } = await http.get<unknown[]>('items', { searchParams: { page, size }, signal: call.signal, context });
+        const { body } = await http.get<unknown[]>('items', {
+          searchParams: { page, size },
+          signal: call.signal,
+          context,
+        });
         return body;
       },
     };

@@ -29,7 +29,15 @@ describe('loadConfig', () => {
     expect(config.sources.carecloud).toBeNull();
     expect(config.sources.cin7).toBeNull();
     expect(config.databaseUrl.reveal()).toBe('postgresql://postgres@localhost:5432/voucher_sync');
-    expect(config.http).toEqual({ connectTimeoutMs: 10_000, readTimeoutMs: 30_000, retries: 4, maxInlineWaitMs: 30_000, retryBackoffMs: 1000, requestTimeoutMs: 120_000, maxResponseBytes: 16 * 1024 ** 2 });
+    expect(config.http).toEqual({
+      connectTimeoutMs: 10_000,
+      readTimeoutMs: 30_000,
+      retries: 4,
+      maxInlineWaitMs: 30_000,
+      retryBackoffMs: 1000,
+      requestTimeoutMs: 120_000,
+      maxResponseBytes: 16 * 1024 ** 2,
+    });
   });
 
   it('enables Cin7 with its reported limits and daily budget', () => {
@@ -39,14 +47,26 @@ describe('loadConfig', () => {
       lookbackMs: 600_000,
       schedule: { every: 300_000 },
       reconcileSchedule: { pattern: '0 3 * * *' },
-      limits: { windows: [{ max: 3, windowMs: 1000 }, { max: 60, windowMs: 60_000 }], dailyBudget: 5000 },
+      limits: {
+        windows: [
+          { max: 3, windowMs: 1000 },
+          { max: 60, windowMs: 60_000 },
+        ],
+        dailyBudget: 5000,
+      },
     });
   });
 
   it('names the variable, the rule and the value that is wrong', () => {
-    expect(errorOf({ ...cin7, CIN7_PAGE_SIZE: '500' })).toBe('CIN7_PAGE_SIZE must be a whole number from 1 to 250 (got "500")');
-    expect(errorOf({ CIN7_RATE_LIMIT: 'fast' })).toBe('CIN7_RATE_LIMIT must be a list of limits such as 3/s,60/min (got "fast")');
-    expect(errorOf({ CARECLOUD_TIMEZONE: 'Mars/Olympus' })).toContain('CARECLOUD_TIMEZONE must be an IANA time zone such as Europe/Prague (got "Mars/Olympus")');
+    expect(errorOf({ ...cin7, CIN7_PAGE_SIZE: '500' })).toBe(
+      'CIN7_PAGE_SIZE must be a whole number from 1 to 250 (got "500")',
+    );
+    expect(errorOf({ CIN7_RATE_LIMIT: 'fast' })).toBe(
+      'CIN7_RATE_LIMIT must be a list of limits such as 3/s,60/min (got "fast")',
+    );
+    expect(errorOf({ CARECLOUD_TIMEZONE: 'Mars/Olympus' })).toContain(
+      'CARECLOUD_TIMEZONE must be an IANA time zone such as Europe/Prague (got "Mars/Olympus")',
+    );
     expect(errorOf({ CIN7_SCHEDULE: 'sometimes' })).toContain('CIN7_SCHEDULE must be a duration of at least 1s');
   });
 
@@ -67,9 +87,16 @@ describe('loadConfig', () => {
 
   it('reads CARECLOUD_RECONCILE_SCHEDULE, or CARECLOUD_FULL_SCHEDULE, its old name', () => {
     expect(loadConfig(careCloud).sources.carecloud?.reconcileSchedule).toEqual({ pattern: '0 4 * * 0' });
-    expect(loadConfig({ ...careCloud, CARECLOUD_RECONCILE_SCHEDULE: '0 5 * * *' }).sources.carecloud?.reconcileSchedule).toEqual({ pattern: '0 5 * * *' });
-    expect(loadConfig({ ...careCloud, CARECLOUD_FULL_SCHEDULE: '0 6 * * *' }).sources.carecloud?.reconcileSchedule).toEqual({ pattern: '0 6 * * *' });
-    expect(loadConfig({ ...careCloud, CARECLOUD_RECONCILE_SCHEDULE: '1h', CARECLOUD_FULL_SCHEDULE: '60m' }).sources.carecloud?.reconcileSchedule).toEqual({ every: 3_600_000 });
+    expect(
+      loadConfig({ ...careCloud, CARECLOUD_RECONCILE_SCHEDULE: '0 5 * * *' }).sources.carecloud?.reconcileSchedule,
+    ).toEqual({ pattern: '0 5 * * *' });
+    expect(
+      loadConfig({ ...careCloud, CARECLOUD_FULL_SCHEDULE: '0 6 * * *' }).sources.carecloud?.reconcileSchedule,
+    ).toEqual({ pattern: '0 6 * * *' });
+    expect(
+      loadConfig({ ...careCloud, CARECLOUD_RECONCILE_SCHEDULE: '1h', CARECLOUD_FULL_SCHEDULE: '60m' }).sources.carecloud
+        ?.reconcileSchedule,
+    ).toEqual({ every: 3_600_000 });
     expect(errorOf({ ...careCloud, CARECLOUD_RECONCILE_SCHEDULE: '0 5 * * *', CARECLOUD_FULL_SCHEDULE: 'off' })).toBe(
       'CARECLOUD_RECONCILE_SCHEDULE, CARECLOUD_FULL_SCHEDULE must not differ: the second is the old name of the first (got "0 5 * * *" and "off")',
     );
@@ -78,7 +105,9 @@ describe('loadConfig', () => {
   it('assembles what each registered source declares: a section per source, its secrets never printed', () => {
     expect(Object.keys(loadConfig({}).sources)).toEqual(sourceNames);
     expect(secretVariables()).toEqual(['DATABASE_URL', 'REDIS_URL', ...sources.flatMap((s) => s.config.secrets)]);
-    expect(secretVariables()).toEqual(expect.arrayContaining(['CARECLOUD_PASSWORD', 'CARECLOUD_APP_ID', 'CIN7_API_KEY']));
+    expect(secretVariables()).toEqual(
+      expect.arrayContaining(['CARECLOUD_PASSWORD', 'CARECLOUD_APP_ID', 'CIN7_API_KEY']),
+    );
     expect(errorOf({ CIN7_USERNAME: 'user', CIN7_API_KEY: ' ', CARECLOUD_APP_ID: 'x'.repeat(3) })).not.toContain('xxx');
   });
 

@@ -2,7 +2,12 @@ import { describe, expect, it } from 'vitest';
 import { errorSummary } from '../../src/http/response-text.ts';
 import { careCloudErrorDetails } from '../../src/sources/carecloud/error-details.ts';
 
-const careCloudBody = { error: { title: 'Bad request', error_data: { invalid_params: [{ name: 'count', reason: 'not_allowed_value' }, { reason: 'x' }] } } };
+const careCloudBody = {
+  error: {
+    title: 'Bad request',
+    error_data: { invalid_params: [{ name: 'count', reason: 'not_allowed_value' }, { reason: 'x' }] },
+  },
+};
 
 describe('errorSummary', () => {
   it('reads the generic fields of any error body', () => {

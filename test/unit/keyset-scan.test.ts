@@ -1,5 +1,12 @@
 import { describe, expect, it } from 'vitest';
-import { keysetScan, keysetStart, planWindows, type KeysetProgress, type KeysetRequest, type KeysetScanOptions } from '../../src/sync/keyset-scan.ts';
+import {
+  keysetScan,
+  keysetStart,
+  planWindows,
+  type KeysetProgress,
+  type KeysetRequest,
+  type KeysetScanOptions,
+} from '../../src/sync/keyset-scan.ts';
 
 type Row = { code: string; t: number };
 
@@ -10,7 +17,13 @@ const iso = (second: number) => new Date(at(second)).toISOString().replace('.000
  * A server answering `where t >= from and t < before order by t asc`, paged by number. Rows can vanish
  * or appear between requests (`beforeRequest`); `ties` decides the order of equal values per request.
  */
-function server(rows: Row[], options: { ties?: (request: number) => 'asc' | 'desc'; beforeRequest?: (request: KeysetRequest, n: number) => void } = {}) {
+function server(
+  rows: Row[],
+  options: {
+    ties?: (request: number) => 'asc' | 'desc';
+    beforeRequest?: (request: KeysetRequest, n: number) => void;
+  } = {},
+) {
   const requests: KeysetRequest[] = [];
   const fetch = async (request: KeysetRequest) => {
     options.beforeRequest?.(request, requests.length);
@@ -19,7 +32,9 @@ function server(rows: Row[], options: { ties?: (request: number) => 'asc' | 'des
     const low = request.from === null ? -Infinity : Date.parse(request.from);
     const high = request.before === null ? Infinity : Date.parse(request.before);
     const order = new Map(rows.map((r, i) => [r, ties === 'asc' ? i : -i]));
-    const matching = rows.filter((r) => r.t >= low && r.t < high).sort((a, b) => a.t - b.t || order.get(a)! - order.get(b)!);
+    const matching = rows
+      .filter((r) => r.t >= low && r.t < high)
+      .sort((a, b) => a.t - b.t || order.get(a)! - order.get(b)!);
     return matching.slice((request.page - 1) * request.rows, request.page * request.rows);
   };
   return { requests, fetch };
@@ -45,7 +60,8 @@ async function read(scan: KeysetScanOptions, onPage?: (progress: KeysetProgress)
   return { seen, progresses };
 }
 
-const group = (second: number, size: number, prefix = 'g') => Array.from({ length: size }, (_, i) => ({ code: `${prefix}${i}`, t: at(second, 250) }));
+const group = (second: number, size: number, prefix = 'g') =>
+  Array.from({ length: size }, (_, i) => ({ code: `${prefix}${i}`, t: at(second, 250) }));
 const missing = (rows: Row[], seen: Set<string>) => rows.map((r) => r.code).filter((c) => !seen.has(c));
 
 describe('keysetScan', () => {
@@ -90,7 +106,8 @@ describe('keysetScan', () => {
     const rows = [...group(5, 30), { code: 'later', t: at(8) }];
     const s = server(rows, {
       // Before the group's page 2: five rows of page 1 vanish, and five unread rows move onto page 1.
-      beforeRequest: (request) => void (request.before !== null && request.page === 2 && rows[0]!.code === 'g0' && rows.splice(0, 5)),
+      beforeRequest: (request) =>
+        void (request.before !== null && request.page === 2 && rows[0]!.code === 'g0' && rows.splice(0, 5)),
     });
     const { seen } = await read(options(s.fetch));
     expect(rows[0]!.code).toBe('g5');
@@ -129,9 +146,13 @@ describe('keysetScan', () => {
     const rows = [...group(5, 15), { code: 'later', t: at(8) }];
     let n = 0;
     // Every request inside the group finds one more voucher of that second.
-    const s = server(rows, { beforeRequest: (request) => void (request.before !== null && rows.push({ code: `new${n++}`, t: at(5, 500) })) });
+    const s = server(rows, {
+      beforeRequest: (request) => void (request.before !== null && rows.push({ code: `new${n++}`, t: at(5, 500) })),
+    });
     const unsettled: [string, number][] = [];
-    const { seen } = await read(options(s.fetch, { maxPasses: 3, onUnsettled: (second, passes) => unsettled.push([second, passes]) }));
+    const { seen } = await read(
+      options(s.fetch, { maxPasses: 3, onUnsettled: (second, passes) => unsettled.push([second, passes]) }),
+    );
     expect(unsettled).toEqual([[iso(5), 3]]);
     expect(seen.has('later')).toBe(true);
     expect(s.requests.filter((r) => r.before !== null && r.page === 1)).toHaveLength(2); // passes 2 and 3
@@ -154,11 +175,20 @@ describe('keysetScan', () => {
   });
 
   it('never asks past the end of its window', async () => {
-    const rows = [...Array.from({ length: 30 }, (_, i) => ({ code: `c${i}`, t: at(i) })), ...group(30, 12), { code: 'next', t: at(31) }];
+    const rows = [
+      ...Array.from({ length: 30 }, (_, i) => ({ code: `c${i}`, t: at(i) })),
+      ...group(30, 12),
+      { code: 'next', t: at(31) },
+    ];
     const s = server(rows);
     const { seen } = await read(options(s.fetch, { start: { from: iso(10), group: null }, before: iso(31) }));
     expect(s.requests.every((r) => r.before !== null && Date.parse(r.before) <= at(31))).toBe(true);
-    expect([...seen].sort()).toEqual(rows.filter((r) => r.t >= at(10) && r.t < at(31)).map((r) => r.code).sort());
+    expect([...seen].sort()).toEqual(
+      rows
+        .filter((r) => r.t >= at(10) && r.t < at(31))
+        .map((r) => r.code)
+        .sort(),
+    );
   });
 });
 
@@ -190,7 +220,11 @@ describe('planWindows', () => {
   });
 
   it('splits into windows of about `size` rows on whole seconds, open at both ends, that a second never straddles', async () => {
-    const rows = [...Array.from({ length: 12 }, (_, i) => ({ code: `a${i}`, t: at(i, 400) })), ...group(20, 25), ...Array.from({ length: 8 }, (_, i) => ({ code: `z${i}`, t: at(30 + i) }))];
+    const rows = [
+      ...Array.from({ length: 12 }, (_, i) => ({ code: `a${i}`, t: at(i, 400) })),
+      ...group(20, 25),
+      ...Array.from({ length: 8 }, (_, i) => ({ code: `z${i}`, t: at(30 + i) })),
+    ];
     const p = prober(rows);
     const windows = (await planWindows(p.probe, 10))!;
     // Rows 11, 21, 31 and 41: rows 21 and 31 both fall in second 20, which starts one window only.
@@ -201,7 +235,12 @@ describe('planWindows', () => {
       { from: iso(33), before: null },
     ]);
     // Scanned one by one, the windows read every row, the group once per pass, and nothing twice across windows.
-    const byWindow = await Promise.all(windows.map(async (w) => (await read(options(server(rows).fetch, { start: { from: w.from, group: null }, before: w.before }))).seen));
+    const byWindow = await Promise.all(
+      windows.map(
+        async (w) =>
+          (await read(options(server(rows).fetch, { start: { from: w.from, group: null }, before: w.before }))).seen,
+      ),
+    );
     expect(byWindow.flatMap((seen) => [...seen]).sort()).toEqual(rows.map((r) => r.code).sort());
   });
 

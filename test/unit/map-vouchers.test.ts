@@ -43,12 +43,23 @@ describe('CareCloud voucher mapping', () => {
   });
 
   it('maps state 0 to deleted and 2 to inactive', () => {
-    expect(mapCareCloudVoucher({ ...careCloud, state: 0 }, 'Europe/Prague')).toMatchObject({ row: { status: 'deleted', isDeleted: true } });
-    expect(mapCareCloudVoucher({ ...careCloud, state: 2 }, 'Europe/Prague')).toMatchObject({ row: { status: 'inactive', isDeleted: false } });
+    expect(mapCareCloudVoucher({ ...careCloud, state: 0 }, 'Europe/Prague')).toMatchObject({
+      row: { status: 'deleted', isDeleted: true },
+    });
+    expect(mapCareCloudVoucher({ ...careCloud, state: 2 }, 'Europe/Prague')).toMatchObject({
+      row: { status: 'inactive', isDeleted: false },
+    });
   });
 
   it('rejects a record with every problem named', () => {
-    const bad = { ...careCloud, voucher_id: undefined, value: '12,50', valid_to: '0000-00-00 00:00:00', last_change: '2024-03-31 02:30:00', state: 7 };
+    const bad = {
+      ...careCloud,
+      voucher_id: undefined,
+      value: '12,50',
+      valid_to: '0000-00-00 00:00:00',
+      last_change: '2024-03-31 02:30:00',
+      state: 7,
+    };
     const result = mapCareCloudVoucher(bad, 'Europe/Prague');
     expect(result.ok).toBe(false);
     const reason = !result.ok ? result.reject.reason : '';
@@ -61,7 +72,10 @@ describe('CareCloud voucher mapping', () => {
   });
 
   it('rejects oversized codes and non-object records', () => {
-    expect(mapCareCloudVoucher({ ...careCloud, code: 'x'.repeat(300) }, 'UTC')).toMatchObject({ ok: false, reject: { sourceId: careCloud.voucher_id, reason: 'code: is 300 characters long, more than the 255 allowed' } });
+    expect(mapCareCloudVoucher({ ...careCloud, code: 'x'.repeat(300) }, 'UTC')).toMatchObject({
+      ok: false,
+      reject: { sourceId: careCloud.voucher_id, reason: 'code: is 300 characters long, more than the 255 allowed' },
+    });
     expect(mapCareCloudVoucher('nope', 'UTC')).toMatchObject({ ok: false, reject: { sourceId: null } });
   });
 });
@@ -85,18 +99,30 @@ describe('Cin7 voucher mapping', () => {
   it('normalizes a voucher, keyed by code, with UTC times and exact amounts', () => {
     expect(mapCin7Voucher(cin7, 'UTC')).toMatchObject({
       ok: true,
-      row: { sourceId: 'GIFT-0001', customerId: '1234', status: 'active', amount: '50', redeemedAmount: '12.5', sourceCreatedAt: '2021-05-09T03:52:29.261Z', sourceModifiedAt: null },
+      row: {
+        sourceId: 'GIFT-0001',
+        customerId: '1234',
+        status: 'active',
+        amount: '50',
+        redeemedAmount: '12.5',
+        sourceCreatedAt: '2021-05-09T03:52:29.261Z',
+        sourceModifiedAt: null,
+      },
     });
   });
 
   it('reads the documented PascalCase names too', () => {
-    expect(mapCin7Voucher({ Code: 'P-1', Status: 'Inactive', Amount: 10, CreatedDate: '2021-05-09T15:52:29Z' }, 'UTC')).toMatchObject({ ok: true, row: { sourceId: 'P-1', status: 'inactive' } });
+    expect(
+      mapCin7Voucher({ Code: 'P-1', Status: 'Inactive', Amount: 10, CreatedDate: '2021-05-09T15:52:29Z' }, 'UTC'),
+    ).toMatchObject({ ok: true, row: { sourceId: 'P-1', status: 'inactive' } });
   });
 
   it('rejects a missing code and a comma amount', () => {
     const result = mapCin7Voucher({ ...cin7, code: undefined, amount: '12,50' }, 'UTC');
     expect(result).toMatchObject({ ok: false, reject: { sourceId: null } });
-    expect(!result.ok && result.reject.reason).toBe('code: is missing; amount: expected a number, got the string "12,50"');
+    expect(!result.ok && result.reject.reason).toBe(
+      'code: is missing; amount: expected a number, got the string "12,50"',
+    );
   });
 });
 
@@ -106,18 +132,35 @@ describe('mapPage', () => {
   const at = (last_change: string, voucher_id = 'v1') => ({ ...careCloud, voucher_id, last_change });
 
   it('rejects a record whose mapper throws, and maps the rest of the page', () => {
-    const throwing = { ...stream, map: (raw: unknown) => ((raw as { boom?: boolean }).boom ? (() => { throw new TypeError('boom'); })() : stream.map(raw)) };
+    const throwing = {
+      ...stream,
+      map: (raw: unknown) =>
+        (raw as { boom?: boolean }).boom
+          ? (() => {
+              throw new TypeError('boom');
+            })()
+          : stream.map(raw),
+    };
     const page = mapPage(throwing, [at('2026-01-01 00:00:00'), { boom: true }, at('2026-01-01 00:00:00', 'v2')], now);
     expect(page.rows.map((r) => r.sourceId)).toEqual(['v1', 'v2']);
-    expect(page.rejects).toEqual([{ sourceId: null, reason: 'the record could not be mapped: boom', raw: { boom: true } }]);
+    expect(page.rejects).toEqual([
+      { sourceId: null, reason: 'the record could not be mapped: boom', raw: { boom: true } },
+    ]);
     expect(page.fetched).toBe(3);
   });
 
   it(`rejects a modification time more than ${FUTURE_TOLERANCE_MS / 60_000} minutes after now, and keeps one within it`, () => {
-    const page = mapPage(stream, [at('2026-06-01 12:59:59', 'soon'), at('2026-06-01 13:00:01', 'late'), at('2099-01-01 00:00:00', 'far')], now);
+    const page = mapPage(
+      stream,
+      [at('2026-06-01 12:59:59', 'soon'), at('2026-06-01 13:00:01', 'late'), at('2099-01-01 00:00:00', 'far')],
+      now,
+    );
     expect(page.rows.map((r) => r.sourceId)).toEqual(['soon']);
     expect(page.rejects.map((r) => [r.sourceId, r.reason])).toEqual([
-      ['late', 'sourceModifiedAt 2026-06-01T13:00:01.000Z is more than 60 minutes after the time of the sync (2026-06-01T12:00:00.000Z): a time from the future is not believed'],
+      [
+        'late',
+        'sourceModifiedAt 2026-06-01T13:00:01.000Z is more than 60 minutes after the time of the sync (2026-06-01T12:00:00.000Z): a time from the future is not believed',
+      ],
       ['far', expect.stringMatching(/^sourceModifiedAt 2099-01-01T00:00:00\.000Z is more than 60 minutes/)],
     ]);
     expect(page.implausibleAfter).toEqual(new Date('2026-06-01T13:00:00.000Z'));
@@ -128,11 +171,15 @@ describe('mapPage', () => {
   it('checks the cursor of a stream whose cursor is the creation time (Cin7 CreatedDate)', () => {
     const cin7 = createCin7Vouchers({ timezone: 'UTC' } as Cin7Config);
     const page = mapPage(cin7, [{ code: 'FUTURE', createdDate: '2099-01-01T00:00:00Z', amount: 5 }], now);
-    expect(page.rejects.map((r) => r.reason)).toEqual([expect.stringMatching(/^sourceCreatedAt 2099-01-01T00:00:00\.000Z is more than 60 minutes/)]);
+    expect(page.rejects.map((r) => r.reason)).toEqual([
+      expect.stringMatching(/^sourceCreatedAt 2099-01-01T00:00:00\.000Z is more than 60 minutes/),
+    ]);
   });
 
   it('names what the rows were mapped with, so that a change of zone is noticed', () => {
     expect(stream.mappingKey).toBe('timezone=UTC');
-    expect(createCin7Vouchers({ timezone: 'Pacific/Auckland' } as Cin7Config).mappingKey).toBe('timezone=Pacific/Auckland');
+    expect(createCin7Vouchers({ timezone: 'Pacific/Auckland' } as Cin7Config).mappingKey).toBe(
+      'timezone=Pacific/Auckland',
+    );
   });
 });

@@ -34,10 +34,14 @@ function createLiveList(count: number, direction: 'ASC' | 'DESC') {
 
 function random(seed: number) {
   let s = seed;
-  return () => ((s = (s * 1_103_515_245 + 12_345) % 2 ** 31) / 2 ** 31);
+  return () => (s = (s * 1_103_515_245 + 12_345) % 2 ** 31) / 2 ** 31;
 }
 
-async function scanWithChurn(seed: number, direction: 'ASC' | 'DESC', churn: { deletes: number; touches: number; inserts: number }) {
+async function scanWithChurn(
+  seed: number,
+  direction: 'ASC' | 'DESC',
+  churn: { deletes: number; touches: number; inserts: number },
+) {
   const list = createLiveList(500, direction);
   const rand = random(seed);
   const initial = new Set(list.rows.keys());
@@ -99,7 +103,11 @@ describe('offsetScan over a list that changes while we page', () => {
 
   for (const seed of [1, 2, 3, 4, 5, 6, 7, 8]) {
     it(`DESC (incremental): misses no record that stayed put, despite deletes pulling rows up (seed ${seed})`, async () => {
-      const { initial, deleted, touched, seen } = await scanWithChurn(seed, 'DESC', { deletes: 3, touches: 2, inserts: 1 });
+      const { initial, deleted, touched, seen } = await scanWithChurn(seed, 'DESC', {
+        deletes: 3,
+        touches: 2,
+        inserts: 1,
+      });
       // Records changed during the scan jump to the top, above where we are; the next incremental run
       // reads them (their last_change is above the new watermark). Everything else must be seen.
       const missed = [...initial].filter((id) => !deleted.has(id) && !touched.has(id) && !seen.has(id));
@@ -114,7 +122,11 @@ describe('offsetScan over a list that changes while we page', () => {
   }
 
   it('survives more deletions between two pages than the overlap, by stepping back', async () => {
-    const { initial, deleted, touched, seen } = await scanWithChurn(42, 'DESC', { deletes: 20, touches: 0, inserts: 0 });
+    const { initial, deleted, touched, seen } = await scanWithChurn(42, 'DESC', {
+      deletes: 20,
+      touches: 0,
+      inserts: 0,
+    });
     expect(deleted.size).toBeGreaterThan(5);
     expect([...initial].filter((id) => !deleted.has(id) && !touched.has(id) && !seen.has(id))).toEqual([]);
   });
@@ -157,7 +169,8 @@ describe('offsetScan over a list that changes while we page', () => {
     const page1 = (await first.next()).value!;
     list.remove('v3'); // a deletion while the scan was paused
     const seen = new Set(page1.records.map((r: unknown) => (r as { id: string }).id));
-    for await (const page of offsetScan({ ...options, start: page1.progress })) for (const r of page.records) seen.add((r as { id: string }).id);
+    for await (const page of offsetScan({ ...options, start: page1.progress }))
+      for (const r of page.records) seen.add((r as { id: string }).id);
     expect(seen.size).toBe(200);
   });
 
@@ -177,7 +190,8 @@ describe('offsetScan over a list that changes while we page', () => {
     // While the scan was stopped, 250 records changed: everything shifted down far past eight steps.
     for (let i = 299; i >= 50; i--) list.touch(`v${i}`);
     const seen = new Set<string>();
-    for await (const page of offsetScan({ ...options, start: page1.progress })) for (const r of page.records) seen.add((r as { id: string }).id);
+    for await (const page of offsetScan({ ...options, start: page1.progress }))
+      for (const r of page.records) seen.add((r as { id: string }).id);
     expect(seen.size).toBe(300);
   });
 });
@@ -215,7 +229,7 @@ describe('offsetScan as a slice of a larger ASC scan', () => {
     expect(requests).toBe(4 + 1 + Math.ceil((300 - 20) / 17));
   });
 
-  it('reads past its end offset until it reaches the next slice\'s planned start value', async () => {
+  it("reads past its end offset until it reaches the next slice's planned start value", async () => {
     const list = createLiveList(300, 'ASC');
     // Planned: this slice covers offsets 100 to 200, where the next one starts.
     const startAt = (await list.fetch(100, 1)).records[0]!.t;
@@ -225,7 +239,12 @@ describe('offsetScan as a slice of a larger ASC scan', () => {
     const inside = (await list.fetch(150, 1)).records[0]!.t;
     for (let i = 0; i < 50; i++) list.rows.set(`old${i}`, { id: `old${i}`, t: inside, seq: 10_000 + i });
     const seen: string[] = [];
-    const pages = offsetScan({ ...base, fetch: (o, c) => list.fetch(o, c), slice: { endOffset: 203, endAt: nextAt }, start: { offset: 97, anchors: [] } });
+    const pages = offsetScan({
+      ...base,
+      fetch: (o, c) => list.fetch(o, c),
+      slice: { endOffset: 203, endAt: nextAt },
+      start: { offset: 97, anchors: [] },
+    });
     for await (const page of pages) seen.push(...ids(page.records));
     expect(expected.length).toBe(98);
     expect(expected.filter((id) => !seen.includes(id))).toEqual([]);
@@ -242,7 +261,8 @@ describe('offsetScan as a slice of a larger ASC scan', () => {
     list.touch('v18');
     list.touch('v19');
     const seen = new Set(ids(page1.records));
-    for await (const page of offsetScan({ ...options, start: page1.progress })) for (const id of ids(page.records)) seen.add(id);
+    for await (const page of offsetScan({ ...options, start: page1.progress }))
+      for (const id of ids(page.records)) seen.add(id);
     expect(seen.size).toBe(30);
   });
 

@@ -11,7 +11,8 @@ import { KeyHashSet, ProgressGuard } from '../../src/sync/progress-guard.ts';
 import { totalWarning } from '../../src/sync/total-check.ts';
 
 type Row = { id: string; t: number };
-const rows = (n: number, second = (i: number) => i): Row[] => Array.from({ length: n }, (_, i) => ({ id: `v${i}`, t: Date.UTC(2024, 0, 1) + second(i) * 1000 }));
+const rows = (n: number, second = (i: number) => i): Row[] =>
+  Array.from({ length: n }, (_, i) => ({ id: `v${i}`, t: Date.UTC(2024, 0, 1) + second(i) * 1000 }));
 const id = (r: unknown) => (r as Row).id;
 const t = (r: unknown) => (r as Row).t;
 const tooLarge = () => new ResponseTooLargeError('answer larger than 64 kB', 65_536);
@@ -30,7 +31,10 @@ describe('offsetScan against a hostile server', () => {
   const offsetOptions = (list: Row[], extra: Partial<Parameters<typeof offsetScan>[0]> = {}) => {
     const requests: { offset: number; count: number }[] = [];
     const options: Parameters<typeof offsetScan>[0] = {
-      fetch: async (offset, count) => (requests.push({ offset, count }), { records: list.slice(offset, offset + count), total: 50 }),
+      fetch: async (offset, count) => (
+        requests.push({ offset, count }),
+        { records: list.slice(offset, offset + count), total: 50 }
+      ),
       pageSize: 100,
       overlap: 5,
       direction: 'ASC',
@@ -63,7 +67,9 @@ describe('offsetScan against a hostile server', () => {
       requireEmptyPage: true,
       server: 'CareCloud',
     });
-    await expect(drain(pages)).rejects.toThrow(/CareCloud returned only records this scan had already read for 5 pages in a row \(offset 15, offset 30, .*ignore `offset`/);
+    await expect(drain(pages)).rejects.toThrow(
+      /CareCloud returned only records this scan had already read for 5 pages in a row \(offset 15, offset 30, .*ignore `offset`/,
+    );
     expect(requests).toHaveLength(6);
   });
 
@@ -90,7 +96,9 @@ describe('offsetScan against a hostile server', () => {
     options.fetch = async () => {
       throw tooLarge();
     };
-    await expect(drain(offsetScan(options))).rejects.toThrow(/CareCloud at offset 0: the answer for a single record is larger than HTTP_MAX_RESPONSE_SIZE \(65536 bytes\)/);
+    await expect(drain(offsetScan(options))).rejects.toThrow(
+      /CareCloud at offset 0: the answer for a single record is larger than HTTP_MAX_RESPONSE_SIZE \(65536 bytes\)/,
+    );
   });
 });
 
@@ -126,7 +134,10 @@ describe('keysetScan against a hostile server', () => {
   });
 
   it('bounds a pass over a second when the server ignores page', async () => {
-    const s = server(rows(50, () => 7), { page: true });
+    const s = server(
+      rows(50, () => 7),
+      { page: true },
+    );
     await expect(drain(keysetScan(keysetOptions(s.fetch)))).rejects.toThrow(/ignore `page`/);
     expect(s.requests.length).toBeLessThanOrEqual(5);
   });
@@ -155,8 +166,16 @@ describe('pageScan against a hostile server', () => {
   it('stops, naming page, when the server ignores it', async () => {
     const list = rows(100);
     let requests = 0;
-    const pages = pageScan({ fetch: async () => (requests++, list.slice(0, 10)), rows: 10, start: { page: 1 }, keyOf: id, server: 'Cin7' });
-    await expect(drain(pages)).rejects.toThrow(/Cin7 returned only records this scan had already read for 5 pages in a row \(page 2, .*ignore `page`/);
+    const pages = pageScan({
+      fetch: async () => (requests++, list.slice(0, 10)),
+      rows: 10,
+      start: { page: 1 },
+      keyOf: id,
+      server: 'Cin7',
+    });
+    await expect(drain(pages)).rejects.toThrow(
+      /Cin7 returned only records this scan had already read for 5 pages in a row \(page 2, .*ignore `page`/,
+    );
     expect(requests).toBe(6);
   });
 
@@ -171,7 +190,10 @@ describe('pageScan against a hostile server', () => {
     };
     const { seen, progress } = await drain(pageScan({ fetch, rows: 10, start: { page: 1 }, keyOf: id }));
     expect(seen.size).toBe(95);
-    expect(asked.slice(2, 4)).toEqual([[3, 10], [5, 5]]);
+    expect(asked.slice(2, 4)).toEqual([
+      [3, 10],
+      [5, 5],
+    ]);
     expect(progress.at(-1)!.progress.rows).toBe(5);
     expect(convertPage(4, 25, 10)).toBe(8);
   });
@@ -200,7 +222,9 @@ describe('the progress guard', () => {
   });
 
   it('warns when a full scan and the reported total disagree beyond churn', () => {
-    expect(totalWarning({ source: 'carecloud', read: 300, rejected: 0, reported: 50 })).toMatch(/read 300 distinct records .* total of 50/);
+    expect(totalWarning({ source: 'carecloud', read: 300, rejected: 0, reported: 50 })).toMatch(
+      /read 300 distinct records .* total of 50/,
+    );
     expect(totalWarning({ source: 'carecloud', read: 300, rejected: 0, reported: 305 })).toBeNull();
     expect(totalWarning({ source: 'carecloud', read: 300, rejected: 40, reported: 340 })).toBeNull();
     expect(totalWarning({ source: 'carecloud', read: 300, rejected: 0, reported: null })).toBeNull();

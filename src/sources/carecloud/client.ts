@@ -30,7 +30,11 @@ export interface CareCloudClient {
   listVouchers(params: CareCloudListParams, call?: CallOptions): Promise<CareCloudVoucherPage>;
   /** null when CareCloud answers 404. */
   getVoucher(id: string, call?: CallOptions): Promise<unknown>;
-  listCustomerVouchers(customerId: string, params: CareCloudListParams, call?: CallOptions): Promise<CareCloudVoucherPage>;
+  listCustomerVouchers(
+    customerId: string,
+    params: CareCloudListParams,
+    call?: CallOptions,
+  ): Promise<CareCloudVoucherPage>;
 }
 
 export interface CareCloudClientDependencies extends ClientDependencies {
@@ -42,12 +46,16 @@ export interface CareCloudClientDependencies extends ClientDependencies {
 
 function toPage(body: unknown, what: string): CareCloudVoucherPage {
   const data = (body as { data?: unknown } | null)?.data;
-  if (!data || typeof data !== 'object') throw new RetriableSourceError(`CareCloud answer to ${what} has no data object`);
+  if (!data || typeof data !== 'object')
+    throw new RetriableSourceError(`CareCloud answer to ${what} has no data object`);
   const { vouchers, total_items: total } = data as { vouchers?: unknown; total_items?: unknown };
   if (!Array.isArray(vouchers)) {
-    throw new RetriableSourceError(`CareCloud answer to ${what} has no data.vouchers array (found ${vouchers === null ? 'null' : typeof vouchers})`);
+    throw new RetriableSourceError(
+      `CareCloud answer to ${what} has no data.vouchers array (found ${vouchers === null ? 'null' : typeof vouchers})`,
+    );
   }
-  const totalItems = typeof total === 'number' || (typeof total === 'string' && total.trim() !== '') ? Number(total) : NaN;
+  const totalItems =
+    typeof total === 'number' || (typeof total === 'string' && total.trim() !== '') ? Number(total) : NaN;
   return { vouchers, totalItems: Number.isFinite(totalItems) ? totalItems : null };
 }
 
@@ -66,8 +74,16 @@ export function createCareCloudClient(config: CareCloudConfig, deps: CareCloudCl
   });
   const session = createTokenSession({ config, http, logger, clock: deps.clock ?? systemClock });
 
-  async function get(path: string, params: Record<string, unknown>, call: CallOptions, quiet: number[] = []): Promise<unknown> {
-    const searchParams = Object.fromEntries(Object.entries(params).filter(([, v]) => v !== undefined)) as Record<string, string | number | boolean>;
+  async function get(
+    path: string,
+    params: Record<string, unknown>,
+    call: CallOptions,
+    quiet: number[] = [],
+  ): Promise<unknown> {
+    const searchParams = Object.fromEntries(Object.entries(params).filter(([, v]) => v !== undefined)) as Record<
+      string,
+      string | number | boolean
+    >;
     const send = async (token: string) =>
       (
         await http.get(path, {
@@ -88,9 +104,13 @@ export function createCareCloudClient(config: CareCloudConfig, deps: CareCloudCl
       return await send(await session.token(call, token));
     } catch (error) {
       if (!(error instanceof FatalSourceError && error.status === 401)) throw error;
-      throw new FatalSourceError(`CareCloud rejected a freshly issued token for GET ${path.split('/')[0]}: the user may lack access to it`, 401, {
-        cause: error,
-      });
+      throw new FatalSourceError(
+        `CareCloud rejected a freshly issued token for GET ${path.split('/')[0]}: the user may lack access to it`,
+        401,
+        {
+          cause: error,
+        },
+      );
     }
   }
 
@@ -108,12 +128,16 @@ export function createCareCloudClient(config: CareCloudConfig, deps: CareCloudCl
         throw error;
       }
       const data = (body as { data?: unknown } | null)?.data;
-      if (!data || typeof data !== 'object') throw new RetriableSourceError('CareCloud answer to GET vouchers/{id} has no data object');
+      if (!data || typeof data !== 'object')
+        throw new RetriableSourceError('CareCloud answer to GET vouchers/{id} has no data object');
       return data;
     },
 
     async listCustomerVouchers(customerId, params, call = {}) {
-      return toPage(await get(`customers/${encodeURIComponent(customerId)}/vouchers`, params, call), 'GET customers/{id}/vouchers');
+      return toPage(
+        await get(`customers/${encodeURIComponent(customerId)}/vouchers`, params, call),
+        'GET customers/{id}/vouchers',
+      );
     },
   };
 }

@@ -40,12 +40,20 @@ export const careCloudConfig = field.defineSourceConfig({
     CARECLOUD_CONFIRM_MAX: field.int(0, 100_000).default(100),
   },
   secrets: ['CARECLOUD_PASSWORD', 'CARECLOUD_APP_ID'],
-  credentials: ['CARECLOUD_BASE_URL', 'CARECLOUD_LOGIN', 'CARECLOUD_PASSWORD', 'CARECLOUD_APP_ID', 'CARECLOUD_TIMEZONE'],
+  credentials: [
+    'CARECLOUD_BASE_URL',
+    'CARECLOUD_LOGIN',
+    'CARECLOUD_PASSWORD',
+    'CARECLOUD_APP_ID',
+    'CARECLOUD_TIMEZONE',
+  ],
   check(values, env) {
     const { CARECLOUD_RECONCILE_SCHEDULE: reconcile, CARECLOUD_FULL_SCHEDULE: full } = values;
     if (reconcile === undefined || full === undefined || JSON.stringify(reconcile) === JSON.stringify(full)) return [];
     const got = `got "${env.CARECLOUD_RECONCILE_SCHEDULE}" and "${env.CARECLOUD_FULL_SCHEDULE}"`;
-    return [`CARECLOUD_RECONCILE_SCHEDULE, CARECLOUD_FULL_SCHEDULE must not differ: the second is the old name of the first (${got})`];
+    return [
+      `CARECLOUD_RECONCILE_SCHEDULE, CARECLOUD_FULL_SCHEDULE must not differ: the second is the old name of the first (${got})`,
+    ];
   },
   section: (e): CareCloudConfig => ({
     baseUrl: field.baseUrlOf(e.CARECLOUD_BASE_URL!),

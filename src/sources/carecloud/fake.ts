@@ -39,9 +39,12 @@ export const careCloudFake = {
     const started = performance.now();
     for (let page = 0; page < pages; page++) {
       const offset = Math.floor((page / pages) * count);
-      const response = await fetch(`${baseUrl}/vouchers?count=1000&offset=${offset}&sort_field=last_change&sort_direction=DESC`, {
-        headers: { authorization: `Bearer ${token}` },
-      });
+      const response = await fetch(
+        `${baseUrl}/vouchers?count=1000&offset=${offset}&sort_field=last_change&sort_direction=DESC`,
+        {
+          headers: { authorization: `Bearer ${token}` },
+        },
+      );
       await response.arrayBuffer();
     }
     return `CareCloud: ${((performance.now() - started) / pages).toFixed(1)} ms per page of 1000 (DESC, spread offsets)`;

@@ -54,7 +54,11 @@ export function createTokenSession({ config, http, logger, clock }: TokenSession
     let body: unknown;
     try {
       ({ body } = await http.post('users/actions/login', {
-        json: { user_external_application_id: config.appId.reveal(), login: config.login, password: config.password.reveal() },
+        json: {
+          user_external_application_id: config.appId.reveal(),
+          login: config.login,
+          password: config.password.reveal(),
+        },
         retry: { methods: ['POST'] }, // logging in twice is harmless
         context: { observer: call.observer } satisfies HttpContext,
       }));
@@ -75,8 +79,12 @@ export function createTokenSession({ config, http, logger, clock }: TokenSession
     // Scrubbed from every text from now on, like the configured secrets: a server may echo it in an error body.
     registerSecret(data.bearer_token);
     const validTo = parseLocalTime(data.valid_to, config.timezone);
-    if (validTo === null) logger.warn('CareCloud login answer has no readable valid_to; the token is kept until CareCloud rejects it');
-    session = { token: data.bearer_token, renewAt: validTo === null ? Number.POSITIVE_INFINITY : validTo - RENEW_BEFORE_MS };
+    if (validTo === null)
+      logger.warn('CareCloud login answer has no readable valid_to; the token is kept until CareCloud rejects it');
+    session = {
+      token: data.bearer_token,
+      renewAt: validTo === null ? Number.POSITIVE_INFINITY : validTo - RENEW_BEFORE_MS,
+    };
     logger.info({ validTo: validTo === null ? null : new Date(validTo).toISOString() }, 'Logged in to CareCloud');
     return data.bearer_token;
   }

@@ -25,8 +25,10 @@ export interface CareCloudSlice {
   [key: string]: Json;
 }
 
-const isCount = (value: unknown): value is number => typeof value === 'number' && Number.isSafeInteger(value) && value >= 0;
-const isValueOrNull = (value: unknown): value is number | null => value === null || (typeof value === 'number' && Number.isFinite(value));
+const isCount = (value: unknown): value is number =>
+  typeof value === 'number' && Number.isSafeInteger(value) && value >= 0;
+const isValueOrNull = (value: unknown): value is number | null =>
+  value === null || (typeof value === 'number' && Number.isFinite(value));
 const isAnchor = (value: unknown): boolean => {
   const anchor = value as { key?: unknown; at?: unknown } | null;
   return typeof anchor === 'object' && anchor !== null && typeof anchor.key === 'string' && isValueOrNull(anchor.at);
@@ -35,8 +37,17 @@ const isAnchor = (value: unknown): boolean => {
 /** A slice as planned by planCareCloudSlices, checked: it comes back from a queue. */
 export function sliceOf(slice: unknown): CareCloudSlice {
   const s = (typeof slice === 'object' && slice !== null ? slice : {}) as Partial<CareCloudSlice>;
-  if (!isCount(s.start) || !(s.end === null || isCount(s.end)) || !Array.isArray(s.anchors) || !s.anchors.every(isAnchor) || !isValueOrNull(s.startAt) || !isValueOrNull(s.endAt)) {
-    throw new Error(`not a CareCloud slice (expected {start, end, anchors, startAt, endAt}): ${JSON.stringify(slice)?.slice(0, 200)}`);
+  if (
+    !isCount(s.start) ||
+    !(s.end === null || isCount(s.end)) ||
+    !Array.isArray(s.anchors) ||
+    !s.anchors.every(isAnchor) ||
+    !isValueOrNull(s.startAt) ||
+    !isValueOrNull(s.endAt)
+  ) {
+    throw new Error(
+      `not a CareCloud slice (expected {start, end, anchors, startAt, endAt}): ${JSON.stringify(slice)?.slice(0, 200)}`,
+    );
   }
   return { start: s.start, end: s.end, anchors: s.anchors, startAt: s.startAt, endAt: s.endAt };
 }
@@ -55,7 +66,10 @@ const TARGET_SLICES = 32;
  */
 export function sliceSize(total: number, config: SliceConfig): number {
   const step = config.pageSize - config.pageOverlap;
-  const requests = Math.max(Math.min(2, config.slicePages), Math.min(config.slicePages, Math.floor(total / step / TARGET_SLICES)));
+  const requests = Math.max(
+    Math.min(2, config.slicePages),
+    Math.min(config.slicePages, Math.floor(total / step / TARGET_SLICES)),
+  );
   return Math.max(step, requests * step - config.pageOverlap);
 }
 
@@ -86,7 +100,10 @@ export async function planCareCloudSlices(
     async (start) => {
       const from = readFrom(start, config);
       const { vouchers } = await client.listVouchers({ count: start - from + 1, offset: from, ...ASC }, call);
-      return { anchors: anchorsOf(vouchers.slice(0, start - from), { keyOf, cursorOf }), startAt: cursorOf(vouchers[start - from]) };
+      return {
+        anchors: anchorsOf(vouchers.slice(0, start - from), { keyOf, cursorOf }),
+        startAt: cursorOf(vouchers[start - from]),
+      };
     },
     { concurrency: PLAN_CONCURRENCY },
   );
@@ -102,12 +119,19 @@ export async function planCareCloudSlices(
  * How a planned slice is read: `pageOverlap` records past both of its ends, its start found by what the
  * plan read there, its end by the next slice's start.
  */
-export function sliceBounds(slice: CareCloudSlice, config: SliceConfig): { first: OffsetProgress; bounds: OffsetSlice; expected: number } {
+export function sliceBounds(
+  slice: CareCloudSlice,
+  config: SliceConfig,
+): { first: OffsetProgress; bounds: OffsetSlice; expected: number } {
   const { start, end, anchors, startAt, endAt } = slice;
   const from = readFrom(start, config);
   return {
     first: anchors.length > 0 ? { offset: start, anchors } : { offset: from, anchors: [] },
-    bounds: { start: startAt === null ? null : { offset: from, at: startAt }, endOffset: end === null ? undefined : end + config.pageOverlap, endAt },
+    bounds: {
+      start: startAt === null ? null : { offset: from, at: startAt },
+      endOffset: end === null ? undefined : end + config.pageOverlap,
+      endAt,
+    },
     expected: end === null ? 0 : end - start,
   };
 }

@@ -16,10 +16,17 @@ import { planCareCloudSlices, sliceBounds, sliceOf } from './slices.ts';
 export function createCareCloudVouchers(config: CareCloudConfig): StreamDefinition<CareCloudClient> {
   const cursorOf = lastChangeCursor(config.timezone);
   /** An offset scan of the list sorted by last_change in `direction`. */
-  const scanOf = ({ client, call }: ScanContext<CareCloudClient>, direction: 'ASC' | 'DESC', options: Partial<OffsetScanOptions>) =>
+  const scanOf = (
+    { client, call }: ScanContext<CareCloudClient>,
+    direction: 'ASC' | 'DESC',
+    options: Partial<OffsetScanOptions>,
+  ) =>
     offsetScan({
       fetch: async (offset, count) => {
-        const page = await client.listVouchers({ count, offset, sort_field: 'last_change', sort_direction: direction }, call);
+        const page = await client.listVouchers(
+          { count, offset, sort_field: 'last_change', sort_direction: direction },
+          call,
+        );
         return { records: page.vouchers, total: page.totalItems };
       },
       pageSize: config.pageSize,

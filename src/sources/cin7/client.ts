@@ -51,18 +51,30 @@ export function createCin7Client(config: Cin7Config, deps: Cin7ClientDependencie
   async function getVouchers(searchParams: Record<string, string | number>, call: CallOptions): Promise<unknown[]> {
     let body: unknown;
     try {
-      ({ body } = await http.get('v1/Voucher', { searchParams, signal: call.signal, context: { observer: call.observer } satisfies HttpContext }));
+      ({ body } = await http.get('v1/Voucher', {
+        searchParams,
+        signal: call.signal,
+        context: { observer: call.observer } satisfies HttpContext,
+      }));
     } catch (error) {
       if (error instanceof FatalSourceError && error.status === 401) {
-        throw new FatalSourceError('Cin7 rejected the API username or key (401): check CIN7_USERNAME and CIN7_API_KEY', 401, { cause: error });
+        throw new FatalSourceError(
+          'Cin7 rejected the API username or key (401): check CIN7_USERNAME and CIN7_API_KEY',
+          401,
+          { cause: error },
+        );
       }
       if (error instanceof FatalSourceError && error.status === 403) {
-        throw new FatalSourceError('The Cin7 API connection lacks read permission for vouchers (403)', 403, { cause: error });
+        throw new FatalSourceError('The Cin7 API connection lacks read permission for vouchers (403)', 403, {
+          cause: error,
+        });
       }
       throw error;
     }
     if (!Array.isArray(body)) {
-      throw new RetriableSourceError(`Cin7 answer to GET v1/Voucher is not an array (found ${body === null ? 'null' : typeof body})`);
+      throw new RetriableSourceError(
+        `Cin7 answer to GET v1/Voucher is not an array (found ${body === null ? 'null' : typeof body})`,
+      );
     }
     return body;
   }

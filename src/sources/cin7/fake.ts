@@ -7,7 +7,11 @@ export const cin7Fake = {
   key: 'cin7',
   port: 4020,
   create: (options) => createFakeCin7(options),
-  env: (fake, baseUrl) => ({ CIN7_BASE_URL: baseUrl, CIN7_USERNAME: fake.credentials.username, CIN7_API_KEY: fake.credentials.apiKey }),
+  env: (fake, baseUrl) => ({
+    CIN7_BASE_URL: baseUrl,
+    CIN7_USERNAME: fake.credentials.username,
+    CIN7_API_KEY: fake.credentials.apiKey,
+  }),
   test: {
     options: { seed: 7, count: 600, rateLimits: null },
     env: { CIN7_RATE_LIMIT: '1000/s', CIN7_DAILY_BUDGET: 'off' },
@@ -23,9 +27,12 @@ export const cin7Fake = {
     const started = performance.now();
     for (let page = 1; page <= pages; page++) {
       const where = encodeURIComponent("CreatedDate>='2020-01-01T00:00:00Z'");
-      const response = await fetch(`${baseUrl}/v1/Voucher?where=${where}&order=CreatedDate&rows=250&page=${page * 70}`, {
-        headers: { authorization: basic },
-      });
+      const response = await fetch(
+        `${baseUrl}/v1/Voucher?where=${where}&order=CreatedDate&rows=250&page=${page * 70}`,
+        {
+          headers: { authorization: basic },
+        },
+      );
       await response.arrayBuffer();
     }
     return `Cin7: ${((performance.now() - started) / pages).toFixed(1)} ms per page of 250 (CreatedDate window)`;

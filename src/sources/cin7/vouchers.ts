@@ -11,7 +11,13 @@
 import type { Cin7Config } from './config.ts';
 import type { MapResult, ScanContext, StreamDefinition, VoucherRow } from '../../types.ts';
 import { scanThreshold } from '../../sync/cursor.ts';
-import { keysetScan, keysetStart, planWindows, type KeysetProgress, type KeysetWindow } from '../../sync/keyset-scan.ts';
+import {
+  keysetScan,
+  keysetStart,
+  planWindows,
+  type KeysetProgress,
+  type KeysetWindow,
+} from '../../sync/keyset-scan.ts';
 import { pageScan, type PageProgress } from '../../sync/page-scan.ts';
 import { parseIsoDateTime } from '../parse.ts';
 import { RecordReader } from '../record-reader.ts';
@@ -70,8 +76,15 @@ const isUtcSecondOrNull = (value: unknown) => value === null || isUtcSecond(valu
 /** A slice as planned by planSlices, checked: it comes back from a queue. */
 function windowOf(slice: unknown): KeysetWindow {
   const window = slice as Partial<KeysetWindow> | null;
-  if (window === null || typeof window !== 'object' || !isUtcSecondOrNull(window.from) || !isUtcSecondOrNull(window.before)) {
-    throw new Error(`not a Cin7 slice (expected {from, before} of UTC seconds or null): ${JSON.stringify(slice)?.slice(0, 200)}`);
+  if (
+    window === null ||
+    typeof window !== 'object' ||
+    !isUtcSecondOrNull(window.from) ||
+    !isUtcSecondOrNull(window.before)
+  ) {
+    throw new Error(
+      `not a Cin7 slice (expected {from, before} of UTC seconds or null): ${JSON.stringify(slice)?.slice(0, 200)}`,
+    );
   }
   return window as KeysetWindow;
 }
@@ -88,9 +101,18 @@ export function createCin7Vouchers(config: Cin7Config): StreamDefinition<Cin7Cli
   };
   const order = 'CreatedDate ASC';
   /** A keyset scan of the vouchers created in [start.from, before) (see src/sync/keyset-scan.ts). */
-  const byCreatedDate = ({ client, call, logger }: ScanContext<Cin7Client>, start: KeysetProgress, before: string | null, confirmEnd: boolean) =>
+  const byCreatedDate = (
+    { client, call, logger }: ScanContext<Cin7Client>,
+    start: KeysetProgress,
+    before: string | null,
+    confirmEnd: boolean,
+  ) =>
     keysetScan({
-      fetch: (request) => client.listVouchers({ where: createdWithin(request.from, request.before), order, page: request.page, rows: request.rows }, call),
+      fetch: (request) =>
+        client.listVouchers(
+          { where: createdWithin(request.from, request.before), order, page: request.page, rows: request.rows },
+          call,
+        ),
       rows: config.pageSize,
       cursorOf,
       keyOf,
@@ -100,7 +122,10 @@ export function createCin7Vouchers(config: Cin7Config): StreamDefinition<Cin7Cli
       server: 'Cin7',
       filter: 'where',
       onUnsettled: (second, passes) =>
-        logger.warn({ second, passes }, 'vouchers of one CreatedDate second kept changing while read; the next reconciliation reads the rest'),
+        logger.warn(
+          { second, passes },
+          'vouchers of one CreatedDate second kept changing while read; the next reconciliation reads the rest',
+        ),
     });
   return {
     name: 'vouchers',
@@ -121,7 +146,12 @@ export function createCin7Vouchers(config: Cin7Config): StreamDefinition<Cin7Cli
       const from = scanThreshold(watermark, lookbackMs);
       // A page cut short ends an incremental scan (the next run reads on from its watermark): an idle run
       // stays one request.
-      return byCreatedDate(context, keysetStart(progress, from ? from.toISOString().replace(/\.\d{3}Z$/, 'Z') : null), null, false);
+      return byCreatedDate(
+        context,
+        keysetStart(progress, from ? from.toISOString().replace(/\.\d{3}Z$/, 'Z') : null),
+        null,
+        false,
+      );
     },
     planSlices({ client, call }) {
       // Windows of CreatedDate holding about `slicePages` pages each, their bounds read from the vouchers
