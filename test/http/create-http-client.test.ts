@@ -7,18 +7,17 @@ import { careCloudErrorDetails } from '../../src/sources/carecloud/error-details
 import { createRateLimiter, type RateLimiter } from '../../src/http/rate-limiter.ts';
 import { createLogger } from '../../src/logger.ts';
 import { createTestRedis, type TestRedis } from '../helpers/redis.ts';
-import { captureLogs, startLocalServer, type Answer, type LocalServer, type SeenRequest } from './local-server.ts';
+import {
+  captureLogs,
+  startLocalServer,
+  testHttpConfig,
+  type Answer,
+  type LocalServer,
+  type SeenRequest,
+} from './local-server.ts';
 import { rejection } from '../helpers/rejection.ts';
 
-const http: HttpConfig = {
-  connectTimeoutMs: 2000,
-  readTimeoutMs: 2000,
-  retries: 3,
-  maxInlineWaitMs: 5000,
-  retryBackoffMs: 1000,
-  requestTimeoutMs: 60_000,
-  maxResponseBytes: 16 * 1024 ** 2,
-};
+const http = testHttpConfig({ retries: 3 });
 
 function countingObserver() {
   const counts = { requests: 0, rateLimited: 0 };

@@ -1,5 +1,6 @@
 import { createServer, type IncomingHttpHeaders, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import type { HttpConfig } from '../../src/config.ts';
 
 export interface SeenRequest {
   method: string;
@@ -68,4 +69,18 @@ export async function startLocalServer(
 export function captureLogs(): { lines: string[]; write(line: string): void; text(): string } {
   const lines: string[] = [];
   return { lines, write: (line: string) => void lines.push(line), text: () => lines.join('') };
+}
+
+/** HTTP settings for client tests against a local server: short timeouts, a few quick retries. */
+export function testHttpConfig(overrides: Partial<HttpConfig> = {}): HttpConfig {
+  return {
+    connectTimeoutMs: 2000,
+    readTimeoutMs: 2000,
+    retries: 2,
+    maxInlineWaitMs: 5000,
+    retryBackoffMs: 1000,
+    requestTimeoutMs: 60_000,
+    maxResponseBytes: 16 * 1024 ** 2,
+    ...overrides,
+  };
 }

@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { Secret, type HttpConfig } from '../../src/config.ts';
+import { Secret } from '../../src/config.ts';
 import type { CareCloudConfig } from '../../src/sources/carecloud/config.ts';
 import { FatalSourceError, RetriableSourceError } from '../../src/errors.ts';
 import { createLogger } from '../../src/logger.ts';
@@ -8,6 +8,7 @@ import type { Clock } from '../../src/types.ts';
 import {
   captureLogs,
   startLocalServer,
+  testHttpConfig,
   type Answer,
   type LocalServer,
   type SeenRequest,
@@ -16,15 +17,7 @@ import { rejection } from '../helpers/rejection.ts';
 
 const PASSWORD = 'pa55-w0rd-not-for-logs';
 const APP_ID = 'app-9f8e7d6c5b4a';
-const http: HttpConfig = {
-  connectTimeoutMs: 2000,
-  readTimeoutMs: 2000,
-  retries: 2,
-  maxInlineWaitMs: 5000,
-  retryBackoffMs: 1000,
-  requestTimeoutMs: 60_000,
-  maxResponseBytes: 16 * 1024 ** 2,
-};
+const http = testHttpConfig();
 const PREFIX = '/webservice/rest-api/enterprise-interface/v1.0';
 
 /** A CareCloud that issues tokens `tok-1`, `tok-2`… and accepts only the latest, unless told otherwise. */

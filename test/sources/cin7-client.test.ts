@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { Secret, type HttpConfig } from '../../src/config.ts';
+import { Secret } from '../../src/config.ts';
 import type { Cin7Config } from '../../src/sources/cin7/config.ts';
 import { FatalSourceError, RetriableSourceError } from '../../src/errors.ts';
 import { createLogger } from '../../src/logger.ts';
@@ -7,6 +7,7 @@ import { createCin7Client } from '../../src/sources/cin7/client.ts';
 import {
   captureLogs,
   startLocalServer,
+  testHttpConfig,
   type Answer,
   type LocalServer,
   type SeenRequest,
@@ -14,15 +15,7 @@ import {
 import { rejection } from '../helpers/rejection.ts';
 
 const API_KEY = 'k3y-0f-the-connection';
-const http: HttpConfig = {
-  connectTimeoutMs: 2000,
-  readTimeoutMs: 2000,
-  retries: 2,
-  maxInlineWaitMs: 5000,
-  retryBackoffMs: 1000,
-  requestTimeoutMs: 60_000,
-  maxResponseBytes: 16 * 1024 ** 2,
-};
+const http = testHttpConfig();
 
 describe('createCin7Client', () => {
   let server: LocalServer | undefined;
