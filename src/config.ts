@@ -46,10 +46,33 @@ export interface JobsConfig {
 // eslint-disable-next-line @typescript-eslint/no-empty-object-type -- filled by declaration merging
 export interface SourceSections {}
 
+/** The HTTP endpoint of a service process (health, metrics, queue dashboard, status page). */
+export interface ServerConfig {
+  /** HTTP_PORT; null = no endpoint. */
+  port: number | null;
+  /** HTTP_HOST, default 127.0.0.1. A host other than loopback requires a token. */
+  host: string;
+  /** HTTP_TOKEN: when set, everything but /healthz and /readyz needs `Authorization: Bearer <token>`. */
+  token: Secret | null;
+}
+
+export interface AlertsConfig {
+  /** ALERT_WEBHOOK_URL: where a JSON POST goes when a source's health changes; null = no webhook. */
+  webhookUrl: Secret | null;
+  /** ALERT_STALE_AFTER: a source is stale when its data is older than its schedule's interval plus this. */
+  staleMarginMs: number;
+  /** ALERT_FAILING_RUNS: consecutive failed runs after which a source counts as failing in alerts. */
+  failingRuns: number;
+}
+
 export interface Config {
   databaseUrl: Secret;
   redisUrl: Secret;
   logLevel: string;
+  /** LOG_FORMAT: `pretty` (readable, for people; the default on a terminal) or `json`. */
+  logFormat: 'json' | 'pretty';
+  server: ServerConfig;
+  alerts: AlertsConfig;
   http: HttpConfig;
   jobs: JobsConfig;
   /** Every registered source's section; null when its credentials are absent: it is then not scheduled. */
@@ -65,6 +88,13 @@ const shared = {
   DATABASE_URL: url(['postgres:', 'postgresql:']).default('postgresql://postgres@localhost:5432/voucher_sync'),
   REDIS_URL: url(['redis:', 'rediss:']).default('redis://localhost:6379'),
   LOG_LEVEL: logLevel.default('info'),
+  LOG_FORMAT: z.enum(['json', 'pretty'], { message: 'must be json or pretty' }).optional(),
+  HTTP_PORT: int(1, 65535).optional(),
+  HTTP_HOST: str.default('127.0.0.1'),
+  HTTP_TOKEN: str.min(16, 'must be at least 16 characters').optional(),
+  ALERT_WEBHOOK_URL: url(['http:', 'https:']).optional(),
+  ALERT_STALE_AFTER: duration.default(15 * 60_000),
+  ALERT_FAILING_RUNS: int(1, 1000).default(3),
   HTTP_CONNECT_TIMEOUT: duration.default(10_000),
   HTTP_READ_TIMEOUT: duration.default(30_000),
   HTTP_RETRIES: int(0, 20).default(4),
@@ -82,7 +112,7 @@ const shared = {
 
 /** Variables whose values are never printed: the shared ones and every registered source's. */
 export function secretVariables(): string[] {
-  return ['DATABASE_URL', 'REDIS_URL', ...sources.flatMap((s) => s.config.secrets)];
+  return ['DATABASE_URL', 'REDIS_URL', 'HTTP_TOKEN', 'ALERT_WEBHOOK_URL', ...sources.flatMap((s) => s.config.secrets)];
 }
 
 /** Reads `.env` from the working directory when present; variables already set win. */
@@ -118,6 +148,11 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
   if (parsed.success) {
     const e = parsed.data;
     for (const source of sources) problems.push(...(source.config.check?.(e, cleaned) ?? []));
+    if (e.HTTP_PORT !== undefined && !isLoopback(e.HTTP_HOST) && e.HTTP_TOKEN === undefined) {
+      problems.push(
+        `HTTP_TOKEN must be set when HTTP_HOST is not a loopback address (got HTTP_HOST ${JSON.stringify(e.HTTP_HOST)}): the endpoint would be open to the network`,
+      );
+    }
     if (e.HTTP_REQUEST_TIMEOUT < e.HTTP_READ_TIMEOUT) {
       problems.push(
         `HTTP_REQUEST_TIMEOUT must be at least HTTP_READ_TIMEOUT (got ${cleaned.HTTP_REQUEST_TIMEOUT ?? '2m'} and ${cleaned.HTTP_READ_TIMEOUT ?? '30s'})`,
@@ -130,6 +165,17 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
     databaseUrl: new Secret(e.DATABASE_URL),
     redisUrl: new Secret(e.REDIS_URL),
     logLevel: e.LOG_LEVEL,
+    logFormat: e.LOG_FORMAT ?? (process.stdout.isTTY ? 'pretty' : 'json'),
+    server: {
+      port: e.HTTP_PORT ?? null,
+      host: e.HTTP_HOST,
+      token: e.HTTP_TOKEN === undefined ? null : new Secret(e.HTTP_TOKEN),
+    },
+    alerts: {
+      webhookUrl: e.ALERT_WEBHOOK_URL === undefined ? null : new Secret(e.ALERT_WEBHOOK_URL),
+      staleMarginMs: e.ALERT_STALE_AFTER,
+      failingRuns: e.ALERT_FAILING_RUNS,
+    },
     http: {
       connectTimeoutMs: e.HTTP_CONNECT_TIMEOUT,
       readTimeoutMs: e.HTTP_READ_TIMEOUT,
@@ -153,6 +199,11 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
     ) as Config['sources'],
   };
   return deepFreeze(config);
+}
+
+/** 127.0.0.0/8, ::1 and `localhost`: reachable only from this machine. */
+export function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || host === '[::1]' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
 }
 
 function deepFreeze<T>(value: T): Readonly<T> {
