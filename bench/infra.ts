@@ -58,7 +58,7 @@ export async function createDatabase(prefix: string): Promise<BenchDatabase> {
   const name = uniqueName(prefix);
   const url = `${SERVER_URL}/${name}`;
   const drop = onCleanup(`database ${name}`, () => dropDatabase(name));
-  await migrate(url, { logger: createLogger('silent') });
+  await migrate(url, { logger: createLogger('silent'), create: true });
   return { name, url, drop };
 }
 

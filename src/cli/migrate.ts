@@ -1,6 +1,6 @@
 /**
- * `npm run db:migrate`: creates the database if needed and applies prisma/migrations, like
- * `prisma migrate deploy` but without Prisma's downloaded schema engine.
+ * `npm run db:migrate [-- --create]`: applies prisma/migrations, like `prisma migrate deploy` but without Prisma's
+ * downloaded schema engine; with `--create`, creates the database first when it does not exist (the first install).
  */
 import { loadConfig, loadDotEnv } from '../config.ts';
 import { hidePassword } from '../db/database-url.ts';
@@ -8,16 +8,15 @@ import { migrate } from '../db/migrate.ts';
 import { ConfigError } from '../errors.ts';
 import { createLogger } from '../logger.ts';
 
-const USAGE = 'Usage: npm run db:migrate   (takes no arguments; reads DATABASE_URL)';
+const USAGE = `Usage: npm run db:migrate [-- --create]   (reads DATABASE_URL)
+
+  --create   create the database first when it does not exist (the first install)`;
 
 async function main(): Promise<number> {
-  if (process.argv.length > 2) {
-    console.error(
-      `db:migrate takes no arguments (got ${process.argv
-        .slice(2)
-        .map((a) => JSON.stringify(a))
-        .join(' ')})\n\n${USAGE}`,
-    );
+  const args = process.argv.slice(2);
+  const unknown = args.filter((a) => a !== '--create');
+  if (unknown.length > 0) {
+    console.error(`db:migrate: unknown argument(s) ${unknown.map((a) => JSON.stringify(a)).join(' ')}\n\n${USAGE}`);
     return 2;
   }
   loadDotEnv();
@@ -31,9 +30,9 @@ async function main(): Promise<number> {
   }
   const databaseUrl = config.databaseUrl.reveal();
   // Progress goes to stderr as log lines; stdout carries only the result.
-  const logger = createLogger(config.logLevel, process.stderr);
+  const logger = createLogger(config.logLevel, process.stderr, { format: config.logFormat });
   try {
-    const applied = await migrate(databaseUrl, { logger });
+    const applied = await migrate(databaseUrl, { logger, create: args.includes('--create') });
     console.log(
       applied.length === 0
         ? 'Database is up to date.'

@@ -28,6 +28,12 @@ export interface MigrateOptions {
   migrationsDir?: string;
   /** How long to wait for another process that holds the migrate lock. Default: 120000 (2 minutes). */
   lockTimeoutMs?: number;
+  /**
+   * Create the database when it does not exist (`db:migrate --create`, the demo, the tests). Default false: a
+   * missing database is refused with one line naming DATABASE_URL, so that a typo in it cannot silently start a
+   * first backfill into a new, empty database.
+   */
+  create?: boolean;
 }
 
 export interface MigrationFile {
@@ -59,7 +65,7 @@ CREATE TABLE _prisma_migrations (
 );`;
 
 /**
- * Creates the database if needed and applies the pending migrations, each in its own transaction.
+ * Applies the pending migrations, each in its own transaction (creating the database first with `create`).
  * Safe to run from several processes at once: they queue on Prisma's advisory lock.
  * @returns the names of the migrations applied by this call, in order (empty when up to date).
  */
@@ -67,7 +73,7 @@ export async function migrate(databaseUrl: string, options: MigrateOptions): Pro
   const { logger, migrationsDir = DEFAULT_MIGRATIONS_DIR, lockTimeoutMs = 120_000 } = options;
   const migrations = readMigrations(migrationsDir);
   const target = describeDatabaseUrl(databaseUrl);
-  const client = await connectCreatingDatabase(databaseUrl, logger);
+  const client = await connectToDatabase(databaseUrl, logger, options.create ?? false);
   try {
     await lock(client, lockTimeoutMs, target);
     await ensureMigrationsTable(client, target);
@@ -132,12 +138,17 @@ function unpaddedHex(digest: Buffer): string {
   return [...digest].map((byte) => byte.toString(16)).join('');
 }
 
-async function connectCreatingDatabase(databaseUrl: string, logger: Logger): Promise<pg.Client> {
+async function connectToDatabase(databaseUrl: string, logger: Logger, create: boolean): Promise<pg.Client> {
   try {
     return await connect(databaseUrl);
   } catch (error) {
     if ((error as { code?: string }).code !== '3D000') throw connectionError(error, databaseUrl);
   }
+  if (!create)
+    throw new MigrationError(
+      `database ${databaseName(databaseUrl)} does not exist (DATABASE_URL points at ${describeDatabaseUrl(databaseUrl)}): ` +
+        'check DATABASE_URL, or create it with `npm run db:migrate -- --create`',
+    );
   await createDatabase(databaseUrl, logger);
   try {
     return await connect(databaseUrl);

@@ -6,6 +6,7 @@ import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
 import { dropTestDatabase, uniqueDatabaseUrl } from '../helpers/db.ts';
 
@@ -18,9 +19,9 @@ const PASSWORD = 'Pw-0f-the-op3rator';
 
 const created: string[] = [];
 
-function run(databaseUrl: string) {
+function run(databaseUrl: string, args: string[] = ['--create'], script = cli) {
   const env = { PATH: process.env.PATH, HOME: process.env.HOME, DATABASE_URL: databaseUrl, LOG_LEVEL: 'info' };
-  const result = spawnSync(tsx, [cli], { cwd, env, encoding: 'utf8', timeout: 60_000 });
+  const result = spawnSync(tsx, [script, ...args], { cwd, env, encoding: 'utf8', timeout: 60_000 });
   return { code: result.status, stdout: result.stdout, stderr: result.stderr, output: result.stdout + result.stderr };
 }
 
@@ -46,6 +47,37 @@ describe('db:migrate', () => {
     expect(second.code).toBe(0);
     expect(second.stdout).toContain('up to date');
     expect(first.output + second.output).not.toContain(PASSWORD);
+  });
+
+  it('refuses a database that does not exist unless --create is given, and so do sync and start', async () => {
+    const { name } = uniqueDatabaseUrl('cli');
+    created.push(name);
+    const url = `postgresql://postgres:${PASSWORD}@127.0.0.1:5432/${name}`;
+    const sync = join(root, 'src', 'cli', 'sync.ts');
+    const start = join(root, 'src', 'cli', 'start.ts');
+    const refusals = [run(url, []), run(url, ['--source', 'all'], sync), run(url, [], start)];
+    for (const refused of refusals) {
+      expect(refused.code).toBe(1);
+      expect(refused.stderr).toContain(`database ${name} does not exist`);
+      expect(refused.stderr).toContain('check DATABASE_URL');
+      expect(refused.output).not.toContain(PASSWORD);
+    }
+    const admin = new pg.Client({ connectionString: 'postgresql://postgres@127.0.0.1:5432/postgres' });
+    await admin.connect();
+    try {
+      const { rows } = await admin.query('SELECT 1 FROM pg_database WHERE datname = $1', [name]);
+      expect(rows).toHaveLength(0);
+    } finally {
+      await admin.end();
+    }
+    expect(run(url).code).toBe(0);
+  });
+
+  it('answers an unknown argument with exit code 2 and the usage', () => {
+    const result = run('postgresql://postgres@127.0.0.1:5432/postgres', ['--crate']);
+    expect(result.code).toBe(2);
+    expect(result.stderr).toContain('unknown argument(s) "--crate"');
+    expect(result.stderr).toContain('--create');
   });
 
   it('fails with exit code 1 and a message without the password when the server cannot be reached', () => {

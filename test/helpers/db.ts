@@ -28,7 +28,7 @@ export function uniqueDatabaseUrl(prefix = 'test'): { name: string; url: string 
 /** Creates a uniquely named database and applies prisma/migrations to it with our migrate(). */
 export async function createTestDatabase(options: { prefix?: string } = {}): Promise<TestDatabase> {
   const { name, url } = uniqueDatabaseUrl(options.prefix);
-  await migrate(url, { logger: createLogger('silent') });
+  await migrate(url, { logger: createLogger('silent'), create: true });
   const prisma = createPrisma(url, { max: 4 });
   return { name, url, prisma, drop: () => dropTestDatabase(name, prisma) };
 }
