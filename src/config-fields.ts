@@ -5,6 +5,7 @@
  * source's fragment can use them without an import cycle.
  */
 import { inspect } from 'node:util';
+import { CronExpressionParser } from 'cron-parser';
 import { IANAZone } from 'luxon';
 import { z } from 'zod';
 import { registerSecret } from './secrets.ts';
@@ -98,6 +99,19 @@ function parseSchedule(text: string): Schedule | undefined {
   return every !== undefined && every >= 1000 ? { every } : undefined;
 }
 
+/**
+ * What is wrong with a cron pattern, as the parser BullMQ's Job Schedulers use (the same cron-parser version) sees
+ * it, or null: a pattern that passes here is one the scheduler accepts, so `npm start` cannot fail on it later.
+ */
+function invalidCron(pattern: string): string | null {
+  try {
+    CronExpressionParser.parse(pattern);
+    return null;
+  } catch (error) {
+    return error instanceof Error ? error.message : String(error);
+  }
+}
+
 /** Parses `3/s,60/min` into rolling windows. */
 export function parseRateWindows(text: string): RateWindow[] | undefined {
   const windows: RateWindow[] = [];
@@ -134,6 +148,11 @@ export const size = str.transform((value, ctx) => {
 });
 export const schedule = str.transform((value, ctx) => {
   const parsed = parseSchedule(value);
+  const cronProblem = parsed && 'pattern' in parsed ? invalidCron(parsed.pattern) : null;
+  if (cronProblem !== null) {
+    ctx.addIssue({ code: 'custom', message: `is not a valid cron pattern: ${cronProblem}` });
+    return { off: true as const };
+  }
   if (!parsed)
     ctx.addIssue({
       code: 'custom',

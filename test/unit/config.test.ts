@@ -70,6 +70,35 @@ describe('loadConfig', () => {
     expect(errorOf({ CIN7_SCHEDULE: 'sometimes' })).toContain('CIN7_SCHEDULE must be a duration of at least 1s');
   });
 
+  it('refuses an operator endpoint open to the network without a token, and never shows the token', () => {
+    expect(loadConfig({}).server).toEqual({ port: null, host: '127.0.0.1', token: null });
+    expect(errorOf({ HTTP_PORT: '8080', HTTP_HOST: '0.0.0.0' })).toBe(
+      'HTTP_TOKEN must be set when HTTP_HOST is not a loopback address (got HTTP_HOST "0.0.0.0"): the endpoint would be open to the network',
+    );
+    for (const host of ['127.0.0.1', '::1', 'localhost'])
+      expect(loadConfig({ HTTP_PORT: '8080', HTTP_HOST: host }).server.port).toBe(8080);
+    const open = loadConfig({ HTTP_PORT: '8080', HTTP_HOST: '0.0.0.0', HTTP_TOKEN: 'a-token-of-twenty-chars' });
+    expect(open.server.token?.reveal()).toBe('a-token-of-twenty-chars');
+    expect(JSON.stringify(open)).not.toContain('a-token-of-twenty-chars');
+    expect(errorOf({ HTTP_TOKEN: 'short-secret' })).toBe('HTTP_TOKEN must be at least 16 characters');
+    expect(errorOf({ HTTP_PORT: '70000' })).toBe('HTTP_PORT must be a whole number from 1 to 65535 (got "70000")');
+    expect(errorOf({ LOG_FORMAT: 'xml' })).toBe('LOG_FORMAT must be json or pretty (got "xml")');
+  });
+
+  it('checks a cron pattern as the Job Schedulers will read it, naming the variable and the field', () => {
+    expect(errorOf({ CARECLOUD_SCHEDULE: '61 * * * *' })).toBe(
+      'CARECLOUD_SCHEDULE is not a valid cron pattern: Constraint error, got value 61 expected range 0-59 (got "61 * * * *")',
+    );
+    expect(errorOf({ CIN7_RECONCILE_SCHEDULE: '0 25 * * *' })).toContain(
+      'CIN7_RECONCILE_SCHEDULE is not a valid cron pattern: Constraint error, got value 25 expected range 0-23',
+    );
+    expect(
+      loadConfig({ ...cin7, CIN7_RECONCILE_SCHEDULE: '*/10 2-4 * * 1-5' }).sources.cin7?.reconcileSchedule,
+    ).toEqual({
+      pattern: '*/10 2-4 * * 1-5',
+    });
+  });
+
   it('says which credentials are missing when a source is half configured', () => {
     expect(errorOf({ CARECLOUD_LOGIN: 'api' })).toBe(
       'CARECLOUD_BASE_URL, CARECLOUD_PASSWORD, CARECLOUD_APP_ID, CARECLOUD_TIMEZONE must be set to sync carecloud (CARECLOUD_LOGIN is set)',
@@ -104,7 +133,13 @@ describe('loadConfig', () => {
 
   it('assembles what each registered source declares: a section per source, its secrets never printed', () => {
     expect(Object.keys(loadConfig({}).sources)).toEqual(sourceNames);
-    expect(secretVariables()).toEqual(['DATABASE_URL', 'REDIS_URL', ...sources.flatMap((s) => s.config.secrets)]);
+    expect(secretVariables()).toEqual([
+      'DATABASE_URL',
+      'REDIS_URL',
+      'HTTP_TOKEN',
+      'ALERT_WEBHOOK_URL',
+      ...sources.flatMap((s) => s.config.secrets),
+    ]);
     expect(secretVariables()).toEqual(
       expect.arrayContaining(['CARECLOUD_PASSWORD', 'CARECLOUD_APP_ID', 'CIN7_API_KEY']),
     );
