@@ -20,7 +20,8 @@ import {
 } from '../src/sync/run-slice.ts';
 import { jobOptions } from './queues.ts';
 import type { SourceRuntime } from './runtime.ts';
-import { steerError } from './steer-error.ts';
+import { WaitingError, describeWait } from '../src/sync/waiting.ts';
+import { clearWaiting, steerError, waitingOf } from './steer-error.ts';
 
 export interface SliceJobData extends SliceTask {
   resume?: SliceProgress | null;
@@ -60,6 +61,7 @@ export function createSliceWorker(options: {
         slice: job.data.index,
       });
       try {
+        await clearWaiting(job);
         return await runSlice({
           task: job.data,
           stream,
@@ -91,13 +93,21 @@ export function createSliceWorker(options: {
 /**
  * Puts slices on the queue (idempotently: job ids are the plan's unique key and the slice's index) and waits for them by
  * polling their state rather than by listening to queue events: a slice that vanished from Redis (restarted
- * without persistence, flushed) is put back instead of being waited for forever.
+ * without persistence, flushed) is put back instead of being waited for forever. When the slices are held back
+ * longer than `maxWaitMs` (their queue paused by a long rate-limit wait or the daily budget), the run stops waiting
+ * with a WaitingError, so that it is recorded `waiting` and gives its worker and its source's lock back; its job
+ * resumes the scan when the wait is over, and the slices that finished meanwhile are not read again.
  */
 export function createSliceDispatcher(
   queue: Queue<SliceJobData, SliceResult>,
-  options: { pollMs?: number } = {},
+  options: {
+    pollMs?: number;
+    /** Longest the run waits for slices held back by their queue's rate limit, in ms. @default 30_000 */
+    maxWaitMs?: number;
+  } = {},
 ): SliceDispatcher {
   const pollMs = options.pollMs ?? 200;
+  const maxWaitMs = options.maxWaitMs ?? 30_000;
   const jobIdOf = (task: SliceTask) => `${task.key}-${task.index}`;
   const put = (tasks: SliceTask[]) =>
     queue.addBulk(tasks.map((task) => ({ name: 'slice', data: task, opts: { jobId: jobIdOf(task) } })));
@@ -114,8 +124,10 @@ export function createSliceDispatcher(
         if (signal?.aborted) throw new AbortedError('stopped while waiting for slices');
         const still: SliceTask[] = [];
         const lost: SliceTask[] = [];
+        let held: ReturnType<typeof waitingOf> = null;
         for (const task of pending) {
           const job = await queue.getJob(jobIdOf(task));
+          held = (job && waitingOf(job)) ?? held;
           if (!job) lost.push(task);
           else if (job.finishedOn && job.failedReason && (await job.isFailed()))
             throw new Error(`slice ${task.index} failed: ${job.failedReason}`);
@@ -128,6 +140,12 @@ export function createSliceDispatcher(
         }
         if (lost.length > 0) await put(lost);
         pending = [...still, ...lost];
+        const heldMs = pending.length > 0 ? await queue.getRateLimitTtl() : 0;
+        if (heldMs > maxWaitMs) {
+          const reason = held?.reason ?? 'rate_limit';
+          const until = new Date(Date.now() + heldMs);
+          throw new WaitingError(`the slices of the scan are ${describeWait(reason, until)}`, heldMs, reason);
+        }
         if (pending.length > 0) await sleep(pollMs, undefined, { signal }).catch(() => undefined);
       }
     },

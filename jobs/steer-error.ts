@@ -8,6 +8,32 @@ import { DelayedError, UnrecoverableError, Worker, type Job, type Queue } from '
 import { FatalSourceError, RateLimitedError } from '../src/errors.ts';
 import type { Logger } from '../src/logger.ts';
 import { scrubError, scrubSecrets } from '../src/secrets.ts';
+import type { WaitingReason } from '../src/status/types.ts';
+import { describeWait, waitingReasonOf } from '../src/sync/waiting.ts';
+
+/**
+ * What a job held back says in its BullMQ progress (`job.progress.waiting`), for `npm run status` and `npm run sync`
+ * to show while it has no ledger row running: why and until when (ISO 8601; null when unknown). Cleared when the
+ * job runs again (see clearWaiting).
+ */
+export interface JobWaiting {
+  waiting: { reason: WaitingReason; until: string | null };
+}
+
+export function waitingOf(job: Pick<Job, 'progress'>): JobWaiting['waiting'] | null {
+  const progress = job.progress as Partial<JobWaiting> | number | null | undefined;
+  return typeof progress === 'object' && progress !== null && progress.waiting ? progress.waiting : null;
+}
+
+export async function markWaiting(job: Job, reason: WaitingReason, until: Date | null): Promise<void> {
+  const progress: JobWaiting = { waiting: { reason, until: until?.toISOString() ?? null } };
+  await job.updateProgress(progress);
+}
+
+/** A job that runs again is no longer waiting. */
+export async function clearWaiting(job: Job): Promise<void> {
+  if (waitingOf(job) !== null) await job.updateProgress({});
+}
 
 export async function steerError(
   error: unknown,
@@ -19,7 +45,14 @@ export async function steerError(
     throw new DelayedError();
   }
   if (error instanceof RateLimitedError) {
-    context.logger.warn({ retryAfterMs: error.retryAfterMs }, 'rate limited: pausing the queue');
+    // Planned throttling: the queue waits, and says for what.
+    const reason = waitingReasonOf(error);
+    const until = new Date(Date.now() + error.retryAfterMs);
+    context.logger.info(
+      { waitingReason: reason, waitingUntil: until, retryAfterMs: error.retryAfterMs },
+      `${describeWait(reason, until)}: pausing the queue`,
+    );
+    await markWaiting(context.job, reason, until);
     await context.queue.rateLimit(error.retryAfterMs);
     throw Worker.RateLimitError();
   }

@@ -51,10 +51,13 @@ export class RateLimitedError extends Error {
     message: string,
     /** How long to wait before the next request, in milliseconds. */
     readonly retryAfterMs: number,
-    options?: { cause?: unknown },
+    options?: { cause?: unknown; reason?: 'rate_limit' | 'daily_budget' },
   ) {
     super(message, options);
+    this.reason = options?.reason ?? 'rate_limit';
   }
+  /** What holds the requests back: a rate limit (ours, or the server's 429) or the daily budget. */
+  readonly reason: 'rate_limit' | 'daily_budget';
 }
 
 /** A configuration value is missing or invalid. The message names the variable, never its secret value. */

@@ -3,18 +3,23 @@
  *
  * One run per source through the real queues, waited for, with a summary. A worker for the chosen
  * sources runs inside this command for its duration, so it works whether or not `npm start` is running;
- * if a run of the source is already under way, this one queues behind it.
+ * if a run of the source is already under way, this one queues behind it, and says so. While it waits it shows
+ * how far the runs have come (src/cli/sync-progress.ts); the summary is the totals of the logical run it asked for,
+ * however many jobs' turns it took (waits, restarts).
  */
 import { parseArgs } from 'node:util';
 import { loadConfig, loadDotEnv } from '../config.ts';
+import { createPrisma } from '../db/client.ts';
 import { migrate } from '../db/migrate.ts';
 import { createLogger } from '../logger.ts';
-import { sourceNames } from '../sources/index.ts';
+import { sectionOf, sourceNames, sources } from '../sources/index.ts';
+import { sustainedRate } from '../status/eta.ts';
 import { SYNC_MODES, type SyncMode } from '../types.ts';
 import { waitForRedis } from '../../jobs/queues.ts';
 import { formatOutcomes, runOnce } from '../../jobs/run-once.ts';
 import { startService } from '../../jobs/service.ts';
 import { HelpRequested, runCli, UsageError, usageErrorFrom } from './run-cli.ts';
+import { createSyncProgress } from './sync-progress.ts';
 
 const USAGE = `Usage: npm run sync -- --source <${[...sourceNames, 'all'].join('|')}> [--mode <${SYNC_MODES.join('|')}>]
 
@@ -51,14 +56,16 @@ runCli(USAGE, async () => {
   const { source, mode } = parseSyncArgs(process.argv.slice(2));
   loadDotEnv();
   const config = loadConfig();
-  const logger = createLogger(config.logLevel);
+  const logger = createLogger(config.logLevel, undefined, { format: config.logFormat });
   await migrate(config.databaseUrl.reveal(), { logger });
   // Before the service connects to Redis: unreachable, it would be retried for ever, one stack trace per attempt.
   await waitForRedis(config.redisUrl.reveal());
   const service = await startService(config, logger, {
     schedulers: false,
+    role: 'sync',
     only: source === 'all' ? undefined : [source],
   });
+  const db = createPrisma(config.databaseUrl.reveal());
   try {
     if (service.sources.length === 0) {
       console.error(
@@ -68,10 +75,22 @@ runCli(USAGE, async () => {
       );
       return 1;
     }
-    const outcomes = await runOnce(service, config.redisUrl.reveal(), config.jobs.prefix, mode, 'cli');
+    const rates = new Map(
+      sources.map((s) => {
+        const section = sectionOf(config, s);
+        return [s.name, section === null ? null : sustainedRate(s.settings(section).limits.windows)] as const;
+      }),
+    );
+    const progress = createSyncProgress();
+    const outcomes = await runOnce(service, config.redisUrl.reveal(), config.jobs.prefix, mode, 'cli', {
+      db,
+      requestsPerSecond: (name) => rates.get(name) ?? null,
+      onUpdate: (view) => progress.update(view),
+    }).finally(() => progress.stop());
     console.log(formatOutcomes(outcomes));
     return outcomes.every((o) => o.ok) ? 0 : 1;
   } finally {
     await service.stop();
+    await db.$disconnect();
   }
 });

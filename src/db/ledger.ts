@@ -1,13 +1,20 @@
 /**
  * The run ledger (`sync_runs`): one row per run, its counters and how it ended. Times are the engine's
  * clock, handed in as `now` (see the glossary in src/types.ts: "clock").
+ *
+ * A row is one job's turn at a scan. A scan held back (a long rate-limit wait, the daily budget) or stopped
+ * (a shutdown, a lost lock, a dead worker) is finished by later rows; the rows that read one scan for one job
+ * are one **logical run**, linked by `logical_run_id` (the id of its first row). What the operator sees —
+ * `npm run sync`, `npm run status`, the page — is the logical run; the fence against a superseded run stays
+ * per row. The rule in words: docs/design.md, "One run per source at a time".
  */
-import type { RunCounters, SyncMode } from '../types.ts';
+import { emptyCounters, type RunCounters, type SyncMode } from '../types.ts';
 import { AbortedError } from '../errors.ts';
 import { maskPersonalData } from '../logger.ts';
+import type { WaitingReason } from '../status/types.ts';
 import type { Db, Tx } from './client.ts';
 
-export type RunStatus = 'running' | 'succeeded' | 'failed' | 'interrupted' | 'abandoned';
+export type RunStatus = 'running' | 'waiting' | 'succeeded' | 'failed' | 'cancelled' | 'interrupted' | 'abandoned';
 
 /**
  * Runs left "running" by a process that died. Call only while holding the source's lock: then no live
@@ -21,6 +28,18 @@ export async function abandonRunning(db: Db | Tx, source: string, stream: string
   return count;
 }
 
+/**
+ * Rows left `waiting` when a run of their source starts: whoever held them back, this run now has the source,
+ * so they wait no more. They become `interrupted`, finished when their work stopped (their last heartbeat);
+ * their job, when it comes back, continues its logical run in a new row (see startRun). Call only while
+ * holding the source's lock, like abandonRunning.
+ */
+export async function closeWaiting(db: Db | Tx, source: string, stream: string): Promise<number> {
+  return db.$executeRaw`
+    UPDATE sync_runs SET status = 'interrupted', finished_at = heartbeat_at
+    WHERE status = 'waiting' AND source = ${source} AND stream = ${stream}`;
+}
+
 export async function startRun(
   db: Db | Tx,
   run: {
@@ -31,10 +50,72 @@ export async function startRun(
     jobId?: string;
     worker?: string;
     startedAt: Date;
+    /** The row that owned the scan this run resumes (named in the scan's saved state), if any. */
+    resumesRunId?: bigint | null;
   },
-): Promise<bigint> {
-  const row = await db.syncRun.create({ data: { ...run, status: 'running', heartbeatAt: run.startedAt } });
-  return row.id;
+): Promise<{ runId: bigint; logicalRunId: bigint }> {
+  const { resumesRunId: _owner, ...fields } = run;
+  // The id is drawn first so that a row that starts a logical run names itself in the same insert.
+  const [{ id }] = await db.$queryRaw<
+    [{ id: bigint }]
+  >`SELECT nextval(pg_get_serial_sequence('sync_runs', 'id')) AS id`;
+  const logicalRunId = (await continuedRun(db, run)) ?? id;
+  await db.syncRun.create({ data: { ...fields, id, logicalRunId, status: 'running', heartbeatAt: run.startedAt } });
+  return { runId: id, logicalRunId };
+}
+
+/**
+ * The logical run a new row continues: that of the row owning the scan it resumes, when that row was the same
+ * job's (a job put back after a wait, a shutdown or a lost lock, or retried after a failure) — never another
+ * job's, whose totals are its own. A primary-key read: the ledger of a year of runs does not slow it.
+ */
+async function continuedRun(
+  db: Db | Tx,
+  run: { source: string; stream: string; jobId?: string; resumesRunId?: bigint | null },
+): Promise<bigint | null> {
+  if (!run.jobId || run.resumesRunId === undefined || run.resumesRunId === null) return null;
+  const owner = await db.syncRun.findUnique({
+    where: { id: run.resumesRunId },
+    select: { source: true, stream: true, jobId: true, logicalRunId: true, id: true },
+  });
+  if (!owner || owner.jobId !== run.jobId || owner.source !== run.source || owner.stream !== run.stream) return null;
+  return owner.logicalRunId ?? owner.id;
+}
+
+/** Sums the counters of every row of a logical run: what the operator asked for, however many jobs read it. */
+export async function logicalRunTotals(db: Db | Tx, logicalRunId: bigint): Promise<RunCounters> {
+  const { _sum } = await db.syncRun.aggregate({
+    where: { logicalRunId },
+    _sum: {
+      pages: true,
+      fetched: true,
+      inserted: true,
+      updated: true,
+      unchanged: true,
+      rejected: true,
+      deleted: true,
+      apiCalls: true,
+      rateLimited: true,
+    },
+  });
+  const totals = emptyCounters();
+  for (const key of Object.keys(totals) as (keyof RunCounters)[]) totals[key] = _sum[key] ?? 0;
+  return totals;
+}
+
+/** When a logical run began (its first row), in epoch ms; `fallback` when the row is gone. */
+export async function logicalRunStart(db: Db | Tx, logicalRunId: bigint, fallback: number): Promise<number> {
+  const first = await db.syncRun.findUnique({ where: { id: logicalRunId }, select: { startedAt: true } });
+  return first?.startedAt.getTime() ?? fallback;
+}
+
+/**
+ * Records how many records the scan expects, once per row: a hint (a server's total may lie, see
+ * docs/design.md "When an API misbehaves") for progress and ETA, never a stop.
+ */
+export async function recordEstimate(db: Db | Tx, runId: bigint, estimatedTotal: number): Promise<void> {
+  if (!Number.isSafeInteger(estimatedTotal) || estimatedTotal < 0 || estimatedTotal > 2_147_483_647) return;
+  await db.syncRun.updateMany({ where: { id: runId, estimatedTotal: null }, data: { estimatedTotal } });
 }
 
 /** The error of a run that a later run has marked abandoned: it stops, and nothing more of it commits. */
@@ -86,7 +167,8 @@ export async function runCounters(db: Db | Tx, runId: bigint): Promise<RunCounte
  * Ends a run. `counters` are written as they are, or — with `add` — added to what the row already holds
  * (a sliced run, whose pages the slices counted). Only a run still marked running can end: one a later
  * run marked abandoned keeps that status, and false is returned (the caller must then not move the
- * watermark: see supersededError).
+ * watermark: see supersededError). A run that ends `waiting` (with `waiting`: why, until when) is not
+ * finished: its logical run goes on in a later row, and the next run of its source closes it (closeWaiting).
  */
 export async function finishRun(
   db: Db | Tx,
@@ -94,7 +176,13 @@ export async function finishRun(
   status: Exclude<RunStatus, 'running'>,
   counters: RunCounters,
   now: Date,
-  extra: { watermarkAfter?: Date | null; error?: string; warnings?: string[]; add?: boolean } = {},
+  extra: {
+    watermarkAfter?: Date | null;
+    error?: string;
+    warnings?: string[];
+    add?: boolean;
+    waiting?: { reason: WaitingReason; until: Date | null };
+  } = {},
 ): Promise<boolean> {
   const values = extra.add
     ? Object.fromEntries(Object.entries(counters).map(([key, value]) => [key, { increment: value }]))
@@ -104,8 +192,10 @@ export async function finishRun(
     data: {
       ...values,
       status,
-      finishedAt: now,
+      finishedAt: status === 'waiting' ? null : now,
       heartbeatAt: now,
+      waitingReason: extra.waiting?.reason,
+      waitingUntil: extra.waiting?.until,
       watermarkAfter: extra.watermarkAfter,
       error: extra.error === undefined ? undefined : maskPersonalData(extra.error).slice(0, 4000),
       warnings:

@@ -160,6 +160,7 @@ export function createRateLimiter(options: RateLimiterOptions): RateLimiter {
           throw new RateLimitedError(
             `Rate limit ${key}: ${describe(blocker ?? -1)} allows the next request in ${waitMs} ms`,
             waitMs,
+            { reason: dailyBudget !== null && blocker === limits.length ? 'daily_budget' : 'rate_limit' },
           );
         }
         try {

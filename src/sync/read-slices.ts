@@ -7,11 +7,12 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { Db } from '../db/client.ts';
-import { recordPage } from '../db/ledger.ts';
+import { recordPage, runCounters } from '../db/ledger.ts';
 import { saveProgress, type ScanState, type StreamState } from '../db/stream-state.ts';
 import type { Logger } from '../logger.ts';
 import type { Clock, Json, ScanContext, StreamDefinition, SyncMode } from '../types.ts';
 import { raiseHighMark } from './cursor.ts';
+import type { ProgressLog } from './progress-log.ts';
 import { inlineDispatcher, type SliceDispatcher, type SliceResult, type SliceTask } from './run-slice.ts';
 
 export interface ReadSlicesOptions<Client> {
@@ -35,6 +36,30 @@ export interface SlicingRun {
   logger: Logger;
   /** Set once the slices count their pages in this run: the run's own counters are then added to its row. */
   sliced: boolean;
+  /** Where the run says how far it has come (the slices count in its row; it is read every interval). */
+  progress?: ProgressLog;
+  /** Records how many records the scan expects, once known. */
+  estimate?(total: number): Promise<void>;
+  /** How often the progress of a sliced run is read and logged, in ms. @default 30_000 */
+  progressEveryMs?: number;
+}
+
+/**
+ * What a plan says of the scan's size: a plan of offset ranges (CareCloud's `{start, end}`, the last open-ended)
+ * covers about one slice more than its last start. Windows of cursors (Cin7) say nothing of their size: null.
+ */
+export function planEstimate(slices: Json[]): number | null {
+  const ranges = slices.map((slice) => {
+    const { start, end } = (typeof slice === 'object' && slice !== null && !Array.isArray(slice) ? slice : {}) as {
+      start?: unknown;
+      end?: unknown;
+    };
+    return typeof start === 'number' && (end === null || typeof end === 'number') ? { start, end } : null;
+  });
+  if (ranges.length === 0 || ranges.some((r) => r === null)) return null;
+  const sizes = ranges.flatMap((r) => (r!.end === null ? [] : [r!.end - r!.start]));
+  const last = ranges[ranges.length - 1]!;
+  return last.end ?? last.start + (sizes.length > 0 ? Math.max(...sizes) : 0);
 }
 
 /**
@@ -91,24 +116,39 @@ export async function readSlices<Client>(
     }))
     .filter((task) => done[task.index] === undefined);
   run.logger.info({ slices: slices.length, pending: tasks.length }, 'reading the scan in slices');
+  const estimated = planEstimate(slices);
+  if (estimated !== null) await run.estimate?.(estimated);
+  // The slices count their pages in this run's row, from whichever process reads them: the row is where to look.
+  const { progress } = run;
+  const ticker =
+    progress &&
+    setInterval(() => {
+      runCounters(db, run.runId).then(
+        (counters) => progress.report(counters),
+        (error: unknown) => run.logger.debug({ err: error }, 'could not read the progress of the run'),
+      );
+    }, run.progressEveryMs ?? 30_000);
+  ticker?.unref();
   const dispatcher =
     options.slices ??
     inlineDispatcher({ stream, client: options.client, db, logger: run.logger, lookbackMs: options.lookbackMs, clock });
   let saving = Promise.resolve();
-  await dispatcher.run(
-    tasks,
-    (task, result) => {
-      // Results can arrive together: save them one at a time.
-      saving = saving.then(async () => {
-        done[task.index] = result;
-        if (typeof result.reported === 'number')
-          scan.reported = Math.max(typeof scan.reported === 'number' ? scan.reported : 0, result.reported);
-        scan.highMark = raiseHighMark(scan.highMark, result.highMark === null ? null : Date.parse(result.highMark));
-        await save();
-      });
-      return saving;
-    },
-    options.signal,
-  );
+  await dispatcher
+    .run(
+      tasks,
+      (task, result) => {
+        // Results can arrive together: save them one at a time.
+        saving = saving.then(async () => {
+          done[task.index] = result;
+          if (typeof result.reported === 'number')
+            scan.reported = Math.max(typeof scan.reported === 'number' ? scan.reported : 0, result.reported);
+          scan.highMark = raiseHighMark(scan.highMark, result.highMark === null ? null : Date.parse(result.highMark));
+          await save();
+        });
+        return saving;
+      },
+      options.signal,
+    )
+    .finally(() => clearInterval(ticker));
   await saving;
 }

@@ -11,7 +11,17 @@
 import { AbortedError, RateLimitedError } from '../errors.ts';
 import type { Logger } from '../logger.ts';
 import type { Db } from '../db/client.ts';
-import { abandonRunning, finishRun, recordPage, runCounters, startRun, supersededError } from '../db/ledger.ts';
+import {
+  abandonRunning,
+  closeWaiting,
+  finishRun,
+  logicalRunTotals,
+  recordEstimate,
+  recordPage,
+  runCounters,
+  startRun,
+  supersededError,
+} from '../db/ledger.ts';
 import { remapIfMappingChanged } from '../db/remap-rows.ts';
 import { completeScan, loadState, saveProgress, type ScanState } from '../db/stream-state.ts';
 import { clearScan, countScanSeen } from '../db/vanished.ts';
@@ -31,7 +41,10 @@ import { highestCursor, nextWatermark, raiseHighMark } from './cursor.ts';
 import { commitPages, stopped } from './page-loop.ts';
 import { readSlices, type SlicingRun } from './read-slices.ts';
 import type { SliceDispatcher } from './run-slice.ts';
+import { createProgressLog } from './progress-log.ts';
+import { sustainedRate } from '../status/eta.ts';
 import { totalWarning } from './total-check.ts';
+import { describeWait, waitingReasonOf } from './waiting.ts';
 
 export interface RunSyncOptions<Client> {
   source: string;
@@ -40,7 +53,8 @@ export interface RunSyncOptions<Client> {
   client: Client;
   db: Db;
   logger: Logger;
-  settings: Pick<SourceSettings, 'lookbackMs' | 'confirmMax'>;
+  /** With `limits`, progress lines and ETAs account for the source's rate limit. */
+  settings: Pick<SourceSettings, 'lookbackMs' | 'confirmMax'> & Partial<Pick<SourceSettings, 'limits'>>;
   /** Every time the run decides with or stores (see "clock" in src/types.ts). @default systemClock */
   clock?: Clock;
   signal?: AbortSignal;
@@ -52,6 +66,8 @@ export interface RunSyncOptions<Client> {
 
 export interface RunResult {
   runId: bigint;
+  /** The logical run this row belongs to (its first row): see src/db/ledger.ts. */
+  logicalRunId: bigint;
   source: string;
   stream: string;
   mode: SyncMode;
@@ -66,8 +82,10 @@ export async function runSync<Client>(options: RunSyncOptions<Client>): Promise<
   const started = clock.now();
   await remapIfMappingChanged(db, { source, stream, logger: options.logger, now: started });
   const abandoned = await abandonRunning(db, source, stream.name, started);
+  await closeWaiting(db, source, stream.name);
   const state = await loadState(db, source, stream.name);
-  const runId = await startRun(db, {
+  const resumed = state.progress[mode];
+  const { runId, logicalRunId } = await startRun(db, {
     source,
     stream: stream.name,
     mode,
@@ -75,7 +93,9 @@ export async function runSync<Client>(options: RunSyncOptions<Client>): Promise<
     jobId: options.jobId,
     worker: options.worker,
     startedAt: started,
+    resumesRunId: ownerOf(resumed),
   });
+  // The caller's logger carries none of these: a key bound twice is written twice on every line.
   const logger = options.logger.child({ source, stream: stream.name, runId: String(runId), jobId: options.jobId });
   if (abandoned > 0) logger.warn({ abandoned }, 'marked runs left unfinished by a stopped worker as abandoned');
 
@@ -84,18 +104,45 @@ export async function runSync<Client>(options: RunSyncOptions<Client>): Promise<
     onRequest: () => counters.apiCalls++,
     onRateLimited: () => counters.rateLimited++,
   };
-  const resumed = state.progress[mode];
   const scan: ScanState = resumed ?? {
     scan: null,
     highMark: null,
     scanId: String(runId),
     startedAt: started.toISOString(),
   };
-  logger.info({ mode, watermark: state.watermark, resumed: resumed !== undefined }, 'run started');
-
   const run: SlicingRun = { runId, scan, state, logger, sliced: false };
   const call = { signal: options.signal, observer };
   try {
+    // The scan names the row that owns it from the start, so that the job's next row continues this logical run
+    // even when this one waits before its first page (see startRun).
+    scan.runId = String(runId);
+    await db.$transaction((tx) => saveProgress(tx, source, stream.name, { ...state.progress, [mode]: scan }, started));
+    const continued = logicalRunId !== runId;
+    logger.info(
+      {
+        mode,
+        watermark: state.watermark,
+        resumed: resumed !== undefined,
+        ...(continued ? { logicalRunId: String(logicalRunId) } : {}),
+      },
+      'run started',
+    );
+    const progress = createProgressLog({
+      logger,
+      clock,
+      startedAt: started,
+      before: continued ? (await logicalRunTotals(db, logicalRunId)).fetched : 0,
+      requestsPerSecond: options.settings.limits ? sustainedRate(options.settings.limits.windows) : null,
+    });
+    run.progress = progress;
+    run.estimate = async (total: number) => {
+      if (typeof scan.estimatedTotal !== 'number') scan.estimatedTotal = total;
+      progress.estimate(scan.estimatedTotal);
+      await recordEstimate(db, runId, scan.estimatedTotal);
+    };
+    if (typeof scan.estimatedTotal === 'number') await run.estimate(scan.estimatedTotal);
+    // A whole list's size is a total for a scan that reads the whole list: a full scan or a first backfill.
+    const wholeList = mode === 'full' || state.watermark === null;
     const context: ScanContext<Client> = {
       client: options.client,
       mode,
@@ -118,11 +165,19 @@ export async function runSync<Client>(options: RunSyncOptions<Client>): Promise<
         countersFor: () => counters,
         checkpoint: async (tx, { page, rows, now }) => {
           scan.scan = page.progress;
-          if (page.total !== undefined && page.total !== null) scan.reported = page.total;
+          if (page.total !== undefined && page.total !== null) {
+            scan.reported = page.total;
+            if (wholeList && typeof scan.estimatedTotal !== 'number') {
+              scan.estimatedTotal = page.total;
+              progress.estimate(page.total);
+              await recordEstimate(tx, runId, page.total);
+            }
+          }
           scan.highMark = raiseHighMark(scan.highMark, highestCursor(rows, stream.cursorField));
           await saveProgress(tx, source, stream.name, { ...state.progress, [mode]: scan }, now);
           await recordPage(tx, runId, now, counters);
         },
+        committed: async () => progress.page(counters),
       });
     }
     if (options.signal?.aborted) throw stopped(options.signal);
@@ -177,6 +232,7 @@ export async function runSync<Client>(options: RunSyncOptions<Client>): Promise<
     logger.info({ ...counters, watermarkAfter, durationMs }, 'run succeeded');
     return {
       runId,
+      logicalRunId,
       source,
       stream: stream.name,
       mode,
@@ -186,20 +242,39 @@ export async function runSync<Client>(options: RunSyncOptions<Client>): Promise<
       durationMs,
     };
   } catch (error) {
-    const interrupted =
-      error instanceof AbortedError || error instanceof RateLimitedError || options.signal?.aborted === true;
+    const now = clock.now();
+    // A wait is planned throttling, not trouble: the row says why and until when, and the log stays at info.
+    const waiting =
+      error instanceof RateLimitedError && options.signal?.aborted !== true
+        ? { reason: waitingReasonOf(error), until: new Date(now.getTime() + error.retryAfterMs) }
+        : null;
+    const interrupted = error instanceof AbortedError || options.signal?.aborted === true;
     const reason = options.signal?.reason instanceof AbortedError ? options.signal.reason : error;
     const message = reason instanceof Error ? reason.message : String(reason);
-    await finishRun(db, runId, interrupted ? 'interrupted' : 'failed', counters, clock.now(), {
-      error: message,
+    const status = waiting ? 'waiting' : interrupted ? 'interrupted' : 'failed';
+    await finishRun(db, runId, status, counters, now, {
+      error: waiting ? `${describeWait(waiting.reason, waiting.until)}: ${message}` : message,
       add: run.sliced,
+      waiting: waiting ?? undefined,
     }).catch((cause: unknown) => logger.error({ err: cause }, 'could not record the end of the run'));
-    logger[interrupted ? 'warn' : 'error'](
-      { err: error, ...counters },
-      interrupted ? 'run interrupted; the scan resumes later' : 'run failed',
-    );
+    if (waiting)
+      logger.info(
+        { waitingReason: waiting.reason, waitingUntil: waiting.until, reason: message, ...counters },
+        `run ${describeWait(waiting.reason, waiting.until)}; the scan resumes then`,
+      );
+    else
+      logger[interrupted ? 'warn' : 'error'](
+        { err: error, ...counters },
+        interrupted ? 'run interrupted; the scan resumes later' : 'run failed',
+      );
     throw error;
   }
+}
+
+/** The row that owned a saved scan (older saved states may not name one). */
+function ownerOf(scan: ScanState | undefined): bigint | null {
+  const id = scan?.runId;
+  return typeof id === 'string' && /^\d{1,19}$/.test(id) ? BigInt(id) : null;
 }
 
 /**

@@ -117,7 +117,10 @@ describe('through the real queues', () => {
     const [outcome] = await runOnce(service, REDIS_URL, harness.prefix, 'incremental', 'cli');
     expect(outcome?.ok).toBe(true);
     const runs = await harness.db.syncRun.findMany({ orderBy: { id: 'asc' } });
+    // The first row waited for the rate limit; the row that continued it closed it: one logical run.
     expect(runs.map((r) => r.status)).toEqual(['interrupted', 'succeeded']);
+    expect(runs[0]).toMatchObject({ waitingReason: 'rate_limit', waitingUntil: expect.any(Date) });
+    expect(runs.map((r) => r.logicalRunId)).toEqual([runs[0]!.id, runs[0]!.id]);
     expect(runs[0]!.error).toContain('wait');
     expect(runs[1]!.startedAt.getTime() - runs[0]!.finishedAt!.getTime()).toBeGreaterThanOrEqual(1500);
   });

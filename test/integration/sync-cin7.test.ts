@@ -281,7 +281,13 @@ describe('Cin7 scans split into CreatedDate slices', () => {
     h = await createHarness({ env: { ...SLICED, CIN7_DAILY_BUDGET: '15' } });
     await expect(h.sync('cin7')).rejects.toThrow(/daily budget of 15/);
     expect(listRequests()).toBeLessThanOrEqual(15);
-    expect(await h.db.syncRun.findFirstOrThrow({ where: { source: 'cin7' } })).toMatchObject({ status: 'interrupted' });
+    // Waiting for the budget, not failed nor interrupted: the row says why and until when.
+    expect(await h.db.syncRun.findFirstOrThrow({ where: { source: 'cin7' } })).toMatchObject({
+      status: 'waiting',
+      waitingReason: 'daily_budget',
+      waitingUntil: expect.any(Date),
+      finishedAt: null,
+    });
     expect(await h.db.voucher.count({ where: { source: 'cin7' } })).toBeGreaterThan(0);
   });
 
