@@ -41,6 +41,13 @@ export interface SourceStatus {
   lastSuccessAt: string | null;
   /** Age of the newest change we can be sure to hold: time since the last successful incremental run began. */
   freshnessSeconds: number | null;
+  /**
+   * Freshness beyond `staleAfterSeconds`; also true for a source expected to run that has no successful incremental
+   * run yet (its data is of unknown age).
+   */
+  stale: boolean;
+  /** The longest gap of its incremental schedule plus ALERT_STALE_AFTER; null when that schedule is off or unknown. */
+  staleAfterSeconds: number | null;
   run: RunProgress | null;
   waiting: { reason: WaitingReason; until: string | null } | null;
   nextRuns: { mode: string; at: string }[];

@@ -1,0 +1,117 @@
+/**
+ * The status report as a person reads it in a terminal: a few aligned lines per source, the most telling first.
+ * Times are UTC, as everywhere in voucher-sync; ages and durations are rounded to their two largest units.
+ */
+import type { SourceStatus, StatusReport } from './types.ts';
+
+const UNITS: [string, number][] = [
+  ['d', 86_400],
+  ['h', 3_600],
+  ['m', 60],
+  ['s', 1],
+];
+
+/** 0s, 45s, 5m 10s, 2h 3m, 3d 4h. */
+export function formatDuration(seconds: number): string {
+  let left = Math.max(0, Math.round(seconds));
+  if (left === 0) return '0s';
+  const parts: string[] = [];
+  for (const [unit, size] of UNITS) {
+    if (left >= size && parts.length < 2) {
+      parts.push(`${Math.floor(left / size)}${unit}`);
+      left %= size;
+    } else if (parts.length > 0) break;
+  }
+  return parts.join(' ');
+}
+
+const number = (n: number) => n.toLocaleString('en-US');
+const time = (iso: string) => iso.replace('T', ' ').replace(/\.\d+Z$/, 'Z');
+const ago = (iso: string, now: Date) => formatDuration((now.getTime() - Date.parse(iso)) / 1000);
+const until = (iso: string, now: Date) => {
+  const left = (Date.parse(iso) - now.getTime()) / 1000;
+  // A scheduled run whose time has come waits for a worker: "due", not "in 0s".
+  return `${time(iso)} (${left < 1 ? 'due' : `in ${formatDuration(left)}`})`;
+};
+
+export function formatStatus(report: StatusReport): string {
+  const now = new Date(report.at);
+  const service = report.serviceUp
+    ? `service: up (${report.processes.length} ${report.processes.length === 1 ? 'process' : 'processes'}: ${report.processes
+        .map((p) => `${p.role} ${p.host}:${p.pid}`)
+        .join(', ')})`
+    : 'service: DOWN (no worker heartbeat)';
+  return [
+    `voucher-sync status at ${time(report.at)}`,
+    service,
+    ...report.sources.map((s) => formatSource(s, now)),
+  ].join('\n\n');
+}
+
+function formatSource(s: SourceStatus, now: Date): string {
+  const head = `${s.source}  ${s.configured ? s.state.toUpperCase() : 'not configured (its credentials are not set)'}${
+    s.stale ? '  STALE' : ''
+  }`;
+  const lines: [string, string][] = [];
+  lines.push([
+    'last success',
+    s.lastSuccessAt === null ? 'never' : `${time(s.lastSuccessAt)} (${ago(s.lastSuccessAt, now)} ago)`,
+  ]);
+  const staleAfter = s.staleAfterSeconds === null ? '' : ` (stale after ${formatDuration(s.staleAfterSeconds)})`;
+  lines.push([
+    'freshness',
+    `${s.freshnessSeconds === null ? 'unknown: no successful incremental run yet' : formatDuration(s.freshnessSeconds)}${staleAfter}`,
+  ]);
+  if (s.run) lines.push(['run', formatRun(s.run)]);
+  if (s.waiting) lines.push(['waiting', formatWaiting(s.waiting, now)]);
+  if (s.nextRuns.length > 0)
+    lines.push(['next runs', s.nextRuns.map((r) => `${r.mode} ${until(r.at, now)}`).join(', ')]);
+  const q = s.queue;
+  lines.push(['queue', `waiting ${q.waiting}, active ${q.active}, delayed ${q.delayed}, failed ${q.failed}`]);
+  lines.push(['rejected', `${number(s.rejectedOpen)} open`]);
+  if (s.limits.length > 0)
+    lines.push(['limits', s.limits.map((l) => `${number(l.used)}/${number(l.limit)} per ${l.window}`).join(', ')]);
+  if (s.budget) {
+    const share = s.budget.limit > 0 ? Math.round((s.budget.used / s.budget.limit) * 100) : 0;
+    lines.push([
+      'daily budget',
+      `${number(s.budget.used)} of ${number(s.budget.limit)} in the last ${s.budget.windowSeconds / 3600} hours (${share} %)`,
+    ]);
+  }
+  lines.push(['429s', `${number(s.recent429)} in the last hour`]);
+  lines.push([
+    'failures',
+    s.consecutiveFailures === 0
+      ? 'none since the last success'
+      : `${s.consecutiveFailures} in a row${s.lastError ? `; last at ${time(s.lastError.at)}: ${firstLine(s.lastError.message)}` : ''}`,
+  ]);
+  const width = Math.max(...lines.map(([label]) => label.length));
+  return [head, ...lines.map(([label, value]) => `  ${label.padEnd(width)}  ${value}`)].join('\n');
+}
+
+function formatRun(run: NonNullable<SourceStatus['run']>): string {
+  const records =
+    run.estimatedTotal === null
+      ? `${number(run.records)} records`
+      : `${number(run.records)} of ${number(run.estimatedTotal)} records`;
+  const rate = run.rate === null ? '' : `, ${run.rate.toFixed(1)}/s`;
+  const eta = run.etaSeconds === null ? '' : `, ETA ${formatDuration(run.etaSeconds)}`;
+  return `${run.mode} since ${time(run.startedAt)}: ${number(run.pages)} pages, ${records}, ${number(run.requests)} requests${rate}${eta}`;
+}
+
+const REASONS: Record<string, string> = {
+  rate_limit: 'for the rate limit',
+  daily_budget: 'for the daily budget',
+  source_busy: 'behind another run of this source',
+};
+
+function formatWaiting(waiting: NonNullable<SourceStatus['waiting']>, now: Date): string {
+  const reason = REASONS[waiting.reason] ?? waiting.reason;
+  return waiting.until === null ? reason : `${reason}, until ${until(waiting.until, now)}`;
+}
+
+// A long error (a server's page quoted in it) would push the rest of the report off the screen; --json has it all.
+const firstLine = (text: string) => {
+  const line = text.split('\n')[0]!;
+  return line.length > 200 ? `${line.slice(0, 199)}…` : line;
+};
