@@ -22,6 +22,7 @@ import {
 import type { HttpConfig } from '../config.ts';
 import { RateLimitedError, RetriableSourceError } from '../errors.ts';
 import type { Logger } from '../logger.ts';
+import { countRateLimitWait, countRequest } from '../metrics/registry.ts';
 import type { HttpContext } from './call-options.ts';
 import type { RateLimiter } from './rate-limiter.ts';
 import { refuseForeignRedirect, staysWithin } from './redirects.ts';
@@ -76,6 +77,14 @@ export function parseRetryAfter(value: string | undefined, now = Date.now()): nu
 }
 
 const contextOf = (context: Record<string, unknown>): HttpContext => context as HttpContext;
+
+/** How voucher_sync_api_requests_total counts a failure without a response; a cancellation is not a request. */
+const failureStatus = (error: unknown) =>
+  error instanceof TimeoutError
+    ? 'timeout'
+    : error instanceof RequestError && !error.response && NETWORK_ERRORS.includes(error.code)
+      ? 'network_error'
+      : undefined;
 
 /**
  * The body as JSON, decoded by the charset its Content-Type declares. A 2xx that is not JSON, is empty or cannot be
@@ -178,6 +187,9 @@ export function createHttpClient(options: HttpClientOptions): Got {
           try {
             return await pending;
           } catch (error) {
+            // The last attempt's failure; the earlier ones were counted in beforeRetry.
+            const failure = failureStatus(error);
+            if (failure) countRequest(source, failure);
             throw tooLarge() ?? mapError(error);
           }
         })() as ReturnType<typeof next>;
@@ -212,12 +224,24 @@ export function createHttpClient(options: HttpClientOptions): Got {
     hooks: {
       beforeRequest: [
         async (request) => {
-          await limiter?.acquire({ signal: request.signal, maxWaitMs: http.maxInlineWaitMs });
+          const waitStarted = performance.now();
+          try {
+            await limiter?.acquire({ signal: request.signal, maxWaitMs: http.maxInlineWaitMs });
+          } finally {
+            if (limiter) countRateLimitWait(source, (performance.now() - waitStarted) / 1000);
+          }
           contextOf(request.context).observer?.onRequest?.();
+        },
+      ],
+      beforeRetry: [
+        (error) => {
+          const failure = failureStatus(error);
+          if (failure) countRequest(source, failure);
         },
       ],
       afterResponse: [
         (response) => {
+          countRequest(source, response.statusCode);
           refuseForeignRedirect(response, redirectGuard);
           return response;
         },
