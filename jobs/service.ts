@@ -12,12 +12,16 @@ import { createPrisma } from '../src/db/client.ts';
 import { describeDatabaseUrl } from '../src/db/database-url.ts';
 import { installationId } from '../src/db/installation.ts';
 import type { Logger } from '../src/logger.ts';
+import { startAlerts } from '../src/alerts/start-alerts.ts';
+import { sectionOf, sources } from '../src/sources/index.ts';
 import { bindPrefix, claimPrefix, prefixInUse, releasePrefix, type DatabaseIdentity } from './queue-binding.ts';
 import { createRedis, createSourceQueue, type SyncJobData, type SyncJobResult } from './queues.ts';
 import { createSourceRuntimes } from './runtime.ts';
-import { scheduleSource } from './scheduler.ts';
+import { scheduleSource, unscheduleSource } from './scheduler.ts';
 import { createSliceDispatcher, createSliceQueue, createSliceWorker } from './slices.ts';
 import { createSourceWorker } from './worker.ts';
+import { startHeartbeat, type ServiceRole } from './heartbeat.ts';
+import { createOperatorServer, type OperatorServer } from '../src/server/operator-server.ts';
 
 export interface ServiceOptions {
   /** Run the workers of this process. Default true. */
@@ -28,10 +32,19 @@ export interface ServiceOptions {
   only?: string[];
   /** How often the queue settings and schedulers are re-asserted, in ms (default 30 s). */
   maintenanceMs?: number;
+  /**
+   * What this process is, as its heartbeat (jobs/heartbeat.ts) and its HTTP endpoint tell. Default: from `workers`
+   * and `schedulers` — both `all`, workers only `worker`, schedulers only `scheduler`. `npm run sync` says `sync`.
+   */
+  role?: ServiceRole;
 }
 
 export interface Service {
   sources: string[];
+  /** What this process is (see ServiceOptions.role). */
+  role: ServiceRole;
+  /** Where its operator endpoint listens (HTTP_PORT), e.g. `http://127.0.0.1:8080`; null when it is off. */
+  readonly httpUrl: string | null;
   queues: Map<string, Queue<SyncJobData, SyncJobResult>>;
   stop(): Promise<void>;
 }
@@ -78,7 +91,7 @@ export async function startService(config: Config, logger: Logger, options: Serv
     }
     if (options.workers !== false) {
       const sliceQueue = createSliceQueue(runtime.name, redis, config);
-      const slices = createSliceDispatcher(sliceQueue);
+      const slices = createSliceDispatcher(sliceQueue, { maxWaitMs: config.http.maxInlineWaitMs });
       const common = { config, runtime, db, logger, signal: controller.signal };
       workers.push(
         createSourceWorker({ ...common, queue, connection: createRedis(config.redisUrl.reveal(), warn), slices }),
@@ -89,8 +102,25 @@ export async function startService(config: Config, logger: Logger, options: Serv
       sliceQueues.push(sliceQueue);
     }
   }
+  if (options.schedulers !== false) {
+    for (const source of sources.filter((s) => sectionOf(config, s) === null)) {
+      const removed = await unscheduleSource(source.name, redis, config.jobs);
+      if (removed.length > 0)
+        logger.info({ source: source.name, removed }, 'unscheduled: its credentials are no longer set');
+    }
+  }
   if (runtimes.length === 0)
     logger.warn('no source is configured: set the credentials of at least one source (see .env.example)');
+  const role: ServiceRole =
+    options.role ?? (options.workers === false ? 'scheduler' : options.schedulers === false ? 'worker' : 'all');
+  const heartbeat = await startHeartbeat(
+    redis,
+    config.jobs.prefix,
+    { role, sources: runtimes.map((r) => r.name) },
+    { onError: (error) => logger.warn({ err: error }, 'could not write the heartbeat; will try again') },
+  );
+  // Each scheduler checks; the state kept in Redis stops a change from being sent twice (src/alerts/alert-loop.ts).
+  const alerts = role === 'all' || role === 'scheduler' ? startAlerts({ config, db, redis, logger }) : null;
   // A Redis that lost its data (restarted without persistence, flushed, failed over) forgets the Job
   // Schedulers and the queues' global concurrency. Re-assert both regularly: the calls are idempotent.
   const maintenance = setInterval(() => {
@@ -109,17 +139,32 @@ export async function startService(config: Config, logger: Logger, options: Serv
     }
   }, options.maintenanceMs ?? 30_000);
   maintenance.unref();
+  // A scheduler serves no slice queue, but its queue dashboard shows them all the same.
+  const boardQueues = options.workers === false ? runtimes.map((r) => createSliceQueue(r.name, redis, config)) : [];
+  let server: OperatorServer | null = null;
   let stopping: Promise<void> | undefined;
-  return {
+  const service: Service = {
     sources: runtimes.map((r) => r.name),
+    role,
+    get httpUrl() {
+      return server?.url ?? null;
+    },
     queues,
     stop() {
       stopping ??= (async () => {
         clearInterval(maintenance);
+        await alerts?.stop();
+        await server?.close();
+        // Said first: a process that is stopping takes no new run, and status should not count on it.
+        await heartbeat
+          .stop()
+          .catch((error: unknown) =>
+            logger.warn({ err: error }, 'could not delete the heartbeat; it lapses by itself'),
+          );
         controller.abort();
         await Promise.all(workers.map((w) => w.close()));
         await Promise.all(workers.map((w) => w.disconnect()));
-        await Promise.all([...queues.values(), ...sliceQueues].map((q) => q.close()));
+        await Promise.all([...queues.values(), ...sliceQueues, ...boardQueues].map((q) => q.close()));
         await releasePrefix(redis, config.jobs.prefix, lease).catch((error: unknown) =>
           logger.warn({ err: error }, 'could not give up the queue prefix binding; it lapses by itself'),
         );
@@ -129,6 +174,18 @@ export async function startService(config: Config, logger: Logger, options: Serv
       return stopping;
     },
   };
+  // Health, readiness, metrics, the queue dashboard and (scheduler, all) the status page: see src/server/. Not for
+  // `npm run sync`: it reads HTTP_PORT from the same .env as `npm start` and would find the port taken.
+  if (config.server.port !== null && role !== 'sync') {
+    try {
+      const boarded = [...queues.values(), ...sliceQueues, ...boardQueues];
+      server = await createOperatorServer({ config, role, db, redis, queues: boarded, logger });
+    } catch (error) {
+      await service.stop();
+      throw error;
+    }
+  }
+  return service;
 }
 
 /** Stops the service on SIGTERM/SIGINT; a second signal exits at once. */

@@ -8,14 +8,16 @@ import { hostname } from 'node:os';
 import { DelayedError, Worker, type Job, type Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Config } from '../src/config.ts';
+import { logicalRunStart, logicalRunTotals } from '../src/db/ledger.ts';
 import { acquireSourceLock, SourceBusyError } from '../src/db/source-lock.ts';
 import type { Logger } from '../src/logger.ts';
+import { observeFinishedRuns } from '../src/metrics/observe-runs.ts';
 import type { Db } from '../src/db/client.ts';
 import { runSync } from '../src/sync/run-sync.ts';
 import { addCounters, emptyCounters, type RunCounters } from '../src/types.ts';
 import type { SyncJobData, SyncJobResult } from './queues.ts';
 import type { SourceRuntime } from './runtime.ts';
-import { steerError } from './steer-error.ts';
+import { clearWaiting, markWaiting, steerError } from './steer-error.ts';
 import type { SliceDispatcher } from '../src/sync/run-slice.ts';
 
 export interface SourceWorkerOptions {
@@ -57,12 +59,15 @@ async function processJob(
 ): Promise<SyncJobResult> {
   const { runtime, config } = options;
   const logger = options.logger.child({ source: runtime.name, jobId: job.id });
+  const attemptStarted = new Date();
   let lock;
   try {
     lock = await acquireSourceLock(config.databaseUrl.reveal(), runtime.name);
   } catch (error) {
     if (!(error instanceof SourceBusyError)) throw error;
     logger.info('another run of this source is under way; trying again shortly');
+    // No ledger row yet: the job itself says it waits (see JobWaiting in steer-error.ts).
+    await markWaiting(job, 'source_busy', new Date(Date.now() + BUSY_RETRY_MS));
     await job.moveToDelayed(Date.now() + BUSY_RETRY_MS, token);
     throw new DelayedError();
   }
@@ -72,9 +77,11 @@ async function processJob(
   // up to 8 requests at once. Node warns of a leak past 10 by default.
   setMaxListeners(32, signal);
   try {
+    await clearWaiting(job);
     const counters: RunCounters = emptyCounters();
     let last: SyncJobResult | undefined;
     const started = Date.now();
+    let firstStart = started;
     for (const stream of runtime.streams) {
       const result = await runSync({
         source: runtime.name,
@@ -82,14 +89,17 @@ async function processJob(
         mode: job.data.mode,
         client: runtime.client,
         db: options.db,
-        logger,
+        // runSync binds source and jobId itself: the job's logger would write them twice.
+        logger: options.logger,
         settings: runtime.settings,
         signal,
         jobId: job.id,
         worker: `${hostname()}:${process.pid}`,
         slices: options.slices,
       });
-      addCounters(counters, result.counters);
+      // What the job was asked for: every row of its logical run, not only this attempt's.
+      addCounters(counters, await logicalRunTotals(options.db, result.logicalRunId));
+      firstStart = Math.min(firstStart, await logicalRunStart(options.db, result.logicalRunId, started));
       last = {
         runId: String(result.runId),
         source: runtime.name,
@@ -99,10 +109,14 @@ async function processJob(
         durationMs: 0,
       };
     }
-    return { ...last!, counters, durationMs: Date.now() - started };
+    return { ...last!, counters, durationMs: Date.now() - firstStart };
   } catch (error) {
     return await steerError(error, { job, token, queue: options.queue, signal, logger });
   } finally {
+    // Before the lock goes: the runs this attempt abandoned are told apart from others' by it (observe-runs.ts).
+    await observeFinishedRuns(options.db, { source: runtime.name, jobId: job.id, since: attemptStarted }).catch(
+      (error: unknown) => logger.warn({ err: error }, 'could not count the finished runs in the metrics'),
+    );
     await lock.release();
   }
 }

@@ -150,7 +150,7 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
     for (const source of sources) problems.push(...(source.config.check?.(e, cleaned) ?? []));
     if (e.HTTP_PORT !== undefined && !isLoopback(e.HTTP_HOST) && e.HTTP_TOKEN === undefined) {
       problems.push(
-        `HTTP_TOKEN must be set when HTTP_HOST is not a loopback address (got HTTP_HOST ${JSON.stringify(e.HTTP_HOST)}): the endpoint would be open to the network`,
+        `HTTP_HOST is not a loopback address, so HTTP_TOKEN must be set: the endpoint would be open to the network (got ${JSON.stringify(e.HTTP_HOST)})`,
       );
     }
     if (e.HTTP_REQUEST_TIMEOUT < e.HTTP_READ_TIMEOUT) {

@@ -105,15 +105,20 @@ runCli(USAGE, async () => {
     LOG_LEVEL: process.env.LOG_LEVEL ?? 'error',
     QUEUE_PREFIX: PREFIX,
     JOB_BACKOFF: '2s',
+    // The status page, on 127.0.0.1 unless HTTP_HOST says otherwise (then HTTP_TOKEN is required, as always).
+    // `--once` ends before anyone could look at it.
+    HTTP_PORT: values.once ? undefined : (process.env.HTTP_PORT ?? '8080'),
+    HTTP_HOST: process.env.HTTP_HOST,
+    HTTP_TOKEN: process.env.HTTP_TOKEN,
     ...fakes.env,
   });
-  const logger = createLogger(config.logLevel);
+  const logger = createLogger(config.logLevel, undefined, { format: config.logFormat });
   console.log(
     `${addresses.join('\n')}\n${'Demo database:'.padEnd(16)}${new URL(databaseUrl).pathname.slice(1)} (recreated)`,
   );
   await recreateDatabase(databaseUrl);
   await clearQueues(config.redisUrl.reveal());
-  await migrate(databaseUrl, { logger });
+  await migrate(databaseUrl, { logger, create: true });
 
   const psql = `psql "${databaseUrl.replace(/:[^:@/]*@/, '@')}"`;
   const hint = [
@@ -137,6 +142,8 @@ runCli(USAGE, async () => {
   }
 
   const service = await startService(config, logger);
+  if (service.httpUrl)
+    console.log(`${'Status page:'.padEnd(16)}${service.httpUrl}/  (queues: ${service.httpUrl}/queues)`);
   const notes = sources.flatMap((s) => (s.fake.demo.note ? [s.fake.demo.note] : []));
   console.log(
     `Syncing every 15 s while the fakes keep changing${notes.map((note) => `; ${note}`).join('')}. Ctrl-C stops.`,

@@ -26,12 +26,12 @@ runCli(USAGE, async () => {
     throw new UsageError(`--role must be all, worker or scheduler (got "${values.role}")`);
   loadDotEnv();
   const config = loadConfig();
-  const logger = createLogger(config.logLevel);
+  const logger = createLogger(config.logLevel, undefined, { format: config.logFormat });
   await migrate(config.databaseUrl.reveal(), { logger });
   const service = await startService(config, logger, {
     workers: values.role !== 'scheduler',
     schedulers: values.role !== 'worker',
   });
-  logger.info({ sources: service.sources, role: values.role }, 'voucher-sync is running');
+  logger.info({ sources: service.sources, role: values.role, http: service.httpUrl }, 'voucher-sync is running');
   stopOnSignals(service, logger);
 });

@@ -26,7 +26,7 @@ const VALID: Record<string, string> = {
   CIN7_USERNAME: 'cin7-api-user',
   CIN7_API_KEY: SECRET.apiKey,
 };
-const NEVER_PRINTED = ['Db-pw-7c1e9a', 'Rd-pw-52b0f4', ...Object.values(SECRET)];
+const NEVER_PRINTED = ['Db-pw-7c1e9a', 'Rd-pw-52b0f4', 'Tk-short', 'Hk-9f2d', ...Object.values(SECRET)];
 
 /** Killed after 30 s: a bad setting must be reported long before. */
 const run = (script: string, args: string[], env: Record<string, string | undefined>) =>
@@ -141,6 +141,27 @@ const GROUPS: Problem[][] = [
       ['CARECLOUD_BASE_URL', 'CARECLOUD_LOGIN', 'CARECLOUD_APP_ID', 'CARECLOUD_TIMEZONE'],
       'must be set to sync carecloud (CARECLOUD_PASSWORD is set)',
     ),
+  ],
+  [
+    invalid('LOG_FORMAT', 'xml', 'must be json or pretty (got "xml")'),
+    invalid('HTTP_PORT', '0', `${WHOLE} 1 to 65535 (got "0")`),
+    invalid('HTTP_TOKEN', 'Tk-short', 'must be at least 16 characters'),
+    invalid('ALERT_WEBHOOK_URL', 'ftp://hooks.example.com/Hk-9f2d', 'must be a URL starting with http:// or https://'),
+    invalid('ALERT_STALE_AFTER', 'soon', DURATION),
+    invalid('ALERT_FAILING_RUNS', '0', `${WHOLE} 1 to 1000 (got "0")`),
+    invalid(
+      'CIN7_SCHEDULE',
+      '0 25 * * *',
+      'is not a valid cron pattern: Constraint error, got value 25 expected range 0-23',
+    ),
+  ],
+  [
+    // Checked once every value is valid, so alone here.
+    {
+      names: ['HTTP_HOST'],
+      env: { HTTP_PORT: '8080', HTTP_HOST: '0.0.0.0' },
+      says: 'is not a loopback address, so HTTP_TOKEN must be set: the endpoint would be open to the network (got "0.0.0.0")',
+    },
   ],
   [
     // The old name and the new one, both valid and different: checked once every value is valid, so alone here.

@@ -73,7 +73,7 @@ describe('loadConfig', () => {
   it('refuses an operator endpoint open to the network without a token, and never shows the token', () => {
     expect(loadConfig({}).server).toEqual({ port: null, host: '127.0.0.1', token: null });
     expect(errorOf({ HTTP_PORT: '8080', HTTP_HOST: '0.0.0.0' })).toBe(
-      'HTTP_TOKEN must be set when HTTP_HOST is not a loopback address (got HTTP_HOST "0.0.0.0"): the endpoint would be open to the network',
+      'HTTP_HOST is not a loopback address, so HTTP_TOKEN must be set: the endpoint would be open to the network (got "0.0.0.0")',
     );
     for (const host of ['127.0.0.1', '::1', 'localhost'])
       expect(loadConfig({ HTTP_PORT: '8080', HTTP_HOST: host }).server.port).toBe(8080);
