@@ -1,8 +1,8 @@
 /**
- * npm run bench [-- --only writer,backfill,limits,idle] [--size N] [--quick]
+ * npm run bench [-- --only writer,backfill,limits,idle,observability] [--size N] [--quick]
  *
  * Not part of `npm test`. Measures the product against the local PostgreSQL and Redis and the fake APIs,
- * prints every figure next to its target and writes bench/results.json. See docs/performance.md.
+ * prints every figure next to its target and writes bench/results.json. See bench/README.md.
  */
 import { execFileSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
@@ -13,15 +13,16 @@ import type { SourceName } from './fake-host.ts';
 import { runIdle } from './idle.ts';
 import { REPO_ROOT, cleanupAll, machineBusyMs, measurePolicy, measured, withAdmin } from './infra.ts';
 import { runLimits } from './limits.ts';
+import { runObservability } from './observability.ts';
 import { formatProfile } from './profile.ts';
 import { formatTable, type Check } from './report.ts';
 import { runWriter } from './writer.ts';
 
-const PARTS = ['writer', 'backfill', 'limits', 'idle'] as const;
+const PARTS = ['writer', 'backfill', 'limits', 'idle', 'observability'] as const;
 type Part = (typeof PARTS)[number];
 
 const USAGE =
-  'Usage: npm run bench [-- --only writer,backfill,limits,idle] [--size N] [--quick] [--sources carecloud,cin7] [--mode incremental|full] [--settle SECONDS] [--attempts N] [--worker-node-args "--max-old-space-size=192"]';
+  'Usage: npm run bench [-- --only writer,backfill,limits,idle,observability] [--size N] [--quick] [--sources carecloud,cin7] [--mode incremental|full] [--settle SECONDS] [--attempts N] [--worker-node-args "--max-old-space-size=192"]';
 
 function parseOptions() {
   const { values } = parseArgs({
@@ -144,6 +145,9 @@ const RUNNERS: Record<Part, (options: Options, log: Log) => Promise<{ checks: Ch
       log,
     ),
   idle: (o, log) => runIdle({ sources: o.sources, vouchers: Math.min(o.size, o.quick ? 5_000 : 100_000) }, log),
+  // The operator's views on a ledger of 100,000 runs per source (a year of 5-minute runs): /metrics and the page's data.
+  observability: (o, log) =>
+    runObservability({ runsPerSource: o.quick ? 10_000 : 100_000, samples: o.quick ? 5 : 15 }, log),
 };
 
 function gitState(): { commit: string; dirty: string[] } {
