@@ -106,7 +106,7 @@ export async function createOperatorServer(options: OperatorServerOptions): Prom
   if (port === null) throw new Error('HTTP_PORT is not set: the operator endpoint is off');
   // loadConfig refuses this already; a config built another way must not open the endpoint to the network either.
   if (!isLoopback(host) && token === null)
-    throw new Error(`HTTP_TOKEN must be set when HTTP_HOST is not a loopback address (got ${JSON.stringify(host)})`);
+    throw new Error(`HTTP_HOST is not a loopback address, so HTTP_TOKEN must be set (got ${JSON.stringify(host)})`);
   const now = options.now ?? (() => new Date());
   const log = logger.child({ component: 'http' });
   const ready = createReadinessCheck({

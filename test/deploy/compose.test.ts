@@ -170,7 +170,7 @@ describe('docker compose up: the service', () => {
     const scheduler = containerEnv(services.scheduler!, dotEnv);
     expect(scheduler.HTTP_HOST).toBe('0.0.0.0');
     expect(() => loadConfig(scheduler)).toThrow(ConfigError);
-    expect(() => loadConfig(scheduler)).toThrow(/^HTTP_TOKEN must be set when HTTP_HOST is not a loopback address/);
+    expect(() => loadConfig(scheduler)).toThrow(/^HTTP_HOST is not a loopback address, so HTTP_TOKEN must be set/);
     const token = { HTTP_TOKEN: 'e3b0c44298fc1c149afbf4c8996fb924' };
     expect(loadConfig(containerEnv(services.scheduler!, { ...dotEnv, ...token })).server).toMatchObject({
       host: '0.0.0.0',

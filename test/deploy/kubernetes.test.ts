@@ -186,7 +186,7 @@ describe('deploy/kubernetes', () => {
       message = (error as Error).message;
     }
     expect(message.split('\n')).toEqual([
-      expect.stringMatching(/^HTTP_TOKEN must be set when HTTP_HOST is not a loopback/),
+      expect.stringMatching(/^HTTP_HOST is not a loopback address, so HTTP_TOKEN must be set/),
     ]);
     const config = loadConfig({ ...env, HTTP_TOKEN: randomBytes(32).toString('hex') });
     expect(config.server).toMatchObject({ host: '0.0.0.0', port: Number(configMap.data.HTTP_PORT) });
