@@ -9,6 +9,8 @@
 import { randomUUID } from 'node:crypto';
 import { QueueEvents, type Job, type Queue } from 'bullmq';
 import type { Db } from '../src/db/client.ts';
+import { jobLedgerRows, liveLedgerRow, logicalRunLedgerRows } from '../src/db/ledger.ts';
+import type { LedgerRow } from '../src/db/status-reads.ts';
 import { scrubSecrets } from '../src/secrets.ts';
 import { estimateEta } from '../src/status/eta.ts';
 import type { WaitingReason } from '../src/status/types.ts';
@@ -109,36 +111,6 @@ export async function runOnce(
   );
 }
 
-type Row = {
-  id: bigint;
-  logicalRunId: bigint | null;
-  status: string;
-  mode: string;
-  jobId: string | null;
-  startedAt: Date;
-  pages: number;
-  fetched: number;
-  apiCalls: number;
-  estimatedTotal: number | null;
-  waitingReason: string | null;
-  waitingUntil: Date | null;
-};
-
-const ROW = {
-  id: true,
-  logicalRunId: true,
-  status: true,
-  mode: true,
-  jobId: true,
-  startedAt: true,
-  pages: true,
-  fetched: true,
-  apiCalls: true,
-  estimatedTotal: true,
-  waitingReason: true,
-  waitingUntil: true,
-} as const;
-
 const REASONS: readonly string[] = ['rate_limit', 'daily_budget', 'source_busy'] satisfies WaitingReason[];
 const reasonOf = (value: string | null): WaitingReason =>
   (REASONS.includes(value ?? '') ? value : 'rate_limit') as WaitingReason;
@@ -150,11 +122,7 @@ const reasonOf = (value: string | null): WaitingReason =>
 async function viewOf(watch: OnceWatch, source: string, queue: Queue, job: Job): Promise<OnceView> {
   const { db } = watch;
   const fresh = await queue.getJob(job.id!);
-  const own = (await db.syncRun.findMany({
-    where: { source, startedAt: { gte: new Date(job.timestamp - 60_000) }, jobId: job.id },
-    orderBy: { id: 'asc' },
-    select: ROW,
-  })) as Row[];
+  const own = await jobLedgerRows(db, source, job.id!, new Date(job.timestamp - 60_000));
   const latest = own.at(-1);
   if (latest?.status === 'running') return counted(watch, source, 'running', null, own, latest);
   if (latest?.status === 'waiting') {
@@ -162,17 +130,9 @@ async function viewOf(watch: OnceWatch, source: string, queue: Queue, job: Job):
     return counted(watch, source, 'waiting', waiting, own, latest);
   }
   // Not reading: behind another run of the source, or held by the job's own wait.
-  const other = (await db.syncRun.findFirst({
-    where: { source, status: { in: ['running', 'waiting'] } },
-    orderBy: { id: 'desc' },
-    select: ROW,
-  })) as Row | null;
+  const other = await liveLedgerRow(db, source);
   if (other) {
-    const rows = (await db.syncRun.findMany({
-      where: { logicalRunId: other.logicalRunId ?? other.id },
-      orderBy: { id: 'asc' },
-      select: ROW,
-    })) as Row[];
+    const rows = await logicalRunLedgerRows(db, other.logicalRunId ?? other.id);
     const view = counted(watch, source, 'waiting', null, rows, other);
     const behind = { runId: String(other.logicalRunId ?? other.id), mode: other.mode, jobId: other.jobId };
     const until =
@@ -212,8 +172,8 @@ function counted(
   source: string,
   state: OnceView['state'],
   waiting: OnceView['waiting'],
-  rows: Row[],
-  current: Row,
+  rows: LedgerRow[],
+  current: LedgerRow,
 ): OnceView {
   const sum = (key: 'pages' | 'fetched' | 'apiCalls') => rows.reduce((total, row) => total + row[key], 0);
   const records = sum('fetched');

@@ -8,8 +8,8 @@
  * data. `--once` stops after the first complete sync of every source.
  */
 import { parseArgs } from 'node:util';
-import pg from 'pg';
 import { loadConfig, loadDotEnv, type Config } from '../config.ts';
+import { dropDatabase, storedCounts } from '../db/demo-database.ts';
 import { migrate } from '../db/migrate.ts';
 import { createLogger } from '../logger.ts';
 import { startDemoFakes } from '../fake/start-fakes.ts';
@@ -28,19 +28,6 @@ function demoDatabaseUrl(databaseUrl: string): string {
   return url.toString();
 }
 
-async function recreateDatabase(databaseUrl: string): Promise<void> {
-  const url = new URL(databaseUrl);
-  const name = decodeURIComponent(url.pathname.slice(1));
-  url.pathname = '/postgres';
-  const admin = new pg.Client({ connectionString: url.toString() });
-  await admin.connect();
-  try {
-    await admin.query(`DROP DATABASE IF EXISTS "${name.replace(/"/g, '""')}" WITH (FORCE)`);
-  } finally {
-    await admin.end();
-  }
-}
-
 async function clearQueues(redisUrl: string): Promise<void> {
   const redis = createRedis(redisUrl);
   try {
@@ -52,22 +39,11 @@ async function clearQueues(redisUrl: string): Promise<void> {
 }
 
 async function printCounts(databaseUrl: string): Promise<void> {
-  const client = new pg.Client({ connectionString: databaseUrl });
-  await client.connect();
-  try {
-    const { rows } = await client.query<{ source: string; status: string; n: string }>(
-      'SELECT source, status, count(*) AS n FROM reporting.vouchers GROUP BY source, status ORDER BY source, status',
-    );
-    const rejected = await client.query<{ source: string; n: string }>(
-      'SELECT source, count(*) AS n FROM rejected_records GROUP BY source ORDER BY source',
-    );
-    console.log(
-      `\nVouchers in reporting.vouchers: ${rows.map((r) => `${r.source}/${r.status} ${r.n}`).join(', ') || 'none yet'}`,
-    );
-    console.log(`Rejected records kept aside: ${rejected.rows.map((r) => `${r.source} ${r.n}`).join(', ') || 'none'}`);
-  } finally {
-    await client.end();
-  }
+  const { vouchers, rejected } = await storedCounts(databaseUrl);
+  console.log(
+    `\nVouchers in reporting.vouchers: ${vouchers.map((r) => `${r.source}/${r.status} ${r.n}`).join(', ') || 'none yet'}`,
+  );
+  console.log(`Rejected records kept aside: ${rejected.map((r) => `${r.source} ${r.n}`).join(', ') || 'none'}`);
 }
 
 runCli(USAGE, async () => {
@@ -116,7 +92,7 @@ runCli(USAGE, async () => {
   console.log(
     `${addresses.join('\n')}\n${'Demo database:'.padEnd(16)}${new URL(databaseUrl).pathname.slice(1)} (recreated)`,
   );
-  await recreateDatabase(databaseUrl);
+  await dropDatabase(databaseUrl);
   await clearQueues(config.redisUrl.reveal());
   await migrate(databaseUrl, { logger, create: true });
 

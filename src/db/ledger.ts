@@ -13,6 +13,7 @@ import { AbortedError } from '../errors.ts';
 import { maskPersonalData } from '../logger.ts';
 import type { WaitingReason } from '../status/types.ts';
 import type { Db, Tx } from './client.ts';
+import { ledgerRowFields, LIVE_STATUSES, type LedgerRow } from './status-reads.ts';
 
 export type RunStatus = 'running' | 'waiting' | 'succeeded' | 'failed' | 'cancelled' | 'interrupted' | 'abandoned';
 
@@ -205,4 +206,61 @@ export async function finishRun(
     },
   });
   return count === 1;
+}
+
+/**
+ * The rows a job attempt finished, for the metrics (src/metrics/observe-runs.ts): those of its job that started
+ * since `since` and are over or held (`waiting`), and those marked abandoned since that had started before (only
+ * the lock holder abandons runs). One small query per attempt, never per page.
+ */
+export function runsEndedByAttempt(db: Db | Tx, attempt: { source: string; jobId: string | undefined; since: Date }) {
+  const { source, jobId, since } = attempt;
+  return db.syncRun.findMany({
+    where: {
+      source,
+      OR: [
+        ...(jobId === undefined
+          ? []
+          : [{ jobId, startedAt: { gte: since }, status: { notIn: ['running', 'abandoned'] } }]),
+        { status: 'abandoned', finishedAt: { gte: since }, startedAt: { lt: since } },
+      ],
+    },
+    select: {
+      mode: true,
+      status: true,
+      startedAt: true,
+      finishedAt: true,
+      inserted: true,
+      updated: true,
+      unchanged: true,
+      rejected: true,
+      deleted: true,
+    },
+  });
+}
+
+/**
+ * The rows of one job, oldest first. Found by source and start (`since`: no later than the job was added; an
+ * indexed range, so the ledger of a year of runs does not slow it), then by job id.
+ */
+export function jobLedgerRows(db: Db | Tx, source: string, jobId: string, since: Date): Promise<LedgerRow[]> {
+  return db.syncRun.findMany({
+    where: { source, startedAt: { gte: since }, jobId },
+    orderBy: { id: 'asc' },
+    select: ledgerRowFields,
+  });
+}
+
+/** The newest row of a source that is not over (reading, or held back), if any. */
+export function liveLedgerRow(db: Db | Tx, source: string): Promise<LedgerRow | null> {
+  return db.syncRun.findFirst({
+    where: { source, status: { in: LIVE_STATUSES } },
+    orderBy: { id: 'desc' },
+    select: ledgerRowFields,
+  });
+}
+
+/** The rows that continue the logical run `logicalRunId` (its first row included: it names itself), oldest first. */
+export function logicalRunLedgerRows(db: Db | Tx, logicalRunId: bigint): Promise<LedgerRow[]> {
+  return db.syncRun.findMany({ where: { logicalRunId }, orderBy: { id: 'asc' }, select: ledgerRowFields });
 }

@@ -77,7 +77,7 @@ export async function migrate(databaseUrl: string, options: MigrateOptions): Pro
   try {
     await lock(client, lockTimeoutMs, target);
     await ensureMigrationsTable(client, target);
-    const records = await readRecords(client);
+    const records = await readRecords(onClient(client));
     checkHistory(records, migrations);
     const applied = new Set(records.filter((r) => r.rolled_back_at === null).map((r) => r.migration_name));
     const unknown = [...applied].filter((name) => !migrations.some((m) => m.name === name));
@@ -223,12 +223,38 @@ async function ensureMigrationsTable(client: pg.Client, target: string): Promise
   await client.query(CREATE_MIGRATIONS_TABLE);
 }
 
-async function readRecords(client: pg.Client): Promise<MigrationRecord[]> {
-  const { rows } = await client.query<MigrationRecord>(
+/** Runs one statement and returns its rows: largeQueries (./client.ts) on the service's database, or onClient. */
+export type RunQuery = <T>(text: string, values: unknown[]) => Promise<T[]>;
+
+/** The statements of a plain pg client (one that no Prisma client wraps), as a RunQuery. */
+export function onClient(client: pg.Client): RunQuery {
+  return async <T>(text: string, values: unknown[]) => (await client.query(text, values)).rows as T[];
+}
+
+async function readRecords(query: RunQuery): Promise<MigrationRecord[]> {
+  return query<MigrationRecord>(
     `SELECT migration_name, checksum, finished_at, rolled_back_at, started_at, logs
        FROM _prisma_migrations ORDER BY started_at`,
+    [],
   );
-  return rows;
+}
+
+/**
+ * The migrations applied to the database: finished, and not rolled back. Throws the driver's error 42P01 where
+ * the database has no `_prisma_migrations` table, which no migration has touched.
+ */
+export async function appliedMigrationNames(query: RunQuery): Promise<string[]> {
+  const records = await readRecords(query);
+  return records.filter((r) => r.finished_at !== null && r.rolled_back_at === null).map((r) => r.migration_name);
+}
+
+/** Whether the database holds voucher-sync's tables at all: the migrations' history and the run ledger. */
+export async function hasServiceTables(query: RunQuery): Promise<boolean> {
+  const [row] = await query<{ ready: boolean }>(
+    "SELECT to_regclass('_prisma_migrations') IS NOT NULL AND to_regclass('sync_runs') IS NOT NULL AS ready",
+    [],
+  );
+  return row?.ready === true;
 }
 
 /** Refuses, as Prisma does, to go on over a failed migration, and (stricter) over an edited one. */

@@ -17,35 +17,49 @@ import { AbortedError, RateLimitedError } from '../errors.ts';
 
 const DAY_MS = 86_400_000;
 
-// KEYS: log, penalty. ARGV: member, retention ms, then pairs of (max, window ms).
-// Returns {granted, wait ms, blocking limit}: limit 0 is the penalty, i the i-th pair.
-const ACQUIRE = `
+// Redis' clock in ms, as `now`: the same for every worker machine.
+const NOW = `
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local penalty = tonumber(redis.call('GET', KEYS[2]) or '0')
-if penalty > now then return {0, penalty - now, 0} end
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', string.format('%d', now - tonumber(ARGV[2])))
+`;
+
+// Sets `wait` to the ms until every (max, window ms) pair of ARGV from index `first` on admits one more request
+// (0: they all do now), and `blocker` to the number of the pair that holds it back longest (1 for the first).
+const BLOCKING = (first: number) => `
 local wait, blocker = 0, 0
-for i = 3, #ARGV, 2 do
+for i = ${first}, #ARGV, 2 do
   local max, window = tonumber(ARGV[i]), tonumber(ARGV[i + 1])
   local since = string.format('(%d', now - window)
   local used = redis.call('ZCOUNT', KEYS[1], since, '+inf')
   if used >= max then
     local oldest = redis.call('ZRANGEBYSCORE', KEYS[1], since, '+inf', 'WITHSCORES', 'LIMIT', used - max, 1)
     local free = tonumber(oldest[2]) + window - now
-    if free > wait then wait, blocker = free, (i - 1) / 2 end
+    if free > wait then wait, blocker = free, (i - ${first}) / 2 + 1 end
   end
 end
+`;
+
+// KEYS: log, penalty. ARGV: member, retention ms, then pairs of (max, window ms).
+// Returns {granted, wait ms, blocking limit}: limit 0 is the penalty, i the i-th pair.
+const ACQUIRE = `${NOW}
+local penalty = tonumber(redis.call('GET', KEYS[2]) or '0')
+if penalty > now then return {0, penalty - now, 0} end
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', string.format('%d', now - tonumber(ARGV[2])))
+${BLOCKING(3)}
 if wait > 0 then return {0, wait, blocker} end
 redis.call('ZADD', KEYS[1], string.format('%d', now), ARGV[1])
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
 return {1, 0, 0}
 `;
 
+// KEYS: log. ARGV: pairs of (max, window ms). Reads only. Returns {Redis time ms, wait ms}.
+const NEXT_FREE = `${NOW}
+${BLOCKING(1)}
+return {now, wait}
+`;
+
 // KEYS: penalty. ARGV: ms. Never shortens a longer penalty already set.
-const PENALIZE = `
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+const PENALIZE = `${NOW}
 local ms = tonumber(ARGV[1])
 local current = tonumber(redis.call('GET', KEYS[1]) or '0')
 if now + ms > current then redis.call('SET', KEYS[1], string.format('%d', now + ms), 'PX', string.format('%d', ms)) end
@@ -53,9 +67,7 @@ return 1
 `;
 
 // KEYS: log, penalty. ARGV: window ms... Returns the penalty left, then the count in each window.
-const USAGE = `
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+const USAGE = `${NOW}
 local penalty = tonumber(redis.call('GET', KEYS[2]) or '0')
 local result = {math.max(penalty - now, 0)}
 for i = 1, #ARGV do
@@ -69,6 +81,7 @@ const COMMANDS = {
   acquire: ['voucherSyncLimiterAcquire', ACQUIRE, 2],
   penalize: ['voucherSyncLimiterPenalize', PENALIZE, 1],
   usage: ['voucherSyncLimiterUsage', USAGE, 2],
+  nextFree: ['voucherSyncLimiterNextFree', NEXT_FREE, 1],
 } as const;
 
 /** ioredis runs defined commands with EVALSHA and falls back to EVAL, and applies the connection's keyPrefix. */
@@ -122,6 +135,11 @@ export interface RateLimiter {
   /** After a 429: no worker acquires for `ms` from now (a longer penalty already set is kept). */
   penalize(ms: number): Promise<void>;
   usage(): Promise<RateLimiterUsage>;
+  /**
+   * When every window (its margin included, as acquire counts it) and the daily budget next admit a request, by
+   * Redis' clock; null when they admit one now. The pause after a 429 is apart: `usage().penaltyMs`.
+   */
+  nextFreeAt(): Promise<Date | null>;
 }
 
 export function createRateLimiter(options: RateLimiterOptions): RateLimiter {
@@ -185,6 +203,11 @@ export function createRateLimiter(options: RateLimiterOptions): RateLimiter {
         dailyBudget,
         penaltyMs,
       };
+    },
+
+    async nextFreeAt() {
+      const [now = 0, wait = 0] = (await run.nextFree(logKey, ...limitArgs)) as number[];
+      return wait > 0 ? new Date(now + wait) : null;
     },
   };
 }

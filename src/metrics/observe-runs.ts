@@ -4,6 +4,7 @@
  * metrics must agree with the ledger. One small query per job attempt, never per page.
  */
 import type { Db } from '../db/client.ts';
+import { runsEndedByAttempt } from '../db/ledger.ts';
 import { observeRun } from './registry.ts';
 
 export interface JobAttempt {
@@ -22,29 +23,8 @@ export interface JobAttempt {
  * to it.
  */
 export async function observeFinishedRuns(db: Db, attempt: JobAttempt): Promise<number> {
-  const { source, jobId, since } = attempt;
-  const rows = await db.syncRun.findMany({
-    where: {
-      source,
-      OR: [
-        ...(jobId === undefined
-          ? []
-          : [{ jobId, startedAt: { gte: since }, status: { notIn: ['running', 'abandoned'] } }]),
-        { status: 'abandoned', finishedAt: { gte: since }, startedAt: { lt: since } },
-      ],
-    },
-    select: {
-      mode: true,
-      status: true,
-      startedAt: true,
-      finishedAt: true,
-      inserted: true,
-      updated: true,
-      unchanged: true,
-      rejected: true,
-      deleted: true,
-    },
-  });
+  const { source } = attempt;
+  const rows = await runsEndedByAttempt(db, attempt);
   for (const row of rows) {
     const finished = row.finishedAt ?? row.startedAt;
     observeRun({

@@ -4,40 +4,31 @@
  * per hour against the limits with the rolling 24 h total against the daily budget. Every query reads a source's
  * rows by the (source, started_at) index, so a year of 5-minute runs costs no more than the days asked for.
  *
- * Kept beside the server rather than in src/db/ because the shapes are the page's own; the statements take the
- * database as an argument like the rest.
+ * The statements are in src/db/history-reads.ts; the shapes, the page's own, are here.
  */
 import type { Config, SourceLimits } from '../config.ts';
-import { largeQueries, type Db } from '../db/client.ts';
+import { largeQueries, type Db, type LargeQueries } from '../db/client.ts';
+import {
+  countRunsUpTo,
+  readFreshnessRows,
+  readHourlyRequestRows,
+  readRecentRunRows,
+  readRejectedRows,
+  readRunRows,
+  type RunRow,
+} from '../db/history-reads.ts';
 import { maskPersonalData } from '../logger.ts';
 import { sectionOf, sources } from '../sources/index.ts';
-import { openRejections } from '../status/ledger-reads.ts';
 
 /** Beyond this many runs of a source in the range, runs are aggregated into time buckets. */
 export const MAX_RUN_POINTS = 1000;
 /** The longest range /api/history serves. */
 export const MAX_DAYS = 400;
 
-/** One run (a logical run: the ledger rows of one run resumed over several jobs count once) or one bucket of runs. */
-export interface RunPoint {
+/** One run, or one bucket of runs, as the chart draws it: its fields are the query's (RunRow). */
+export interface RunPoint extends Omit<RunRow, 'at'> {
   /** When the run (or the bucket) began, ISO 8601. */
   at: string;
-  /** Runs in this point: 1 per run; in bucket mode, how many runs began in the bucket. */
-  runs: number;
-  /** Per run: its mode and final status; in bucket mode null. */
-  mode: string | null;
-  status: string | null;
-  /** Wall time from its first row's start to its last row's end (now, for one still going); bucket: the longest. */
-  durationSeconds: number;
-  /** Records fetched; bucket: the sum over its runs. */
-  records: number;
-  inserted: number;
-  updated: number;
-  deleted: number;
-  /** API requests; bucket: the sum. */
-  requests: number;
-  /** Bucket mode only: failed runs in the bucket. */
-  failed: number;
 }
 
 /** The freshness an operator had just before a successful incremental run ended. */
@@ -127,8 +118,8 @@ export interface ReadHistoryOptions {
 
 const HOUR_MS = 3_600_000;
 const BUCKETS = [60, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400];
-
-type Query = Awaited<ReturnType<typeof largeQueries>>;
+/** How many recent runs, and how many rejected records, the page lists. */
+const LISTED = 50;
 
 export async function readHistory(options: ReadHistoryOptions): Promise<History> {
   const { db, config, days } = options;
@@ -142,8 +133,10 @@ export async function readHistory(options: ReadHistoryOptions): Promise<History>
   const bucket = BUCKETS.find((b) => rangeSeconds / b <= MAX_RUN_POINTS) ?? 86400;
   const bucketOf = (source: string) => ((counts.get(source) ?? 0) > MAX_RUN_POINTS ? bucket : 0);
   const [runs, freshness, hourly, recentRuns, rejected] = await Promise.all([
-    Promise.all(names.map((name) => readRuns(query, name, from, now, bucketOf(name)))),
-    Promise.all(names.map((name) => readFreshness(query, name, from, now, bucketOf(name)))),
+    Promise.all(names.map(async (name) => (await readRunRows(query, name, from, now, bucketOf(name))).map(runPoint))),
+    Promise.all(
+      names.map(async (name) => (await readFreshnessRows(query, name, from, now, bucketOf(name))).map(freshnessPoint)),
+    ),
     readHourlyRequests(query, names, new Date(from.getTime() - 23 * HOUR_MS), now),
     readRecentRuns(query, now),
     readRejected(db, names),
@@ -171,134 +164,29 @@ export async function readHistory(options: ReadHistoryOptions): Promise<History>
 }
 
 /** Runs of each source in the range, counted up to one past MAX_RUN_POINTS: enough to choose runs or buckets. */
-async function countRuns(query: Query, names: string[], from: Date, to: Date): Promise<Map<string, number>> {
-  const rows = await query<{ source: string; n: number }>(
-    `SELECT s.source, (SELECT count(*)::int FROM (
-               SELECT 1 FROM sync_runs r WHERE r.source = s.source AND r.started_at >= $2 AND r.started_at <= $3
-                LIMIT ${MAX_RUN_POINTS + 1}) upto) AS n
-       FROM unnest($1::text[]) AS s(source)`,
-    [names, from, to],
-  );
+async function countRuns(query: LargeQueries, names: string[], from: Date, to: Date): Promise<Map<string, number>> {
+  const rows = await countRunsUpTo(query, names, from, to, MAX_RUN_POINTS + 1);
   return new Map(rows.map((r) => [r.source, r.n]));
 }
 
-interface RunRow {
-  at: Date;
-  runs: number;
-  mode: string | null;
-  status: string | null;
-  duration: number;
-  records: number;
-  inserted: number;
-  updated: number;
-  deleted: number;
-  requests: number;
-  failed: number;
+function runPoint(row: RunRow): RunPoint {
+  return { ...row, at: row.at.toISOString(), durationSeconds: Math.max(0, row.durationSeconds) };
 }
 
-async function readRuns(query: Query, source: string, from: Date, to: Date, bucket: number): Promise<RunPoint[]> {
-  // A row still going (running, waiting) has no end yet: its last heartbeat is as far as it is known to have got.
-  const rows =
-    bucket === 0
-      ? await query<RunRow>(
-          `SELECT min(started_at) AS at, 1 AS runs,
-                  (array_agg(mode ORDER BY id))[1] AS mode, (array_agg(status ORDER BY id DESC))[1] AS status,
-                  date_part('epoch', max(COALESCE(finished_at, heartbeat_at)) - min(started_at))::float8 AS duration,
-                  sum(fetched)::int AS records, sum(inserted)::int AS inserted, sum(updated)::int AS updated,
-                  sum(deleted)::int AS deleted, sum(api_calls)::int AS requests, 0 AS failed
-             FROM sync_runs
-            WHERE source = $1 AND started_at >= $2 AND started_at <= $3
-            GROUP BY COALESCE(logical_run_id, id)
-            ORDER BY at, min(id)`,
-          [source, from, to],
-        )
-      : await query<RunRow>(
-          `SELECT to_timestamp(floor(date_part('epoch', started_at) / $4) * $4) AS at,
-                  count(*) FILTER (WHERE logical_run_id IS NULL OR logical_run_id = id)::int AS runs,
-                  NULL AS mode, NULL AS status,
-                  max(date_part('epoch', COALESCE(finished_at, heartbeat_at) - started_at))::float8 AS duration,
-                  sum(fetched)::int AS records, sum(inserted)::int AS inserted, sum(updated)::int AS updated,
-                  sum(deleted)::int AS deleted, sum(api_calls)::int AS requests,
-                  count(*) FILTER (WHERE status = 'failed')::int AS failed
-             FROM sync_runs
-            WHERE source = $1 AND started_at >= $2 AND started_at <= $3
-            GROUP BY 1 ORDER BY 1`,
-          [source, from, to, bucket],
-        );
-  return rows.map((r) => ({
-    at: r.at.toISOString(),
-    runs: r.runs,
-    mode: r.mode,
-    status: r.status,
-    durationSeconds: Math.max(0, r.duration),
-    records: r.records,
-    inserted: r.inserted,
-    updated: r.updated,
-    deleted: r.deleted,
-    requests: r.requests,
-    failed: r.failed,
-  }));
-}
-
-/** When the logical run of row `r` began: its first row's start, looked up only for a run resumed over several rows. */
-const BEGAN = `CASE WHEN r.logical_run_id IS NULL OR r.logical_run_id = r.id THEN r.started_at
-  ELSE COALESCE((SELECT f.started_at FROM sync_runs f WHERE f.id = r.logical_run_id), r.started_at) END`;
-
-async function readFreshness(
-  query: Query,
-  source: string,
-  from: Date,
-  to: Date,
-  bucket: number,
-): Promise<FreshnessPoint[]> {
-  // A run resumed over several jobs began when its first row did. The success just before the range is read too:
-  // the first point in the range measures from it. Runs of a source never overlap, so the order of their rows'
-  // starts is the order of their beginnings: the index's order, with nothing to sort.
-  const rows = await query<{ at: Date; seconds: number }>(
-    `WITH before AS (
-       SELECT ${BEGAN} AS began
-         FROM sync_runs r
-        WHERE r.source = $1 AND r.mode = 'incremental' AND r.status = 'succeeded' AND r.started_at < $2
-        ORDER BY r.started_at DESC LIMIT 1
-     ),
-     points AS (
-       SELECT r.finished_at AS at,
-              date_part('epoch', r.finished_at
-                - COALESCE(lag(${BEGAN}) OVER (ORDER BY r.started_at), (SELECT began FROM before)))::float8 AS seconds
-         FROM sync_runs r
-        WHERE r.source = $1 AND r.mode = 'incremental' AND r.status = 'succeeded'
-          AND r.started_at >= $2 AND r.started_at <= $3 AND r.finished_at IS NOT NULL
-     )
-     SELECT ${bucket === 0 ? 'at' : "to_timestamp(floor(date_part('epoch', at) / $4) * $4)"} AS at, max(seconds) AS seconds
-       FROM points WHERE seconds IS NOT NULL
-      GROUP BY 1 ORDER BY 1`,
-    bucket === 0 ? [source, from, to] : [source, from, to, bucket],
-  );
-  return rows.map((r) => ({ at: r.at.toISOString(), seconds: Math.max(0, r.seconds) }));
+function freshnessPoint(row: { at: Date; seconds: number }): FreshnessPoint {
+  return { at: row.at.toISOString(), seconds: Math.max(0, row.seconds) };
 }
 
 async function readHourlyRequests(
-  query: Query,
+  query: LargeQueries,
   names: string[],
   from: Date,
   to: Date,
 ): Promise<Map<string, Map<number, number>>> {
   // The ledger counts requests per run, not per request: a run's are spread evenly over the hours it spanned. Most
   // runs begin and end within one hour and are summed in SQL; the few that span hours come back whole and are
-  // spread here (a series per run in SQL makes the planner expect a thousand rows a run, and plan for millions).
-  // Hours are counted from 1970 in UTC, as the page draws them, whatever the session's time zone.
-  const rows = await query<{ source: string; hour: number; requests: number; s: Date | null; e: Date | null }>(
-    `SELECT source, floor(date_part('epoch', started_at) / 3600)::float8 AS hour, sum(api_calls)::float8 AS requests, s, e
-       FROM sync_runs
-      CROSS JOIN LATERAL (SELECT COALESCE(finished_at, heartbeat_at) AS ended) ends
-      CROSS JOIN LATERAL (
-        SELECT CASE WHEN spans THEN started_at END AS s, CASE WHEN spans THEN ended END AS e
-          FROM (SELECT floor(date_part('epoch', started_at) / 3600) < floor(date_part('epoch', ended) / 3600) AS spans) x
-      ) spanning
-      WHERE source = ANY($1) AND started_at >= $2 AND started_at <= $3 AND api_calls > 0
-      GROUP BY 1, 2, 4, 5`,
-    [names, from, to],
-  );
+  // spread here.
+  const rows = await readHourlyRequestRows(query, names, from, to);
   const bySource = new Map<string, Map<number, number>>();
   const add = (source: string, hour: number, requests: number) => {
     let hours = bySource.get(source);
@@ -360,50 +248,18 @@ function limitsOf(limits: SourceLimits | null): Pick<SourceHistory, 'limits' | '
   return { limits: windows, hourlyLimit: hourly, dailyBudget: limits.dailyBudget };
 }
 
-interface RecentRow {
-  id: string;
-  run_id: string;
-  source: string;
-  stream: string;
-  mode: string;
-  status: string;
-  started_at: Date;
-  finished_at: Date | null;
-  duration: number;
-  pages: number;
-  fetched: number;
-  inserted: number;
-  updated: number;
-  unchanged: number;
-  rejected: number;
-  deleted: number;
-  api_calls: number;
-  rate_limited: number;
-  waiting_reason: string | null;
-  waiting_until: Date | null;
-  error: string | null;
-  warnings: string[];
-}
-
-async function readRecentRuns(query: Query, now: Date): Promise<RecentRun[]> {
-  const rows = await query<RecentRow>(
-    `SELECT id::text, COALESCE(logical_run_id, id)::text AS run_id, source, stream, mode, status, started_at,
-            finished_at, date_part('epoch', COALESCE(finished_at, greatest(heartbeat_at, $1)) - started_at)::float8 AS duration,
-            pages, fetched, inserted, updated, unchanged, rejected, deleted, api_calls, rate_limited,
-            waiting_reason, waiting_until, error, warnings
-       FROM sync_runs ORDER BY sync_runs.id DESC LIMIT 50`,
-    [now],
-  );
+async function readRecentRuns(query: LargeQueries, now: Date): Promise<RecentRun[]> {
+  const rows = await readRecentRunRows(query, now, LISTED);
   return rows.map((r) => ({
     id: r.id,
-    runId: r.run_id,
+    runId: r.runId,
     source: r.source,
     stream: r.stream,
     mode: r.mode,
     status: r.status,
-    startedAt: r.started_at.toISOString(),
-    finishedAt: r.finished_at?.toISOString() ?? null,
-    durationSeconds: Math.max(0, r.duration),
+    startedAt: r.startedAt.toISOString(),
+    finishedAt: r.finishedAt?.toISOString() ?? null,
+    durationSeconds: Math.max(0, r.durationSeconds),
     pages: r.pages,
     records: r.fetched,
     inserted: r.inserted,
@@ -411,10 +267,10 @@ async function readRecentRuns(query: Query, now: Date): Promise<RecentRun[]> {
     unchanged: r.unchanged,
     rejected: r.rejected,
     deleted: r.deleted,
-    requests: r.api_calls,
-    rateLimited: r.rate_limited,
-    waitingReason: r.waiting_reason,
-    waitingUntil: r.waiting_until?.toISOString() ?? null,
+    requests: r.apiCalls,
+    rateLimited: r.rateLimited,
+    waitingReason: r.waitingReason,
+    waitingUntil: r.waitingUntil?.toISOString() ?? null,
     // Stored masked already; masked again since this text leaves the process for a browser.
     error: r.error === null ? null : maskPersonalData(r.error),
     warnings: r.warnings.map(maskPersonalData),
@@ -422,21 +278,7 @@ async function readRecentRuns(query: Query, now: Date): Promise<RecentRun[]> {
 }
 
 async function readRejected(db: Db, names: string[]): Promise<RejectedRecordSummary[]> {
-  const rows = await db.rejectedRecord.findMany({
-    where: { OR: names.map(openRejections) },
-    orderBy: [{ lastRejectedAt: 'desc' }, { id: 'desc' }],
-    take: 50,
-    // Never `raw`: the record as the source sent it may hold a customer's e-mail address.
-    select: {
-      id: true,
-      source: true,
-      stream: true,
-      sourceId: true,
-      reason: true,
-      timesSeen: true,
-      lastRejectedAt: true,
-    },
-  });
+  const rows = await readRejectedRows(db, names, LISTED);
   return rows.map((r) => ({
     id: r.id.toString(),
     source: r.source,

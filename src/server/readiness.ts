@@ -6,7 +6,7 @@
 import type { Redis } from 'ioredis';
 import type { Db } from '../db/client.ts';
 import { largeQueries } from '../db/client.ts';
-import { DEFAULT_MIGRATIONS_DIR, readMigrations } from '../db/migrate.ts';
+import { appliedMigrationNames, DEFAULT_MIGRATIONS_DIR, readMigrations } from '../db/migrate.ts';
 import { scrubSecrets } from '../secrets.ts';
 
 export interface ReadinessOptions {
@@ -52,15 +52,7 @@ export function createReadinessCheck(options: ReadinessOptions): () => Promise<R
   async function checkDatabase(): Promise<string[]> {
     let applied: string[];
     try {
-      const query = await largeQueries(db);
-      const rows = await within(
-        query<{ name: string }>(
-          `SELECT migration_name AS name FROM _prisma_migrations WHERE finished_at IS NOT NULL AND rolled_back_at IS NULL`,
-          [],
-        ),
-        timeoutMs,
-      );
-      applied = rows.map((r) => r.name);
+      applied = await within(appliedMigrationNames(await largeQueries(db)), timeoutMs);
     } catch (error) {
       if ((error as { code?: string }).code === '42P01')
         return [`PostgreSQL database ${databaseName} has no migrations applied: run npm run db:migrate`];

@@ -4,7 +4,13 @@
  * missing database or missing tables get one line that says so and what to run, rather than a driver's error.
  */
 import pg from 'pg';
-import { DEFAULT_MIGRATIONS_DIR, readMigrations } from '../db/migrate.ts';
+import {
+  appliedMigrationNames,
+  DEFAULT_MIGRATIONS_DIR,
+  hasServiceTables,
+  onClient,
+  readMigrations,
+} from '../db/migrate.ts';
 import { describeDatabaseUrl, hidePassword } from '../db/database-url.ts';
 
 /** The database cannot be read as voucher-sync's: the message is one line naming it, never its password. */
@@ -29,15 +35,10 @@ export async function checkDatabase(databaseUrl: string, migrationsDir = DEFAULT
     );
   }
   try {
-    const { rows } = await client.query<{ ready: boolean }>(
-      "SELECT to_regclass('_prisma_migrations') IS NOT NULL AND to_regclass('sync_runs') IS NOT NULL AS ready",
-    );
-    if (!rows[0]?.ready)
+    const query = onClient(client);
+    if (!(await hasServiceTables(query)))
       throw new DatabaseNotReadyError(`database ${target} has no voucher-sync tables: run npm run db:migrate`);
-    const applied = await client.query<{ migration_name: string }>(
-      'SELECT migration_name FROM _prisma_migrations WHERE finished_at IS NOT NULL AND rolled_back_at IS NULL',
-    );
-    const done = new Set(applied.rows.map((r) => r.migration_name));
+    const done = new Set(await appliedMigrationNames(query));
     const pending = readMigrations(migrationsDir).filter((m) => !done.has(m.name));
     if (pending.length > 0)
       throw new DatabaseNotReadyError(

@@ -28,7 +28,7 @@ import {
   streamStates,
   type Failures,
   type LedgerRow,
-} from './ledger-reads.ts';
+} from '../db/status-reads.ts';
 import { scheduleIntervalMs } from './schedule-interval.ts';
 import type { RunProgress, SourceState, SourceStatus, StatusReport, WaitingReason } from './types.ts';
 
@@ -176,12 +176,11 @@ function readerQueue(redis: Redis, prefix: string, name: string): Queue {
 async function readRedisSide(deps: StatusDeps, name: string, settings: SourceSettings | null): Promise<RedisSide> {
   const { redis, config } = deps;
   const queue = readerQueue(redis, config.jobs.prefix, name);
-  const limiterKey = `${config.jobs.prefix}:limiter:${name}`;
   const limiter =
     settings &&
     createRateLimiter({
       redis,
-      key: limiterKey,
+      key: `${config.jobs.prefix}:limiter:${name}`,
       windows: settings.limits.windows,
       dailyBudget: settings.limits.dailyBudget,
     });
@@ -216,29 +215,11 @@ async function readRedisSide(deps: StatusDeps, name: string, settings: SourceSet
       .sort((a, b) => a.at.localeCompare(b.at)),
     queueHeldMs: Math.max(0, queueHeldMs),
     usage,
-    budgetFreeAt: spent ? await budgetFreeAt(redis, limiterKey, usage.dailyUsed! - usage.dailyBudget!) : null,
+    // With the budget spent, the day's window is what holds requests back; when it lets one through is the limiter's
+    // to say (its windows, as acquire counts them).
+    budgetFreeAt: spent && limiter ? await limiter.nextFreeAt() : null,
     jobWaiting,
   };
-}
-
-/**
- * When a spent daily budget lets the next request through: when the request that brought it to its limit leaves
- * the rolling 24 hours. Read from the limiter's log of granted requests (a sorted set scored by Redis time, see
- * src/http/rate-limiter.ts); `over` is how many requests past the limit it counts.
- */
-async function budgetFreeAt(redis: Redis, limiterKey: string, over: number): Promise<Date | null> {
-  const [seconds, micros] = await redis.time();
-  const redisNow = Number(seconds) * 1000 + Math.floor(Number(micros) / 1000);
-  const [, score] = await redis.zrangebyscore(
-    `${limiterKey}:log`,
-    `(${redisNow - DAY_MS}`,
-    '+inf',
-    'WITHSCORES',
-    'LIMIT',
-    over,
-    1,
-  );
-  return score === undefined ? null : new Date(Number(score) + DAY_MS);
 }
 
 /**

@@ -4,15 +4,17 @@
  * and (logical_run_id); rejected_records by source), so a ledger of a year of 5-minute runs — 100,000 rows and
  * more per source — costs no more to read than a young one.
  */
-import type { Db } from '../db/client.ts';
+import type { Db } from './client.ts';
 import type { Prisma } from '../generated/prisma/client.ts';
 
 /** Ledger statuses of a run that is not over: reading, or held back. */
 export const LIVE_STATUSES = ['running', 'waiting'];
 
+/** A ledger row as the status report and a watched run (jobs/run-once.ts) read it: where it stands, how far it got. */
 export interface LedgerRow {
   id: bigint;
   logicalRunId: bigint | null;
+  jobId: string | null;
   stream: string;
   mode: string;
   status: string;
@@ -28,9 +30,10 @@ export interface LedgerRow {
   error: string | null;
 }
 
-const rowFields = {
+export const ledgerRowFields = {
   id: true,
   logicalRunId: true,
+  jobId: true,
   stream: true,
   mode: true,
   status: true,
@@ -51,13 +54,13 @@ export function liveRows(db: Db, source: string): Promise<LedgerRow[]> {
   return db.syncRun.findMany({
     where: { status: { in: LIVE_STATUSES }, source },
     orderBy: { startedAt: 'desc' },
-    select: rowFields,
+    select: ledgerRowFields,
   });
 }
 
 /** The newest row of a source, whatever its status (an interrupted run's row says where a held run stands). */
 export function latestRow(db: Db, source: string): Promise<LedgerRow | null> {
-  return db.syncRun.findFirst({ where: { source }, orderBy: { startedAt: 'desc' }, select: rowFields });
+  return db.syncRun.findFirst({ where: { source }, orderBy: { startedAt: 'desc' }, select: ledgerRowFields });
 }
 
 /** Every row of one logical run (a run resumed by later jobs spans several), oldest first. */
@@ -65,7 +68,7 @@ export function logicalRunRows(db: Db, logicalRunId: bigint): Promise<LedgerRow[
   return db.syncRun.findMany({
     where: { OR: [{ id: logicalRunId }, { logicalRunId }] },
     orderBy: { startedAt: 'asc' },
-    select: rowFields,
+    select: ledgerRowFields,
   });
 }
 
