@@ -62,7 +62,7 @@ describe(`migration ${MIGRATION}`, () => {
   it('recomputes every amount from raw, as parseAmount reads it, and the BI role still reads the view', async () => {
     const { name, url } = uniqueDatabaseUrl('amounts');
     created.push(name);
-    await migrate(url, { logger, migrationsDir: initOnly() });
+    await migrate(url, { logger, create: true, migrationsDir: initOnly() });
     const client = new pg.Client({ connectionString: url });
     await client.connect();
     try {
@@ -90,7 +90,7 @@ describe(`migration ${MIGRATION}`, () => {
       expect(before.rows[0]?.amount).toBe('33.3333');
       await ensureReportingRole(url, { role, password: `pw-${randomBytes(8).toString('hex')}` });
 
-      expect(await migrate(url, { logger })).toContain(MIGRATION);
+      expect(await migrate(url, { logger, create: true })).toContain(MIGRATION);
       const after = await client.query<{ source_id: string; amount: string | null; redeemed_amount: string | null }>(
         `SELECT source_id, amount::text, redeemed_amount::text FROM vouchers ORDER BY source, source_id`,
       );

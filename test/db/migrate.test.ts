@@ -76,9 +76,15 @@ afterAll(async () => {
 });
 
 describe('migrate', () => {
+  it('refuses a missing database unless asked to create it, and creates nothing', async () => {
+    const url = freshDatabase();
+    await expect(migrate(url, { logger })).rejects.toThrow(/does not exist .*check DATABASE_URL/);
+    await expect(query(url, 'SELECT 1')).rejects.toThrow(/does not exist/);
+  });
+
   it('creates a missing database and applies every migration, then has nothing left to apply', async () => {
     const url = freshDatabase();
-    expect(await migrate(url, { logger })).toEqual(ALL);
+    expect(await migrate(url, { logger, create: true })).toEqual(ALL);
     const tables = await query<{ name: string }>(
       url,
       `SELECT table_schema || '.' || table_name AS name FROM information_schema.tables
@@ -94,13 +100,13 @@ describe('migrate', () => {
       'public.vouchers',
       'reporting.vouchers',
     ]);
-    expect(await migrate(url, { logger })).toEqual([]);
+    expect(await migrate(url, { logger, create: true })).toEqual([]);
     expect(await history(url)).toHaveLength(ALL.length);
   });
 
   it('records each migration as Prisma does: uuid, sha256 of the file, finished, one step, no logs', async () => {
     const url = freshDatabase();
-    await migrate(url, { logger });
+    await migrate(url, { logger, create: true });
     const [row] = await history(url);
     expect(row).toMatchObject({
       migration_name: INIT,
@@ -116,7 +122,7 @@ describe('migrate', () => {
 
   it('creates _prisma_migrations with the columns, types and defaults of Prisma', async () => {
     const url = freshDatabase();
-    await migrate(url, { logger });
+    await migrate(url, { logger, create: true });
     const columns = await query(
       url,
       `SELECT column_name, data_type, character_maximum_length AS length, is_nullable, column_default
@@ -149,28 +155,28 @@ describe('migrate', () => {
 
   it('lets two processes migrate a fresh database at once: both succeed, one set of rows', async () => {
     const url = freshDatabase();
-    const results = await Promise.all([migrate(url, { logger }), migrate(url, { logger })]);
+    const results = await Promise.all([migrate(url, { logger, create: true }), migrate(url, { logger, create: true })]);
     expect(results.flat()).toEqual(ALL);
     expect((await history(url)).map((r) => r.migration_name)).toEqual(ALL);
   });
 
   it('refuses a migration whose file changed after it was applied, naming it', async () => {
     const url = freshDatabase();
-    await migrate(url, { logger });
+    await migrate(url, { logger, create: true });
     await query(url, `UPDATE _prisma_migrations SET checksum = $1`, [
       createHash('sha256').update('something else').digest('hex'),
     ]);
-    const attempt = migrate(url, { logger });
+    const attempt = migrate(url, { logger, create: true });
     await expect(attempt).rejects.toThrow(MigrationError);
     await expect(attempt).rejects.toThrow(new RegExp(`${INIT} was edited after it was applied`));
   });
 
   it('refuses to apply a new migration after a tampered one, and applies nothing', async () => {
     const url = freshDatabase();
-    await migrate(url, { logger });
+    await migrate(url, { logger, create: true });
     await query(url, `UPDATE _prisma_migrations SET checksum = repeat('0', 64)`);
     const dir = migrationsWith({ '20261201000000_more': 'CREATE TABLE "more" ("id" INTEGER NOT NULL);\n' });
-    await expect(migrate(url, { logger, migrationsDir: dir })).rejects.toThrow(INIT);
+    await expect(migrate(url, { logger, create: true, migrationsDir: dir })).rejects.toThrow(INIT);
     expect(await query(url, `SELECT to_regclass('more') AS t`)).toEqual([{ t: null }]);
   });
 
@@ -178,7 +184,7 @@ describe('migrate', () => {
     const url = freshDatabase();
     const broken = '20261201000000_broken';
     const dir = migrationsWith({ [broken]: 'CREATE TABLE "half" ("id" INTEGER);\nSELECT * FROM "no_such_table";\n' });
-    await expect(migrate(url, { logger, migrationsDir: dir })).rejects.toThrow(
+    await expect(migrate(url, { logger, create: true, migrationsDir: dir })).rejects.toThrow(
       new RegExp(`Migration ${broken} failed: .*no_such_table`),
     );
     const rows = await history(url);
@@ -189,28 +195,32 @@ describe('migrate', () => {
     expect(rows[1]?.logs).toMatch(/42P01[\s\S]*no_such_table/);
     expect(await query(url, `SELECT to_regclass('half') AS t`)).toEqual([{ t: null }]);
     // Like `prisma migrate deploy` (P3009), later runs refuse until someone resolves it.
-    await expect(migrate(url, { logger, migrationsDir: dir })).rejects.toThrow(new RegExp(`${broken} failed earlier`));
+    await expect(migrate(url, { logger, create: true, migrationsDir: dir })).rejects.toThrow(
+      new RegExp(`${broken} failed earlier`),
+    );
   });
 
   it('waits on the lock prisma migrate takes, and gives up with a clear error', async () => {
     const url = freshDatabase();
-    await migrate(url, { logger });
+    await migrate(url, { logger, create: true });
     const holder = new pg.Client({ connectionString: url });
     await holder.connect();
     try {
       await holder.query('SELECT pg_advisory_lock($1)', [PRISMA_MIGRATE_LOCK_KEY]);
-      await expect(migrate(url, { logger, lockTimeoutMs: 200 })).rejects.toThrow(/held the lock/);
+      await expect(migrate(url, { logger, create: true, lockTimeoutMs: 200 })).rejects.toThrow(/held the lock/);
     } finally {
       await holder.end();
     }
-    expect(await migrate(url, { logger })).toEqual([]);
+    expect(await migrate(url, { logger, create: true })).toEqual([]);
   });
 
   it('refuses a database that has tables but no migration history', async () => {
     const url = freshDatabase();
-    await migrate(url, { logger });
+    await migrate(url, { logger, create: true });
     await query(url, 'DROP TABLE _prisma_migrations');
-    await expect(migrate(url, { logger })).rejects.toThrow(/already has tables .*no _prisma_migrations history/);
+    await expect(migrate(url, { logger, create: true })).rejects.toThrow(
+      /already has tables .*no _prisma_migrations history/,
+    );
   });
 });
 
