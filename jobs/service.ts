@@ -91,7 +91,7 @@ export async function startService(config: Config, logger: Logger, options: Serv
     }
     if (options.workers !== false) {
       const sliceQueue = createSliceQueue(runtime.name, redis, config);
-      const slices = createSliceDispatcher(sliceQueue, { maxWaitMs: config.http.maxInlineWaitMs });
+      const slices = createSliceDispatcher(sliceQueue);
       const common = { config, runtime, db, logger, signal: controller.signal };
       workers.push(
         createSourceWorker({ ...common, queue, connection: createRedis(config.redisUrl.reveal(), warn), slices }),
