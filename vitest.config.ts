@@ -3,9 +3,11 @@ import { defineConfig } from 'vitest/config';
 export default defineConfig({
   test: {
     include: ['test/**/*.test.ts'],
-    // Integration tests share one Postgres and one Redis; each creates its own database and queue names,
-    // but two files at once on a 2-core machine only slow each other down.
-    fileParallelism: false,
+    // Integration tests share one Postgres and one Redis; each creates its own database and queue names, so files
+    // may run side by side. Two at a time: most of a file's time is spent waiting (for rate limits, processes,
+    // a page of a slow fake), and on a 2-core machine that halves the suite's time; more would only crowd the CPU.
+    fileParallelism: true,
+    maxWorkers: 2,
     testTimeout: 60_000,
     hookTimeout: 60_000,
   },
