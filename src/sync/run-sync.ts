@@ -203,12 +203,16 @@ export async function runSync<Client>(options: RunSyncOptions<Client>): Promise<
     for (const warning of warnings) logger.warn({ warning }, 'the run succeeded with a warning');
     // A scan read in slices has read everything only as it stood when the scan started: a voucher changed
     // later, in a range a slice had already passed, is read by no slice, while another slice may still read
-    // newer ones. Its watermark stops at the scan's start, without the clock-skew tolerance.
+    // newer ones. Its watermark stops at the scan's start, without the clock-skew tolerance. So does a scan this
+    // run resumed: while it waited (a rate limit, a crash, a deploy) the list moved under its saved position —
+    // deletions above it pull newer records down into the pages it has still to read, while the changes made
+    // meanwhile above that position are never read — so the newest cursor it sees says nothing of what it missed.
+    const resumedScan = scan.scanId !== String(runId);
     const watermarkAfter = nextWatermark(
       state.watermark,
       scan.highMark,
       new Date(scan.startedAt),
-      run.sliced ? 0 : undefined,
+      run.sliced || resumedScan ? 0 : undefined,
     );
     await db.$transaction(async (tx) => {
       const { [mode]: _finished, ...others } = state.progress;

@@ -192,3 +192,35 @@ describe('a sliced scan and the watermark', () => {
     );
   });
 });
+
+describe('an incremental scan that another run resumes', () => {
+  it('keeps the watermark at the scan start, whatever newer records the list moved into its remaining pages', async () => {
+    await h.sync('carecloud');
+    const vouchers = listed();
+    // The incremental run's work: three pages of changes.
+    for (const voucher of vouchers.slice(0, 3 * PAGE)) h.careCloud.store.update(voucher.voucher_id);
+    const stop = new AbortController();
+    let lists = 0;
+    const remove = h.careCloud.store.onListRequest(() => {
+      if (++lists === 2) stop.abort();
+    });
+    await expect(h.sync('carecloud', 'incremental', { signal: stop.signal })).rejects.toThrow();
+    remove();
+    const held = await h.db.syncState.findUniqueOrThrow({
+      where: { source_stream: { source: 'carecloud', stream: 'vouchers' } },
+    });
+    const scan = (held.progress as { incremental?: { startedAt: string; scan: unknown } }).incremental!;
+    expect(scan.scan).not.toBeNull();
+    // While it waits, more vouchers change, stamped two minutes ahead (within the clock-skew tolerance): they go
+    // to the top of the newest-first list and push the rest down, so the resumed pages hold some of them.
+    sourceNow = Date.now() + 120_000;
+    for (const voucher of vouchers.slice(3 * PAGE, 6 * PAGE)) h.careCloud.store.update(voucher.voucher_id);
+    const resumed = await h.sync('carecloud');
+    expect(resumed.counters.fetched).toBeGreaterThan(0);
+    // It has not read the list above its saved place, so it cannot vouch for anything after the scan began.
+    expect(resumed.watermarkAfter!.getTime()).toBeLessThanOrEqual(Date.parse(scan.startedAt));
+    await h.sync('carecloud');
+    const stored = new Map((await h.vouchers('carecloud')).map((row) => [row.sourceId, row.raw]));
+    expect(listed().filter((v) => !isDeepStrictEqual(stored.get(v.voucher_id), v))).toEqual([]);
+  });
+});
