@@ -10,31 +10,13 @@ import { startService, type Service } from '../../jobs/service.ts';
 import { createHarness, REDIS_URL, type Harness } from '../helpers/sync-harness.ts';
 import { startLocalServer, type Answer, type LocalServer, type SeenRequest } from '../http/local-server.ts';
 import { createTestRedis, type TestRedis } from '../helpers/redis.ts';
+import { sourceStatus } from '../helpers/source-status.ts';
 
 const TOKEN = new Secret('http-token-0123456789abcdef');
 const EMAIL = 'jana.novakova@example.com';
 
 function statusOf(source: string, overrides: Partial<SourceStatus> = {}): SourceStatus {
-  return {
-    source,
-    configured: true,
-    state: 'idle',
-    lastSuccessAt: '2026-12-01T10:00:00.000Z',
-    freshnessSeconds: 60,
-    stale: false,
-    staleAfterSeconds: 1200,
-    run: null,
-    waiting: null,
-    nextRuns: [],
-    queue: { waiting: 0, active: 0, delayed: 0, failed: 0 },
-    rejectedOpen: 0,
-    limits: [],
-    budget: { used: 10, limit: 5000, windowSeconds: 86_400 },
-    recent429: 0,
-    consecutiveFailures: 0,
-    lastError: null,
-    ...overrides,
-  };
+  return sourceStatus(source, overrides);
 }
 
 const reportOf = (...sources: SourceStatus[]): StatusReport => ({

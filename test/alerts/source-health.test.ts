@@ -1,28 +1,15 @@
 import { describe, expect, it } from 'vitest';
 import { eventsBetween, healthOf, HEALTHY, parseHealth, summarize } from '../../src/alerts/source-health.ts';
 import type { SourceStatus } from '../../src/status/types.ts';
+import { sourceStatus as healthyStatus } from '../helpers/source-status.ts';
 
 function sourceStatus(overrides: Partial<SourceStatus> = {}): SourceStatus {
-  return {
-    source: 'cin7',
-    configured: true,
-    state: 'idle',
-    lastSuccessAt: '2026-12-01T10:00:00.000Z',
+  return healthyStatus('cin7', {
     freshnessSeconds: 120,
-    stale: false,
     staleAfterSeconds: 1800,
-    run: null,
-    waiting: null,
-    nextRuns: [],
-    queue: { waiting: 0, active: 0, delayed: 0, failed: 0 },
-    rejectedOpen: 0,
-    limits: [],
     budget: { used: 100, limit: 5000, windowSeconds: 86_400 },
-    recent429: 0,
-    consecutiveFailures: 0,
-    lastError: null,
     ...overrides,
-  };
+  });
 }
 
 const rules = { failingRuns: 3 };

@@ -12,6 +12,7 @@ import { readStatus } from '../../src/status/read-status.ts';
 import type { SourceStatus, StatusReport } from '../../src/status/types.ts';
 import { createHarness, REDIS_URL, type Harness } from '../helpers/sync-harness.ts';
 import type { Behaviour } from '../hostile/hostile-server.ts';
+import { sourceStatus } from '../helpers/source-status.ts';
 
 const PROMTOOL = ['/usr/bin/promtool', '/usr/local/bin/promtool'].find((path) => existsSync(path));
 // Debian's prometheus package brings promtool; .ci/run installs it. Without it these checks skip, except in CI.
@@ -182,26 +183,12 @@ describe('/metrics after real runs through the queues', () => {
 });
 
 function statusOf(source: string, overrides: Partial<SourceStatus> = {}): SourceStatus {
-  return {
-    source,
-    configured: true,
-    state: 'idle',
-    lastSuccessAt: '2026-12-01T10:00:00.000Z',
-    freshnessSeconds: 60,
-    stale: false,
-    staleAfterSeconds: 1200,
-    run: null,
-    waiting: null,
-    nextRuns: [],
-    queue: { waiting: 0, active: 0, delayed: 0, failed: 0 },
+  return sourceStatus(source, {
     rejectedOpen: 2,
     limits: [{ window: '1s', windowSeconds: 1, used: 1, limit: 3 }],
     budget: { used: 4200, limit: 5000, windowSeconds: 86_400 },
-    recent429: 0,
-    consecutiveFailures: 0,
-    lastError: null,
     ...overrides,
-  };
+  });
 }
 
 const report: StatusReport = {

@@ -3,30 +3,21 @@ import { estimateEta } from '../../src/status/eta.ts';
 import { formatDuration, formatStatus } from '../../src/status/format-status.ts';
 import { scheduleIntervalMs } from '../../src/status/schedule-interval.ts';
 import type { SourceStatus, StatusReport } from '../../src/status/types.ts';
+import { sourceStatus } from '../helpers/source-status.ts';
 
 const AT = '2026-12-01T12:00:00.000Z';
 
 function source(overrides: Partial<SourceStatus>): SourceStatus {
-  return {
-    source: 'cin7',
-    configured: true,
-    state: 'idle',
+  return sourceStatus('cin7', {
     lastSuccessAt: '2026-12-01T11:55:00.000Z',
     freshnessSeconds: 300,
-    stale: false,
-    staleAfterSeconds: 1200,
-    run: null,
-    waiting: null,
     nextRuns: [{ mode: 'incremental', at: '2026-12-01T12:05:00.000Z' }],
     queue: { waiting: 0, active: 0, delayed: 2, failed: 0 },
     rejectedOpen: 1234,
     limits: [{ window: '60s', windowSeconds: 60, used: 12, limit: 60 }],
     budget: { used: 4000, limit: 5000, windowSeconds: 86_400 },
-    recent429: 0,
-    consecutiveFailures: 0,
-    lastError: null,
     ...overrides,
-  };
+  });
 }
 
 const report = (sources: SourceStatus[], serviceUp = true): StatusReport => ({
