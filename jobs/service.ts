@@ -12,7 +12,6 @@ import { createPrisma } from '../src/db/client.ts';
 import { describeDatabaseUrl } from '../src/db/database-url.ts';
 import { installationId } from '../src/db/installation.ts';
 import type { Logger } from '../src/logger.ts';
-import { startAlerts } from '../src/alerts/start-alerts.ts';
 import { sectionOf, sources } from '../src/sources/index.ts';
 import { bindPrefix, claimPrefix, prefixInUse, releasePrefix, type DatabaseIdentity } from './queue-binding.ts';
 import { createRedis, createSourceQueue, type SyncJobData, type SyncJobResult } from './queues.ts';
@@ -21,7 +20,7 @@ import { scheduleSource, unscheduleSource } from './scheduler.ts';
 import { createSliceDispatcher, createSliceQueue, createSliceWorker } from './slices.ts';
 import { createSourceWorker } from './worker.ts';
 import { startHeartbeat, type ServiceRole } from './heartbeat.ts';
-import { createOperatorServer, type OperatorServer } from '../src/server/operator-server.ts';
+import type { OperatorServer } from '../src/server/operator-server.ts';
 
 export interface ServiceOptions {
   /** Run the workers of this process. Default true. */
@@ -120,7 +119,12 @@ export async function startService(config: Config, logger: Logger, options: Serv
     { onError: (error) => logger.warn({ err: error }, 'could not write the heartbeat; will try again') },
   );
   // Each scheduler checks; the state kept in Redis stops a change from being sent twice (src/alerts/alert-loop.ts).
-  const alerts = role === 'all' || role === 'scheduler' ? startAlerts({ config, db, redis, logger }) : null;
+  // The alert loop and the HTTP server (express, Bull Board, the page) are loaded only by a process that runs them:
+  // a worker without HTTP_PORT holds 40 MB less.
+  const alerts =
+    (role === 'all' || role === 'scheduler') && config.alerts.webhookUrl !== null
+      ? (await import('../src/alerts/start-alerts.ts')).startAlerts({ config, db, redis, logger })
+      : null;
   // A Redis that lost its data (restarted without persistence, flushed, failed over) forgets the Job
   // Schedulers and the queues' global concurrency. Re-assert both regularly: the calls are idempotent.
   const maintenance = setInterval(() => {
@@ -179,6 +183,7 @@ export async function startService(config: Config, logger: Logger, options: Serv
   if (config.server.port !== null && role !== 'sync') {
     try {
       const boarded = [...queues.values(), ...sliceQueues, ...boardQueues];
+      const { createOperatorServer } = await import('../src/server/operator-server.ts');
       server = await createOperatorServer({ config, role, db, redis, queues: boarded, logger });
     } catch (error) {
       await service.stop();
