@@ -67,7 +67,7 @@ export class ServiceSlot {
     if (this.alive) return this.readyPromise;
     this.starts++;
     this.expectExit = false;
-    const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/start.ts', '--role', this.role], {
+    const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'start', '--role', this.role], {
       env: { PATH: process.env.PATH ?? '', ...this.env },
       stdio: ['ignore', 'pipe', 'pipe'],
     });

@@ -193,7 +193,7 @@ describe('an invalid setting', () => {
     const outcomes = await pool([[control], ...GROUPS], 3, (group) => {
       const env: Record<string, string | undefined> = { ...VALID };
       for (const problem of group) Object.assign(env, problem.env);
-      return run('src/cli/sync.ts', ['--source', 'all'], env);
+      return run('src/cli/main.ts', ['sync', '--source', 'all'], env);
     });
 
     // The valid configuration gets past validation (and fails on the unreachable database, not on a setting).

@@ -154,7 +154,7 @@ describe('runs against a hostile HTTP server', () => {
     await rejection(h.sync('carecloud'));
     await rejection(h.sync('cin7'));
     // Through the command line: the queues, the worker, Redis and what is printed.
-    const run = await runCommand('src/cli/sync.ts', ['--source', 'all'], {
+    const run = await runCommand('src/cli/main.ts', ['sync', '--source', 'all'], {
       ...h.env,
       JOB_ATTEMPTS: '1',
       HTTP_RETRIES: '0',
@@ -211,7 +211,7 @@ describe('runs against a hostile HTTP server', () => {
     await new Promise<void>((resolve) => closed.close(() => resolve()));
     const password = 'redis-pw-not-for-print';
     const database = await createTestDatabase();
-    const run = await runCommand('src/cli/sync.ts', ['--source', 'all'], {
+    const run = await runCommand('src/cli/main.ts', ['sync', '--source', 'all'], {
       REDIS_URL: `redis://:${password}@127.0.0.1:${port}`,
       DATABASE_URL: database.url,
     }).finally(() => database.drop());

@@ -29,7 +29,7 @@ async function setUp(options: HarnessOptions = {}) {
 
 /** A worker process of the real service, as `npm start -- --role worker` runs it. */
 function spawnWorker(env: Record<string, string>, output: string[] = []): ChildProcess {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/start.ts', '--role', 'worker'], {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'start', '--role', 'worker'], {
     env: { PATH: process.env.PATH ?? '', ...env, LOG_LEVEL: 'info' },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -323,7 +323,7 @@ describe('through the real queues', () => {
 
 describe('npm run sync', () => {
   function runSyncCommand(args: string[], env: Record<string, string>) {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/sync.ts', ...args], {
+    const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'sync', ...args], {
       env: { PATH: process.env.PATH ?? '', ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
     });

@@ -45,7 +45,7 @@ describe('the reporting role for BI tools', () => {
   });
 
   const command = (env: Record<string, string>) =>
-    runCommand('src/cli/reporting-role.ts', [], { DATABASE_URL: h.databaseUrl, ...env });
+    runCommand('src/cli/main.ts', ['db:reporting-role'], { DATABASE_URL: h.databaseUrl, ...env });
 
   /** A session as the role. Trust authentication: connecting by name is enough to exercise its privileges. */
   async function connectAs(name: string): Promise<pg.Client> {
@@ -372,7 +372,7 @@ describe('secrets and personal data', () => {
       if (n === 2) throw new Error(`voucher owner ${errorEmails[1]} is locked`);
     });
 
-    const run = await runCommand('src/cli/sync.ts', ['--source', 'all', '--mode', 'full'], childEnv);
+    const run = await runCommand('src/cli/main.ts', ['sync', '--source', 'all', '--mode', 'full'], childEnv);
     const output = run.stdout + run.stderr;
     expect(run.code, output.slice(-2000)).toBe(0);
 
@@ -408,7 +408,7 @@ describe('secrets and personal data', () => {
       throw new Error(`cannot read the vouchers of ${errorEmails[0]}`);
     });
 
-    const run = await runCommand('src/cli/sync.ts', ['--source', 'all'], childEnv);
+    const run = await runCommand('src/cli/main.ts', ['sync', '--source', 'all'], childEnv);
     const output = run.stdout + run.stderr;
     expect(run.code, output.slice(-2000)).toBe(1);
     expect(run.stdout).toMatch(/carecloud\s+FAILED .*500/);

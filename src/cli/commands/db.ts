@@ -1,24 +1,24 @@
 /**
- * `npm run db:migrate [-- --create]`: applies prisma/migrations, like `prisma migrate deploy` but without Prisma's
+ * `voucher-sync db:migrate [--create]` (npm run db:migrate): applies prisma/migrations, like `prisma migrate deploy` but without Prisma's
  * downloaded schema engine; with `--create`, creates the database first when it does not exist (the first install).
  */
-import { loadConfig, loadDotEnv } from '../config.ts';
-import { hidePassword } from '../db/database-url.ts';
-import { migrate } from '../db/migrate.ts';
-import { ConfigError } from '../errors.ts';
-import { createLogger } from '../logger.ts';
+import type { Command } from 'commander';
+import { loadConfig, loadDotEnv } from '../../config.ts';
+import { hidePassword } from '../../db/database-url.ts';
+import { migrate } from '../../db/migrate.ts';
+import { ConfigError } from '../../errors.ts';
+import { createLogger } from '../../logger.ts';
+import { act } from '../command-kit.ts';
 
-const USAGE = `Usage: npm run db:migrate [-- --create]   (reads DATABASE_URL)
+export function register(program: Command): void {
+  program
+    .command('db:migrate')
+    .description('apply the pending migrations to the database of DATABASE_URL')
+    .option('--create', 'create the database first when it does not exist (the first install)', false)
+    .action(act(({ create }: { create: boolean }) => migrateCommand(create)));
+}
 
-  --create   create the database first when it does not exist (the first install)`;
-
-async function main(): Promise<number> {
-  const args = process.argv.slice(2);
-  const unknown = args.filter((a) => a !== '--create');
-  if (unknown.length > 0) {
-    console.error(`db:migrate: unknown argument(s) ${unknown.map((a) => JSON.stringify(a)).join(' ')}\n\n${USAGE}`);
-    return 2;
-  }
+async function migrateCommand(create: boolean): Promise<number> {
   loadDotEnv();
   let config;
   try {
@@ -32,7 +32,7 @@ async function main(): Promise<number> {
   // Progress goes to stderr as log lines; stdout carries only the result.
   const logger = createLogger(config.logLevel, process.stderr, { format: config.logFormat });
   try {
-    const applied = await migrate(databaseUrl, { logger, create: args.includes('--create') });
+    const applied = await migrate(databaseUrl, { logger, create });
     console.log(
       applied.length === 0
         ? 'Database is up to date.'
@@ -46,5 +46,3 @@ async function main(): Promise<number> {
     return 1;
   }
 }
-
-process.exitCode = await main();

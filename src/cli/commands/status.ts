@@ -1,31 +1,23 @@
 /**
- * npm run status -- [--json] [--watch [seconds]] [--check] [--source <name>]
+ * voucher-sync status [--json] [--watch [seconds]] [--check] [--source <name>]
  *
  * How every source stands, read from Postgres and Redis only: it works while the service is down, and says so.
  * It never creates or migrates the database: a database that is missing or not migrated is one line and exit 1.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import { parseArgs } from 'node:util';
+import { Option, type Command } from 'commander';
 import { Redis } from 'ioredis';
-import { loadConfig, loadDotEnv } from '../config.ts';
-import { createPrisma } from '../db/client.ts';
-import { sourceNames } from '../sources/index.ts';
-import { checkDatabase, DatabaseNotReadyError } from '../status/check-database.ts';
-import { formatStatus } from '../status/format-status.ts';
-import { readStatus } from '../status/read-status.ts';
-import type { StatusReport } from '../status/types.ts';
-import { scrubSecrets } from '../secrets.ts';
-import { RedisUnreachableError, waitForRedis } from '../../jobs/queues.ts';
-import { HelpRequested, runCli, UsageError, usageErrorFrom } from './run-cli.ts';
+import { loadConfig, loadDotEnv } from '../../config.ts';
+import { createPrisma } from '../../db/client.ts';
+import { checkDatabase, DatabaseNotReadyError } from '../../status/check-database.ts';
+import { formatStatus } from '../../status/format-status.ts';
+import { readStatus } from '../../status/read-status.ts';
+import type { StatusReport } from '../../status/types.ts';
+import { scrubSecrets } from '../../secrets.ts';
+import { RedisUnreachableError, waitForRedis } from '../../../jobs/queues.ts';
+import { act, sourceOption, UsageError } from '../command-kit.ts';
 
 const DEFAULT_WATCH_SECONDS = 5;
-
-const USAGE = `Usage: npm run status -- [--json] [--watch [seconds]] [--check] [--source <${sourceNames.join('|')}>]
-
-  --json      the report as JSON (fields: docs/status.md)
-  --watch     read it again every few seconds (default ${DEFAULT_WATCH_SECONDS}); Ctrl-C stops
-  --check     exit 1 when a configured source is failing or stale, else 0 (for cron jobs and probes)
-  --source    only this source`;
 
 interface StatusArgs {
   json: boolean;
@@ -35,42 +27,39 @@ interface StatusArgs {
   source: string | null;
 }
 
-function parseStatusArgs(args: string[]): StatusArgs {
-  // --watch takes an optional value, which parseArgs cannot express: a bare --watch gets the default.
-  const normalized = args.map((arg, i) =>
-    arg === '--watch' && (args[i + 1] === undefined || args[i + 1]!.startsWith('-'))
-      ? `--watch=${DEFAULT_WATCH_SECONDS}`
-      : arg,
-  );
-  let values;
-  try {
-    ({ values } = parseArgs({
-      args: normalized,
-      options: {
-        json: { type: 'boolean', default: false },
-        watch: { type: 'string' },
-        check: { type: 'boolean', default: false },
-        source: { type: 'string' },
-        help: { type: 'boolean' },
-      },
-      strict: true,
-      allowPositionals: false,
-    }));
-  } catch (error) {
-    usageErrorFrom(error);
-  }
-  if (values.help) throw new HelpRequested();
-  let watch: number | null = null;
-  if (values.watch !== undefined) {
-    watch = Number(values.watch);
-    if (!/^\d+(\.\d+)?$/.test(values.watch) || watch < 1)
-      throw new UsageError(`--watch takes a number of seconds, at least 1 (got "${values.watch}")`);
-  }
-  if (values.check && watch !== null)
-    throw new UsageError('--check gives one exit code for one report: it cannot be combined with --watch');
-  if (values.source !== undefined && !sourceNames.includes(values.source))
-    throw new UsageError(`--source must be one of ${sourceNames.join(', ')} (got "${values.source}")`);
-  return { json: values.json, watch, check: values.check, source: values.source ?? null };
+export function register(program: Command): void {
+  program
+    .command('status')
+    .description(
+      'how every source stands: state, freshness, progress and ETA, last error (works while the service is down)',
+    )
+    .option('--json', 'the report as JSON (fields: docs/status.md)', false)
+    .addOption(
+      new Option(
+        '--watch [seconds]',
+        `read it again every few seconds (default ${DEFAULT_WATCH_SECONDS}); Ctrl-C stops`,
+      ).argParser((value) => {
+        const seconds = Number(value);
+        if (!/^\d+(\.\d+)?$/.test(value) || seconds < 1)
+          throw new UsageError(`--watch takes a number of seconds, at least 1 (got "${value}")`);
+        return seconds;
+      }),
+    )
+    .option('--check', 'exit 1 when a configured source is failing or stale, else 0 (for cron jobs and probes)', false)
+    .addOption(sourceOption({ required: false }).hideHelp(false))
+    .action(
+      act(async (options: { json: boolean; watch?: number | true; check: boolean; source?: string }) => {
+        const watchSeconds = options.watch === true ? DEFAULT_WATCH_SECONDS : (options.watch ?? null);
+        if (options.check && watchSeconds !== null)
+          throw new UsageError('--check gives one exit code for one report: it cannot be combined with --watch');
+        return status({
+          json: options.json,
+          watch: watchSeconds,
+          check: options.check,
+          source: options.source ?? null,
+        });
+      }),
+    );
 }
 
 /**
@@ -81,8 +70,7 @@ function checkPasses(report: StatusReport): boolean {
   return report.sources.every((s) => !s.configured || (s.consecutiveFailures === 0 && !s.stale));
 }
 
-runCli(USAGE, async () => {
-  const args = parseStatusArgs(process.argv.slice(2));
+async function status(args: StatusArgs): Promise<number> {
   loadDotEnv();
   const config = loadConfig();
   const databaseUrl = config.databaseUrl.reveal();
@@ -117,7 +105,7 @@ runCli(USAGE, async () => {
     await db.$disconnect();
     redis.disconnect();
   }
-});
+}
 
 /**
  * Reads a report every `seconds` until Ctrl-C: on a terminal, redrawn in place; otherwise (a log, a pipe) each

@@ -7,19 +7,18 @@
  * own database (`<your database>_demo`, recreated at each start) and its own queue prefix, so it never touches real
  * data. `--once` stops after the first complete sync of every source.
  */
-import { parseArgs } from 'node:util';
-import { loadConfig, loadDotEnv, type Config } from '../config.ts';
-import { dropDatabase, storedCounts } from '../db/demo-database.ts';
-import { migrate } from '../db/migrate.ts';
-import { createLogger } from '../logger.ts';
-import { startDemoFakes } from '../fake/start-fakes.ts';
-import { sources } from '../sources/index.ts';
-import { formatOutcomes, runOnce } from '../../jobs/run-once.ts';
-import { createRedis } from '../../jobs/queues.ts';
-import { startService, stopOnSignals } from '../../jobs/service.ts';
-import { runCli, UsageError, usageErrorFrom } from './run-cli.ts';
+import type { Command } from 'commander';
+import { loadConfig, loadDotEnv, type Config } from '../../config.ts';
+import { dropDatabase, storedCounts } from '../../db/demo-database.ts';
+import { migrate } from '../../db/migrate.ts';
+import { createLogger } from '../../logger.ts';
+import { startDemoFakes } from '../../fake/start-fakes.ts';
+import { sources } from '../../sources/index.ts';
+import { formatOutcomes, runOnce } from '../../../jobs/run-once.ts';
+import { createRedis } from '../../../jobs/queues.ts';
+import { startService, stopOnSignals } from '../../../jobs/service.ts';
+import { act, wholeNumber } from '../command-kit.ts';
 
-const USAGE = 'Usage: npm run demo [-- --once] [--seed N]';
 const PREFIX = 'voucher-sync-demo';
 
 function demoDatabaseUrl(databaseUrl: string): string {
@@ -46,21 +45,17 @@ async function printCounts(databaseUrl: string): Promise<void> {
   console.log(`Rejected records kept aside: ${rejected.map((r) => `${r.source} ${r.n}`).join(', ') || 'none'}`);
 }
 
-runCli(USAGE, async () => {
-  let values;
-  try {
-    ({ values } = parseArgs({
-      args: process.argv.slice(2),
-      options: { once: { type: 'boolean', default: false }, seed: { type: 'string', default: '42' } },
-      strict: true,
-    }));
-  } catch (error) {
-    usageErrorFrom(error);
-  }
-  const seed = Number(values.seed);
-  if (!/^\d+$/.test(values.seed) || !Number.isSafeInteger(seed))
-    throw new UsageError(`--seed must be a whole number (got "${values.seed}")`);
+export function register(program: Command): void {
+  program
+    .command('demo')
+    .description('the whole service against built-in fake servers, in a database of its own (no credentials)')
+    .option('--once', 'one sync of every source, a summary, and exit', false)
+    .option('--seed <n>', "the fakes' data", wholeNumber(0), 42)
+    .action(act(demo));
+}
 
+async function demo(values: { once: boolean; seed: number }): Promise<number | void> {
+  const seed = values.seed;
   loadDotEnv();
   const base = loadConfig({
     DATABASE_URL: process.env.DATABASE_URL,
@@ -133,4 +128,4 @@ runCli(USAGE, async () => {
     clearInterval(timer);
     void stopFakes().then(() => process.exit(0));
   });
-});
+}

@@ -1,24 +1,18 @@
 /**
- * npm run db:reporting-role
+ * voucher-sync db:reporting-role (npm run db:reporting-role)
  *
  * Creates (or updates) the read-only role BI tools connect as: it reads the views of schema `reporting` and
  * nothing else. Reads REPORTING_ROLE (default voucher_sync_reporting), REPORTING_PASSWORD (required, never
  * printed) and DATABASE_URL, whose user must be allowed to create roles (CREATEROLE) and own schema
  * `reporting` (the user that runs the migrations). Safe to run again: the password is reset to the current value.
  */
-import { parseArgs } from 'node:util';
+import type { Command } from 'commander';
 import { z } from 'zod';
-import { loadConfig, loadDotEnv } from '../config.ts';
-import { describeDatabaseUrl, hidePassword } from '../db/database-url.ts';
-import { ensureReportingRole, revokeConnectStatements } from '../db/reporting-role.ts';
-import { ConfigError } from '../errors.ts';
-import { runCli, usageErrorFrom } from './run-cli.ts';
-
-const USAGE = `Usage: npm run db:reporting-role
-
-  Creates or updates the read-only PostgreSQL role for BI tools in the database of DATABASE_URL.
-  REPORTING_ROLE       role name (default voucher_sync_reporting)
-  REPORTING_PASSWORD   its password (required; never printed)`;
+import { loadConfig, loadDotEnv } from '../../config.ts';
+import { describeDatabaseUrl, hidePassword } from '../../db/database-url.ts';
+import { ensureReportingRole, revokeConnectStatements } from '../../db/reporting-role.ts';
+import { ConfigError } from '../../errors.ts';
+import { act } from '../command-kit.ts';
 
 export const DEFAULT_REPORTING_ROLE = 'voucher_sync_reporting';
 
@@ -76,12 +70,16 @@ function otherDatabasesAdvice(role: string, databases: string[]): string[] {
   ];
 }
 
-runCli(USAGE, async () => {
-  try {
-    parseArgs({ args: process.argv.slice(2), options: {}, strict: true, allowPositionals: false });
-  } catch (error) {
-    usageErrorFrom(error);
-  }
+export function register(program: Command): void {
+  program
+    .command('db:reporting-role')
+    .description(
+      'create or update the read-only role for BI tools: REPORTING_ROLE (default voucher_sync_reporting), REPORTING_PASSWORD (required, never printed)',
+    )
+    .action(act(reportingRole));
+}
+
+async function reportingRole(): Promise<number> {
   loadDotEnv();
   const { databaseUrl, role, password } = readSettings(process.env);
   const where = describeDatabaseUrl(databaseUrl);
@@ -108,4 +106,4 @@ runCli(USAGE, async () => {
     ].join('\n'),
   );
   return 0;
-});
+}
