@@ -17,4 +17,4 @@ HEALTHCHECK --interval=30s --timeout=5s --start-period=2m --retries=3 CMD ["node
 # The same Node flags as `npm start`: a bounded heap keeps each process near 250 MB (see README, Performance).
 # Node itself, not npm: npm and the shell of its script would not pass SIGTERM on, and a stopped worker must let
 # its page commit. One role: this command with `--role worker` or `--role scheduler` added, as compose does.
-CMD ["node", "--max-old-space-size=192", "--import", "tsx", "src/cli/main.ts", "start"]
+CMD ["node", "--max-old-space-size=192", "bin/voucher-sync.mjs", "start"]

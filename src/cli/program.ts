@@ -9,11 +9,18 @@ import { ConfigError } from '../errors.ts';
 import { scrubSecrets } from '../secrets.ts';
 import { EXIT, UsageError } from './command-kit.ts';
 import * as db from './commands/db.ts';
+import * as rejected from './commands/rejected.ts';
 import * as reportingRole from './commands/reporting-role.ts';
 import * as demo from './commands/demo.ts';
 import * as start from './commands/start.ts';
 import * as status from './commands/status.ts';
 import * as sync from './commands/sync.ts';
+import * as pause from './commands/pause.ts';
+import * as cancel from './commands/cancel.ts';
+import * as runs from './commands/runs.ts';
+import * as retry from './commands/retry.ts';
+import * as backfill from './commands/backfill.ts';
+import * as reset from './commands/reset.ts';
 
 const { version } = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
   version: string;
@@ -27,8 +34,15 @@ export function buildProgram(): Command {
     .exitOverride()
     .showSuggestionAfterError()
     .allowExcessArguments(false)
-    .configureOutput({ outputError: (text, write) => write(text) });
-  for (const command of [start, sync, status, demo, db, reportingRole]) command.register(program);
+    .configureOutput({
+      // One line, the suggestion on it: "error: unknown option '--since' (did you mean --source?)".
+      outputError: (text, write) =>
+        write(
+          `${text.trimEnd().replace(/\n\((Did you mean [^)]*)\)$/, (_, hint: string) => ` (${hint.charAt(0).toLowerCase()}${hint.slice(1)})`)}\n`,
+        ),
+    });
+  for (const command of [start, sync, backfill, status, pause, cancel, reset, runs, retry, rejected, demo, db, reportingRole])
+    command.register(program);
   return program;
 }
 

@@ -333,11 +333,12 @@ describe('npm run sync', () => {
     return once(child, 'exit').then(([code]) => ({ code: code as number, output: out.join('') }));
   }
 
-  it('prints a usage message and exits 2 on bad arguments', async () => {
+  it('says what was wrong in one line and exits 2 on bad arguments', async () => {
     const bad = await runSyncCommand(['--source', 'shopify'], {});
     expect(bad.code).toBe(2);
-    expect(bad.output).toContain('--source must be one of carecloud, cin7, all (got "shopify")');
-    expect(bad.output).toContain('Usage: npm run sync');
+    expect(bad.output.trim()).toBe(
+      "error: option '--source <name>' argument 'shopify' is invalid. Allowed choices are carecloud, cin7, all.",
+    );
     expect((await runSyncCommand(['--source', 'cin7', '--mode', 'sometimes'], {})).code).toBe(2);
     expect((await runSyncCommand(['--bogus'], {})).code).toBe(2);
   });

@@ -16,7 +16,7 @@ import { dropTestDatabase, TEST_SERVER_URL, uniqueDatabaseUrl } from '../helpers
 import { REPOSITORY, runCommand } from '../helpers/run-command.ts';
 import { createHarness, REDIS_URL, type Harness } from '../helpers/sync-harness.ts';
 
-const STATUS = 'src/cli/status.ts';
+const CLI = 'src/cli/main.ts';
 
 let h: Harness | undefined;
 let service: Service | undefined;
@@ -47,7 +47,7 @@ function spawnCommand(script: string, args: string[], env: Record<string, string
 const sourceOf = (report: StatusReport, name: string): SourceStatus => report.sources.find((s) => s.source === name)!;
 
 async function statusJson(env: Record<string, string>, args: string[] = []): Promise<StatusReport> {
-  const outcome = await runCommand(STATUS, ['--json', ...args], env);
+  const outcome = await runCommand(CLI, ['status', '--json', ...args], env);
   expect(outcome.stderr).toBe('');
   expect(outcome.code).toBe(0);
   return JSON.parse(outcome.stdout) as StatusReport;
@@ -106,7 +106,7 @@ describe('npm run status', () => {
     const harness = h;
     await harness.sync('carecloud');
     await harness.sync('cin7');
-    const healthy = await runCommand(STATUS, ['--check'], harness.env);
+    const healthy = await runCommand(CLI, ['status', '--check'], harness.env);
     expect(healthy.code).toBe(0);
     expect(healthy.stdout).toContain('service: DOWN (no worker heartbeat)');
     expect(healthy.stdout).toMatch(/^carecloud {2}IDLE$/m);
@@ -123,19 +123,19 @@ describe('npm run status', () => {
         finishedAt: new Date(),
       },
     });
-    const [failing, json] = await Promise.all([runCommand(STATUS, ['--check'], harness.env), statusJson(harness.env)]);
+    const [failing, json] = await Promise.all([runCommand(CLI, ['status', '--check'], harness.env), statusJson(harness.env)]);
     expect(failing.code).toBe(1);
     expect(failing.stdout).toMatch(/^cin7 {2}FAILING$/m);
     expect(failing.stdout).toContain('1 in a row; last at');
     expect(failing.stdout).toContain('Cin7 answered 503');
     expect(sourceOf(json, 'cin7')).toMatchObject({ state: 'failing', consecutiveFailures: 1 });
     // Only the source asked about counts.
-    expect((await runCommand(STATUS, ['--check', '--source', 'carecloud'], harness.env)).code).toBe(0);
+    expect((await runCommand(CLI, ['status', '--check', '--source', 'carecloud'], harness.env)).code).toBe(0);
   }, 120_000);
 
   it('--watch prints a new report every interval when its output is not a terminal, until stopped', async () => {
     h = await createHarness();
-    const child = spawnCommand(STATUS, ['--watch', '1', '--json'], h.env);
+    const child = spawnCommand(CLI, ['status', '--watch', '1', '--json'], h.env);
     let stdout = '';
     child.stdout!.on('data', (chunk: Buffer) => (stdout += String(chunk)));
     const exited = once(child, 'exit');
@@ -156,7 +156,7 @@ describe('npm run status', () => {
   it('neither creates nor migrates a database: one line and exit 1 when it is missing or empty', async () => {
     const missing = uniqueDatabaseUrl();
     const env = { REDIS_URL, QUEUE_PREFIX: `vs-status-${missing.name}` };
-    const absent = await runCommand(STATUS, [], { ...env, DATABASE_URL: missing.url });
+    const absent = await runCommand(CLI, ['status'], { ...env, DATABASE_URL: missing.url });
     expect(absent.code).toBe(1);
     expect(absent.stderr.trim().split('\n')).toEqual([
       `database postgres@127.0.0.1:5432/${missing.name} (DATABASE_URL) does not exist: run npm run db:migrate`,
@@ -169,7 +169,7 @@ describe('npm run status', () => {
     await admin.query(`CREATE DATABASE "${empty.name}"`);
     await admin.end();
     databases.push(empty.name);
-    const bare = await runCommand(STATUS, ['--check'], { ...env, DATABASE_URL: empty.url });
+    const bare = await runCommand(CLI, ['status', '--check'], { ...env, DATABASE_URL: empty.url });
     expect(bare.code).toBe(1);
     expect(bare.stderr.trim().split('\n')).toEqual([
       `database postgres@127.0.0.1:5432/${empty.name} has no voucher-sync tables: run npm run db:migrate`,
@@ -179,14 +179,14 @@ describe('npm run status', () => {
   it.each([
     [['--watch', 'soon'], '--watch takes a number of seconds'],
     [['--watch', '0'], '--watch takes a number of seconds'],
-    [['--source', 'nowhere'], '--source must be one of carecloud, cin7 (got "nowhere")'],
+    [['--source', 'nowhere'], "argument 'nowhere' is invalid. Allowed choices are carecloud, cin7."],
     [['--check', '--watch'], 'cannot be combined with --watch'],
-    [['--verbose'], "Unknown option '--verbose'"],
-    [['extra'], 'extra'],
+    [['--verbose'], "unknown option '--verbose'"],
+    [['extra'], "too many arguments for 'status'"],
   ])('exits 2 on bad arguments: %j', async (args, message) => {
-    const outcome = await runCommand(STATUS, args, {});
+    const outcome = await runCommand(CLI, ['status', ...args], {});
     expect(outcome.code).toBe(2);
     expect(outcome.stderr).toContain(message);
-    expect(outcome.stderr).toContain('Usage: npm run status');
+    expect(outcome.stderr.trim().split('\n')).toHaveLength(1);
   });
 });

@@ -46,8 +46,8 @@ describe('npm run sync tells the truth', () => {
       // The run under way takes its time: long enough for the command to start and find it there.
       harness.cin7.faults.inject({ kind: 'delay', ms: 20_000 }, { on: 'list' });
       const outcome = await runCommand(
-        'src/cli/sync.ts',
-        ['--source', 'cin7', '--mode', 'full'],
+        'src/cli/main.ts',
+        ['sync', '--source', 'cin7', '--mode', 'full'],
         { ...harness.env, LOG_LEVEL: 'warn', LOG_FORMAT: 'json' },
         { timeoutMs: 120_000 },
       );
