@@ -294,9 +294,7 @@ describe('a bad command-line argument', () => {
 
   // Bugs found while writing this file; each fails until its command is fixed.
   it('db:migrate rejects an argument it does not take', async () => {
-    await expectUsageErrors([
-      { script: CLI, args: ['db:migrate', '--dry-run'], says: "unknown option '--dry-run'" },
-    ]);
+    await expectUsageErrors([{ script: CLI, args: ['db:migrate', '--dry-run'], says: "unknown option '--dry-run'" }]);
   });
 
   it('demo rejects an empty --seed', async () => {

@@ -123,7 +123,10 @@ describe('npm run status', () => {
         finishedAt: new Date(),
       },
     });
-    const [failing, json] = await Promise.all([runCommand(CLI, ['status', '--check'], harness.env), statusJson(harness.env)]);
+    const [failing, json] = await Promise.all([
+      runCommand(CLI, ['status', '--check'], harness.env),
+      statusJson(harness.env),
+    ]);
     expect(failing.code).toBe(1);
     expect(failing.stdout).toMatch(/^cin7 {2}FAILING$/m);
     expect(failing.stdout).toContain('1 in a row; last at');
