@@ -12,6 +12,8 @@ import type { RunCounters, SyncMode } from '../src/types.ts';
 export interface SyncJobData {
   mode: SyncMode;
   requestedBy: 'scheduler' | 'cli' | 'demo';
+  /** A backfill's range, UTC ISO 8601 (`to` exclusive); only with mode `backfill`. */
+  range?: { from: string; to: string };
 }
 
 /** What a completed job returns (kept in Redis as JSON, read by `npm run sync`). */
@@ -22,6 +24,11 @@ export interface SyncJobResult {
   counters: RunCounters;
   watermarkAfter: string | null;
   durationMs: number;
+  /**
+   * Set when the job did not run to its end: `cancelled` (voucher-sync cancel, Ctrl-C on sync: the run stopped after
+   * its page, and is not retried) or `skipped` (a scheduled run of a paused source); `reason` says by whom and when.
+   */
+  stop?: { kind: 'cancelled' | 'skipped'; reason: string };
 }
 
 /** A Redis connection as BullMQ wants it for blocking commands. */
@@ -53,6 +60,8 @@ export interface WaitForRedisOptions {
   timeoutMs?: number;
   /** Pause between attempts, in ms (default 500). */
   retryMs?: number;
+  /** Told of the first failed attempt, so that a long wait is not a silent one. */
+  onFirstFailure?(reason: string): void;
 }
 
 /** One attempt: connect, PING, disconnect. No automatic reconnection, so a failure is reported, not retried. */
@@ -85,6 +94,7 @@ async function ping(url: string, connectTimeout: number): Promise<void> {
 export async function waitForRedis(url: string, options: WaitForRedisOptions = {}): Promise<void> {
   const { timeoutMs = 15_000, retryMs = 500 } = options;
   const deadline = Date.now() + timeoutMs;
+  let attempts = 0;
   for (;;) {
     const left = deadline - Date.now();
     try {
@@ -96,6 +106,7 @@ export async function waitForRedis(url: string, options: WaitForRedisOptions = {
           `Redis at ${redisUrlForDisplay(url)} (REDIS_URL) refused the credentials: ${reason}`,
         );
       }
+      if (attempts++ === 0) options.onFirstFailure?.(reason);
       if (Date.now() + retryMs >= deadline) {
         const waited = Math.round(timeoutMs / 1000);
         throw new RedisUnreachableError(

@@ -18,6 +18,7 @@ import type { SyncMode } from '../src/types.ts';
 import { createRedis, type SyncJobData, type SyncJobResult } from './queues.ts';
 import type { Service } from './service.ts';
 import { waitingOf } from './steer-error.ts';
+import { cancelJobRun } from './cancel-run.ts';
 
 export type OnceOutcome =
   | {
@@ -27,7 +28,25 @@ export type OnceOutcome =
       /** With `watch`: how long the job was seen waiting (behind another run, for a limit), and for what. */
       waited?: { ms: number; for: string[] };
     }
-  | { source: string; ok: false; error: string };
+  | {
+      source: string;
+      ok: false;
+      error: string;
+      /** Cancelled (see OnceCancel): `result` holds what its run had done, when it had begun. */
+      cancelled?: boolean;
+      result?: SyncJobResult;
+    };
+
+/**
+ * Cancelling the runs asked for (Ctrl-C on `sync`): once `signal` aborts, each job's run is cancelled through
+ * Postgres (jobs/cancel-run.ts) and stops after its page; a job that had not begun is removed from its queue.
+ */
+export interface OnceCancel {
+  signal: AbortSignal;
+  db: Db;
+  /** Who cancels, for the ledger. */
+  by: string;
+}
 
 /** What a requested run is doing, as `watch.onUpdate` is told. */
 export interface OnceView {
@@ -65,15 +84,20 @@ export async function runOnce(
   mode: SyncMode,
   requestedBy: SyncJobData['requestedBy'],
   watch?: OnceWatch,
+  /** A backfill's range, and a job id of the caller's (a job of that id already queued is waited for, not added). */
+  request: { range?: SyncJobData['range']; jobId?: string } = {},
+  cancel?: OnceCancel,
 ): Promise<OnceOutcome[]> {
   return Promise.all(
     [...service.queues].map(async ([source, queue]): Promise<OnceOutcome> => {
       const connection = createRedis(redisUrl);
       const events = new QueueEvents(source, { connection, prefix });
       let timer: NodeJS.Timeout | undefined;
+      let stopCancel = () => {};
       try {
         await events.waitUntilReady();
-        const job = await queue.add(mode, { mode, requestedBy }, { jobId: `${requestedBy}-${mode}-${randomUUID()}` });
+        const data: SyncJobData = { mode, requestedBy, ...(request.range ? { range: request.range } : {}) };
+        const job = await queue.add(mode, data, { jobId: request.jobId ?? `${requestedBy}-${mode}-${randomUUID()}` });
         const waited = { ms: 0, for: [] as string[] };
         if (watch) {
           let lastLook = Date.now();
@@ -98,11 +122,28 @@ export async function runOnce(
           timer = setInterval(() => void poll(), watch.everyMs ?? 1000);
           void poll();
         }
-        const result = (await job.waitUntilFinished(events)) as SyncJobResult;
+        // Resolves only when the job was removed before it began: then it never finishes.
+        const removed = new Promise<'removed'>((resolve) => {
+          if (!cancel) return;
+          const onAbort = () =>
+            void cancelJobRun(cancel.db, queue, { source, jobId: job.id!, by: cancel.by }).then(
+              (outcome) => outcome.kind === 'removed' && resolve('removed'),
+              () => undefined,
+            );
+          if (cancel.signal.aborted) return onAbort();
+          cancel.signal.addEventListener('abort', onAbort, { once: true });
+          stopCancel = () => cancel.signal.removeEventListener('abort', onAbort);
+        });
+        const finished = await Promise.race([job.waitUntilFinished(events) as Promise<SyncJobResult>, removed]);
+        if (finished === 'removed') return { source, ok: false, cancelled: true, error: 'cancelled before it began' };
+        const result = finished;
+        if (result.stop?.kind === 'cancelled')
+          return { source, ok: false, cancelled: true, error: result.stop.reason, result };
         return { source, ok: true, result, ...(waited.for.length > 0 ? { waited } : {}) };
       } catch (error) {
         return { source, ok: false, error: scrubSecrets(error instanceof Error ? error.message : String(error)) };
       } finally {
+        stopCancel();
         clearInterval(timer);
         await events.close();
         connection.disconnect();
@@ -212,6 +253,14 @@ export function waitedFor(waiting: NonNullable<OnceView['waiting']>): string {
 
 export function formatOutcomes(outcomes: OnceOutcome[]): string {
   const lines = outcomes.map((o) => {
+    if (!o.ok && o.cancelled) {
+      const c = o.result?.counters;
+      const done =
+        c && o.result?.runId
+          ? `; run ${o.result.runId} had fetched ${c.fetched}, inserted ${c.inserted}, updated ${c.updated}, deleted ${c.deleted}; the next run resumes it`
+          : '';
+      return `${o.source.padEnd(10)} CANCELLED  ${o.error}${done}`;
+    }
     if (!o.ok) return `${o.source.padEnd(10)} FAILED  ${o.error}`;
     const c = o.result.counters;
     const waited = o.waited ? `; waited ${(o.waited.ms / 1000).toFixed(1)} s ${o.waited.for.join(', then ')}` : '';

@@ -31,6 +31,8 @@ export function createSourceRuntimes(config: Config, deps: { redis: Redis; logge
       key: `${config.jobs.prefix}:limiter:${source.name}`,
       windows: settings.limits.windows,
       dailyBudget: settings.limits.dailyBudget,
+      incrementalReserve: settings.limits.incrementalReserve,
+      budgetWindowMs: settings.limits.budgetWindowMs,
     });
     const logger = deps.logger.child({ source: source.name });
     const client = source.createClient(section, { http: config.http, limiter, logger });

@@ -5,16 +5,16 @@
 import { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { JobsConfig, Schedule } from '../src/config.ts';
-import type { SourceSettings, SyncMode } from '../src/types.ts';
+import type { ScheduledMode, SourceSettings } from '../src/types.ts';
 import { jobOptions, type SyncJobData, type SyncJobResult } from './queues.ts';
 
-export const schedulerId = (source: string, mode: SyncMode) => `${source}-${mode}`;
+export const schedulerId = (source: string, mode: ScheduledMode) => `${source}-${mode}`;
 
 export async function scheduleSource(
   queue: Queue<SyncJobData, SyncJobResult>,
   settings: SourceSettings,
   jobs: JobsConfig,
-): Promise<Record<SyncMode, Schedule>> {
+): Promise<Record<ScheduledMode, Schedule>> {
   for (const mode of ['incremental', 'full'] as const) {
     const schedule = settings.schedules[mode];
     const id = schedulerId(queue.name, mode);

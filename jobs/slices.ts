@@ -3,9 +3,10 @@
  * worker process, so any worker can take any slice. Each slice job saves its progress in its own data
  * after every committed page: a slice whose worker died is resumed by another from there.
  */
+import { setMaxListeners } from 'node:events';
 import { hostname } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Queue, Worker, type Job } from 'bullmq';
+import { Queue, UnrecoverableError, Worker, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Config } from '../src/config.ts';
 import { AbortedError } from '../src/errors.ts';
@@ -22,6 +23,8 @@ import { jobOptions } from './queues.ts';
 import type { SourceRuntime } from './runtime.ts';
 import { WaitingError, describeWait } from '../src/sync/waiting.ts';
 import { clearWaiting, steerError, waitingOf } from './steer-error.ts';
+import { scanCancelRequest } from '../src/db/source-control.ts';
+import { cancelledError, watchCancel } from './cancel-watch.ts';
 
 export interface SliceJobData extends SliceTask {
   resume?: SliceProgress | null;
@@ -60,8 +63,17 @@ export function createSliceWorker(options: {
         jobId: job.id,
         slice: job.data.index,
       });
+      // A slice of a cancelled run stops too, after its page: failed for good, so that the run that resumes the scan
+      // takes it again from where it stopped (createSliceDispatcher retries failed slices).
+      const findCancel = () => scanCancelRequest(options.db, job.data);
+      const cancel = watchCancel(findCancel, { logger });
+      const signal = AbortSignal.any([options.signal, cancel.signal]);
+      // A slice's requests, its page fetched ahead and its waits for the limiter each listen to it while they last.
+      setMaxListeners(32, signal);
       try {
         await clearWaiting(job);
+        const request = await findCancel();
+        if (request) throw new UnrecoverableError(cancelledError(request).message);
         return await runSlice({
           task: job.data,
           stream,
@@ -71,10 +83,13 @@ export function createSliceWorker(options: {
           lookbackMs: runtime.settings.lookbackMs,
           resume: job.data.resume,
           onPage: (resume) => job.updateData({ ...job.data, resume }),
-          signal: options.signal,
+          signal,
         });
       } catch (error) {
-        return await steerError(error, { job, token, queue: options.queue, signal: options.signal, logger });
+        if (error instanceof UnrecoverableError) throw error;
+        return await steerError(error, { job, token, queue: options.queue, signal, logger });
+      } finally {
+        cancel.stop();
       }
     },
     {
@@ -141,7 +156,8 @@ export function createSliceDispatcher(
         if (lost.length > 0) await put(lost);
         pending = [...still, ...lost];
         const heldMs = pending.length > 0 ? await queue.getRateLimitTtl() : 0;
-        if (heldMs > maxWaitMs) {
+        // Waiting for the daily budget here would hold the source's queue from its incremental runs.
+        if (heldMs > maxWaitMs || (heldMs > 0 && held?.reason === 'daily_budget')) {
           const reason = held?.reason ?? 'rate_limit';
           const until = new Date(Date.now() + heldMs);
           throw new WaitingError(`the slices of the scan are ${describeWait(reason, until)}`, heldMs, reason);

@@ -5,7 +5,7 @@
  * thrown is scrubbed of every registered secret first (a server may have echoed one into the message).
  */
 import { DelayedError, UnrecoverableError, Worker, type Job, type Queue } from 'bullmq';
-import { FatalSourceError, RateLimitedError } from '../src/errors.ts';
+import { CancelledError, FatalSourceError, RateLimitedError } from '../src/errors.ts';
 import type { Logger } from '../src/logger.ts';
 import { scrubError, scrubSecrets } from '../src/secrets.ts';
 import type { WaitingReason } from '../src/status/types.ts';
@@ -37,8 +37,22 @@ export async function clearWaiting(job: Job): Promise<void> {
 
 export async function steerError(
   error: unknown,
-  context: { job: Job; token?: string; queue: Queue; signal: AbortSignal; logger: Logger },
+  context: {
+    job: Job;
+    token?: string;
+    queue: Queue;
+    signal: AbortSignal;
+    logger: Logger;
+    /**
+     * A reconciliation or backfill held back by the daily budget gives its queue to the incremental runs: its job
+     * alone waits (delayed), instead of the whole queue (src/sync/budget-plan.ts).
+     */
+    bulk?: boolean;
+  },
 ): Promise<never> {
+  // Cancelled by an operator: over, not retried (a slice so stopped is taken again by the run that resumes its scan).
+  if (context.signal.reason instanceof CancelledError)
+    throw new UnrecoverableError(scrubSecrets(context.signal.reason.message));
   if (context.signal.aborted) {
     // Shutting down: progress is committed; the next worker resumes from there.
     await context.job.moveToDelayed(Date.now() + 1000, context.token);
@@ -50,9 +64,13 @@ export async function steerError(
     const until = new Date(Date.now() + error.retryAfterMs);
     context.logger.info(
       { waitingReason: reason, waitingUntil: until, retryAfterMs: error.retryAfterMs },
-      `${describeWait(reason, until)}: pausing the queue`,
+      `${describeWait(reason, until)}: ${context.bulk && reason === 'daily_budget' ? 'putting the run back' : 'pausing the queue'}`,
     );
     await markWaiting(context.job, reason, until);
+    if (context.bulk && reason === 'daily_budget') {
+      await context.job.moveToDelayed(until.getTime(), context.token);
+      throw new DelayedError();
+    }
     await context.queue.rateLimit(error.retryAfterMs);
     throw Worker.RateLimitError();
   }

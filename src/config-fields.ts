@@ -44,8 +44,17 @@ export type Schedule = { every: number } | { pattern: string } | { off: true };
 export interface SourceLimits {
   /** Rolling windows, all enforced together across every worker through Redis. */
   windows: RateWindow[];
-  /** Requests allowed in any rolling 24 hours; null = no daily budget. */
+  /** Requests allowed in any rolling 24 hours (or `budgetWindowMs`); null = no daily budget. */
   dailyBudget: number | null;
+  /**
+   * Requests of the daily budget kept for incremental runs: a reconciliation or a backfill may spend only the rest
+   * (src/sync/budget-plan.ts). Default 0.
+   */
+  incrementalReserve?: number;
+  /** Length of the budget's rolling window, in ms (default 24 hours; shorter only to test the budget plan). */
+  budgetWindowMs?: number;
+  /** Records one request of a scan reads (the page size): what turns pending records into requests. */
+  recordsPerRequest?: number;
 }
 
 /** What every source's section holds for the engine and the job layer (src/types.ts SourceSettings). */

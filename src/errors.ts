@@ -67,5 +67,13 @@ export class ConfigError extends Error {
 
 /** A run was asked to stop (shutdown); what was committed stays committed. */
 export class AbortedError extends Error {
-  override readonly name = 'AbortedError';
+  override readonly name: string = 'AbortedError';
+}
+
+/**
+ * An operator cancelled the run (voucher-sync cancel, Ctrl-C on voucher-sync sync): it stops after its current page
+ * like a shutdown, but is recorded `cancelled` and its job is not retried; the next run resumes the scan.
+ */
+export class CancelledError extends AbortedError {
+  override readonly name = 'CancelledError';
 }

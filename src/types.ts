@@ -16,6 +16,25 @@
  *   shutdown or a long rate-limit pause is finished by a later run.
  * - **reconciliation**: a `full` scan that re-reads everything, updates what changed without a timestamp
  *   (Cin7 redemptions) and marks deleted what vanished, once its absence is confirmed.
+ * - **backfill (range)**: a `backfill` run re-reads the records whose cursor lies in a range `[from, to)` — CareCloud
+ *   `last_change`, Cin7 `CreatedDate` — in slices like a full scan, and moves no watermark nor marks anything deleted
+ *   (src/sync/backfill-range.ts). A *first backfill* is something else: the first scan of a stream, with no watermark.
+ * - **budget / reserve / bulk share**: a source's daily budget is the requests it may make in any rolling 24 hours
+ *   (Cin7: 5,000). Its *incremental reserve* is kept for incremental runs; every other request (a reconciliation,
+ *   a backfill, a side run) takes the *bulk share*, the rest. A bulk scan the budget refuses is put back and resumes
+ *   as the window frees requests; the *budget plan* says what pending scans need and when they should be done
+ *   (src/sync/budget-plan.ts).
+ * - **main run / side run**: a source's main run is one of its incremental, full or backfill runs (one at a time,
+ *   under the source's lock). A side run goes beside it under a lock of its own and moves no watermark: a
+ *   **customer run** (`sync --customer`) re-reads some customers' vouchers and marks deleted, once confirmed, those
+ *   no longer listed; a **replay** (`rejected replay`) reads rejected records again by id or code and validates them
+ *   again.
+ * - **rejection / resolution**: a rejected record (`rejected_records`) is open until it is *resolved*: `replayed`
+ *   (a replay read it again and it passed), `superseded` (any run stored a later valid version of it) or `gone` (a
+ *   replay found it no longer at the source). It is kept, with when and by which run.
+ * - **pause / cancel**: how an operator steers a source (src/db/source-control.ts, kept in Postgres): a *paused*
+ *   source's scheduled runs are *skipped* (completed at once, no ledger row); a *cancelled* run stops after its page,
+ *   ends `cancelled` and is not retried, and the next run resumes its scan (docs/design.md, "Pausing and cancelling").
  * - **progress**: where an unfinished scan stands (its paginator's offset or cursor, anchors, group),
  *   saved with every committed page. A record's *cursor* is its cursor field's value (epoch ms while paging):
  *   the code does not say "sort value" or "position" for it.
@@ -38,10 +57,33 @@ import type { HttpConfig, Schedule, SourceLimits } from './config.ts';
 import type { SourceConfig } from './config-fields.ts';
 import type { SourceFake } from './fake/source-fake.ts';
 import type { RateLimiter } from './http/rate-limiter.ts';
+import type { BudgetShare } from './sync/budget-plan.ts';
 import type { Logger } from './logger.ts';
 
-export type SyncMode = 'incremental' | 'full';
-export const SYNC_MODES: readonly SyncMode[] = ['incremental', 'full'];
+/** The modes schedulers and `sync --mode` run. */
+export type ScheduledMode = 'incremental' | 'full';
+export const SYNC_MODES: readonly ScheduledMode[] = ['incremental', 'full'];
+
+/** The modes of a source's main run (one at a time per source): a scheduled mode, or a backfill of a range. */
+export type SyncMode = ScheduledMode | 'backfill';
+
+/** The range a backfill re-reads: records whose cursor lies in [from, to). */
+export interface BackfillRange {
+  from: Date;
+  to: Date;
+}
+
+/**
+ * Modes of the runs that go *beside* a source's main run, under a lock of their own (see src/db/source-lock.ts): they
+ * move no watermark and no saved progress, never abandon a main run nor are abandoned by one, and say nothing of the
+ * source's freshness or health (status, alerts). `customer`: a **customer run** re-reads some customers' vouchers
+ * (src/sync/customer-sync.ts); `replay`: rejected records read again by id or code (src/sync/replay.ts).
+ */
+export type SideMode = 'customer' | 'replay';
+export const SIDE_MODES: readonly SideMode[] = ['customer', 'replay'];
+
+/** Every mode a ledger row (`sync_runs.mode`) can have. */
+export type RunMode = SyncMode | SideMode;
 
 export type VoucherStatus = 'active' | 'inactive' | 'deleted';
 
@@ -123,6 +165,8 @@ export type Json = string | number | boolean | null | Json[] | { [key: string]: 
 export interface CallContext {
   signal?: AbortSignal;
   observer?: RequestObserver;
+  /** Whose share of the daily budget its requests take (default `bulk`: not the incremental reserve). */
+  share?: BudgetShare;
 }
 
 export interface ScanContext<Client> {
@@ -135,10 +179,15 @@ export interface ScanContext<Client> {
   now: Date;
   /** Progress saved by the unfinished scan this run resumes; null to start a new scan. */
   progress: Json | null;
+  /** The range of a `backfill` run; absent in other modes. */
+  range?: BackfillRange;
   call: CallContext;
   /** Bound to the run (or slice): for what a stream has to report while it pages. */
   logger: Logger;
 }
+
+/** What a customer's scan is given: no watermark, no progress (a customer run reads the whole list, and saves none). */
+export type CustomerScanContext<Client> = Pick<ScanContext<Client>, 'client' | 'now' | 'call' | 'logger'>;
 
 /** One page of a scan: its raw records, and where the scan stands once the page is committed. */
 export interface ScanPage {
@@ -163,9 +212,16 @@ export interface StreamDefinition<Client> {
   scan(context: ScanContext<Client>): AsyncIterable<ScanPage>;
   /**
    * Optional: splits a full scan (or a first backfill) into independent slices that any worker can read,
-   * so throughput grows with workers. Returns null when the scan is too small to be worth splitting.
+   * so throughput grows with workers. Returns null when the scan is too small to be worth splitting. A backfill of a
+   * range (`context.range`) is always planned here: at least one slice (none when the range is empty), never null.
    */
   planSlices?(context: ScanContext<Client>): Promise<Json[] | null>;
+  /**
+   * Optional: how many records the range holds (the whole list without one), as the source can tell cheaply —
+   * CareCloud by its `total_items` and a binary search by offset. Without it (Cin7 tells no total), the dry runs of
+   * `backfill` and `reset` count the rows we hold (src/status/estimate-work.ts).
+   */
+  countRecords?(client: Client, range: BackfillRange | null, call: CallContext): Promise<number | null>;
   /** Reads one slice planned by planSlices, resuming from `context.progress`. */
   scanSlice?(context: ScanContext<Client>, slice: Json): AsyncIterable<ScanPage>;
   /**
@@ -173,6 +229,25 @@ export interface StreamDefinition<Client> {
    * deleted: returns the raw records still there. Keys it does not return are gone.
    */
   lookup?(client: Client, keys: string[], call: CallContext): Promise<unknown[]>;
+  /**
+   * Optional, for a customer run (`sync --customer`, src/sync/customer-sync.ts): the pages of one customer's records,
+   * read to the end with the paging rules of the stream's own scans. A customer the source does not know ends it
+   * with a FatalSourceError of status 404.
+   */
+  scanCustomer?(context: CustomerScanContext<Client>, customerId: string): AsyncIterable<ScanPage>;
+  /**
+   * Optional, for `rejected replay`: how a rejected record (its stored key, and its payload as received) is found
+   * again at the source — by its id or its code — or null when it has neither and cannot be read again.
+   */
+  identify?(rejected: { sourceId: string | null; raw: unknown }): RecordIdentity | null;
+  /** Reads one record again by what `identify` named: the raw record, or null when the source no longer has it. */
+  refetch?(client: Client, identity: RecordIdentity, call: CallContext): Promise<unknown>;
+}
+
+/** What names one record at its source for reading it again (`rejected replay`): its id, or its code. */
+export interface RecordIdentity {
+  by: 'id' | 'code';
+  value: string;
 }
 
 /** What the engine and the job layer need to know of a configured source. */
@@ -201,4 +276,6 @@ export interface SourceDefinition<Section = unknown, Client = unknown> {
   settings(section: Section): SourceSettings;
   createClient(section: Section, deps: ClientDependencies): Client;
   createStreams(section: Section): StreamDefinition<Client>[];
+  /** True when its streams implement `scanCustomer` (and `lookup`): `sync --customer` accepts the source. */
+  customerRuns?: boolean;
 }

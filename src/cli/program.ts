@@ -41,7 +41,21 @@ export function buildProgram(): Command {
           `${text.trimEnd().replace(/\n\((Did you mean [^)]*)\)$/, (_, hint: string) => ` (${hint.charAt(0).toLowerCase()}${hint.slice(1)})`)}\n`,
         ),
     });
-  for (const command of [start, sync, backfill, status, pause, cancel, reset, runs, retry, rejected, demo, db, reportingRole])
+  for (const command of [
+    start,
+    sync,
+    backfill,
+    status,
+    pause,
+    cancel,
+    reset,
+    runs,
+    retry,
+    rejected,
+    demo,
+    db,
+    reportingRole,
+  ])
     command.register(program);
   return program;
 }

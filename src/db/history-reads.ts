@@ -6,8 +6,7 @@
  */
 import type { SyncRun } from '../generated/prisma/client.ts';
 import type { RunCounters } from '../types.ts';
-import type { Db, LargeQueries } from './client.ts';
-import { openRejections } from './status-reads.ts';
+import type { LargeQueries } from './client.ts';
 
 /** Runs of each source from `from` to `to`, each counted up to `upTo` at most: enough to choose runs or buckets. */
 export function countRunsUpTo(
@@ -190,20 +189,21 @@ export function readRecentRunRows(query: LargeQueries, now: Date, limit: number)
 }
 
 /** The newest `limit` open rejected records of the sources, most recent first — never their `raw`. */
-export function readRejectedRows(db: Db, names: string[], limit: number) {
-  return db.rejectedRecord.findMany({
-    where: { OR: names.map(openRejections) },
-    orderBy: [{ lastRejectedAt: 'desc' }, { id: 'desc' }],
-    take: limit,
-    // Never `raw`: the record as the source sent it may hold a customer's e-mail address.
-    select: {
-      id: true,
-      source: true,
-      stream: true,
-      sourceId: true,
-      reason: true,
-      timesSeen: true,
-      lastRejectedAt: true,
-    },
-  });
+export function readRejectedRows(query: LargeQueries, names: string[], limit: number) {
+  // Never `raw`: the record as the source sent it may hold a customer's e-mail address.
+  return query<{
+    id: string;
+    source: string;
+    stream: string;
+    sourceId: string | null;
+    reason: string;
+    timesSeen: number;
+    lastRejectedAt: Date;
+  }>(
+    `SELECT id::text, source, stream, source_id AS "sourceId", reason, times_seen AS "timesSeen",
+            last_rejected_at AS "lastRejectedAt"
+       FROM rejected_records WHERE source = ANY($1::text[]) AND resolved_at IS NULL
+      ORDER BY last_rejected_at DESC, id DESC LIMIT $2`,
+    [names, limit],
+  );
 }

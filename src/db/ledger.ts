@@ -6,24 +6,33 @@
  * (a shutdown, a lost lock, a dead worker) is finished by later rows; the rows that read one scan for one job
  * are one **logical run**, linked by `logical_run_id` (the id of its first row). What the operator sees —
  * `npm run sync`, `npm run status`, the page — is the logical run; the fence against a superseded run stays
- * per row. The rule in words: docs/design.md, "One run per source at a time".
+ * per row. The rule in words: docs/design.md, "One main run per source at a time".
  */
-import { emptyCounters, type RunCounters, type SyncMode } from '../types.ts';
+import { emptyCounters, type RunCounters, type RunMode, type SyncMode } from '../types.ts';
 import { AbortedError } from '../errors.ts';
 import { maskPersonalData } from '../logger.ts';
 import type { WaitingReason } from '../status/types.ts';
 import type { Db, Tx } from './client.ts';
-import { ledgerRowFields, LIVE_STATUSES, type LedgerRow } from './status-reads.ts';
+import type { LockKind } from './source-lock.ts';
+import { ledgerRowFields, LIVE_STATUSES, MAIN_RUNS, type LedgerRow } from './status-reads.ts';
 
 export type RunStatus = 'running' | 'waiting' | 'succeeded' | 'failed' | 'cancelled' | 'interrupted' | 'abandoned';
 
 /**
- * Runs left "running" by a process that died. Call only while holding the source's lock: then no live
- * run of that source exists, so every such row is abandoned.
+ * Runs left "running" by a process that died. Call only while holding the source's lock of `kind`: then no live
+ * run of that kind exists, so every such row is abandoned — a main run's lock abandons main runs only, a customer
+ * run's customer runs only (they go beside each other: see "main run / side run" in src/types.ts).
  */
-export async function abandonRunning(db: Db | Tx, source: string, stream: string, now: Date): Promise<number> {
+export async function abandonRunning(
+  db: Db | Tx,
+  source: string,
+  stream: string,
+  now: Date,
+  kind: LockKind = 'main',
+): Promise<number> {
+  const mode = kind === 'main' ? MAIN_RUNS.mode : { equals: kind };
   const { count } = await db.syncRun.updateMany({
-    where: { source, stream, status: 'running' },
+    where: { source, stream, status: 'running', mode },
     data: { status: 'abandoned', finishedAt: now, error: 'the worker running it stopped before it finished' },
   });
   return count;
@@ -46,7 +55,7 @@ export async function startRun(
   run: {
     source: string;
     stream: string;
-    mode: SyncMode;
+    mode: RunMode;
     watermarkBefore: Date | null;
     jobId?: string;
     worker?: string;
@@ -251,10 +260,10 @@ export function jobLedgerRows(db: Db | Tx, source: string, jobId: string, since:
   });
 }
 
-/** The newest row of a source that is not over (reading, or held back), if any. */
+/** The newest row of a source's main runs that is not over (reading, or held back), if any. */
 export function liveLedgerRow(db: Db | Tx, source: string): Promise<LedgerRow | null> {
   return db.syncRun.findFirst({
-    where: { source, status: { in: LIVE_STATUSES } },
+    where: { source, status: { in: LIVE_STATUSES }, ...MAIN_RUNS },
     orderBy: { id: 'desc' },
     select: ledgerRowFields,
   });

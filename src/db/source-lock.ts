@@ -1,6 +1,7 @@
 /**
- * One run per source at a time, whatever the queue does: a Postgres session-level advisory lock held on a
- * dedicated connection for the whole run. If the process dies, its connection closes and the lock is
+ * One main run per source at a time, whatever the queue does: a Postgres session-level advisory lock held on a
+ * dedicated connection for the whole run. A side run (a customer run: see "main run / side run" in src/types.ts)
+ * takes a lock of another kind, so that it goes beside the main run while two of its own kind never overlap. If the process dies, its connection closes and the lock is
  * released at once — a dead worker never blocks its source.
  *
  * The other way round matters as much: when that connection dies under a live run (PostgreSQL restarted,
@@ -22,14 +23,29 @@ export interface SourceLock {
   release(): Promise<void>;
 }
 
+/** Whose lock: the source's main runs' (`main`), its customer runs' (`customer`) or its replays' (`replay`). */
+export type LockKind = 'main' | 'customer' | 'replay';
+
+/** The advisory lock's first key per kind; the second is the source's name. `main` keeps the key it always had. */
+const LOCK_CLASS: Record<LockKind, string> = {
+  main: 'voucher-sync',
+  customer: 'voucher-sync customer',
+  replay: 'voucher-sync replay',
+};
+
 /** Keepalive probes start after this much silence, so a connection cut without a reset is noticed too. */
 const KEEPALIVE_DELAY_MS = 10_000;
 
-/** Takes the lock for `source` or throws SourceBusyError when another run holds it. */
-export async function acquireSourceLock(databaseUrl: string, source: string): Promise<SourceLock> {
+/** Takes the lock of `kind` for `source` or throws SourceBusyError when another run holds it. */
+export async function acquireSourceLock(
+  databaseUrl: string,
+  source: string,
+  kind: LockKind = 'main',
+): Promise<SourceLock> {
+  const lockClass = LOCK_CLASS[kind];
   const client = new pg.Client({
     connectionString: databaseUrl,
-    application_name: `voucher-sync lock ${source}`,
+    application_name: kind === 'main' ? `voucher-sync lock ${source}` : `voucher-sync ${kind} lock ${source}`,
     keepAlive: true,
     keepAliveInitialDelayMillis: KEEPALIVE_DELAY_MS,
   });
@@ -50,10 +66,11 @@ export async function acquireSourceLock(databaseUrl: string, source: string): Pr
   await client.connect();
   try {
     const { rows } = await client.query<{ locked: boolean }>(
-      "SELECT pg_try_advisory_lock(hashtext('voucher-sync'), hashtext($1)) AS locked",
-      [source],
+      'SELECT pg_try_advisory_lock(hashtext($2), hashtext($1)) AS locked',
+      [source, lockClass],
     );
-    if (!rows[0]?.locked) throw new SourceBusyError(`a run of ${source} is already under way`);
+    if (!rows[0]?.locked)
+      throw new SourceBusyError(`a ${kind === 'main' ? '' : `${kind} `}run of ${source} is already under way`);
   } catch (error) {
     releasing = true;
     await client.end().catch(() => undefined);
@@ -65,7 +82,7 @@ export async function acquireSourceLock(databaseUrl: string, source: string): Pr
       releasing = true;
       // Closing the session releases its advisory locks; the explicit unlock is for a pooled server.
       await client
-        .query("SELECT pg_advisory_unlock(hashtext('voucher-sync'), hashtext($1))", [source])
+        .query('SELECT pg_advisory_unlock(hashtext($2), hashtext($1))', [source, lockClass])
         .catch(() => undefined);
       await client.end().catch(() => undefined);
     },

@@ -5,10 +5,17 @@
  * more per source — costs no more to read than a young one.
  */
 import type { Db } from './client.ts';
-import type { Prisma } from '../generated/prisma/client.ts';
+import { Prisma } from '../generated/prisma/client.ts';
+import { SIDE_MODES } from '../types.ts';
 
 /** Ledger statuses of a run that is not over: reading, or held back. */
 export const LIVE_STATUSES = ['running', 'waiting'];
+
+/**
+ * The rows of a source's main runs (see "main run / side run" in src/types.ts): what its state, its current run, its
+ * failures and its freshness are read from. A customer run goes beside them and says nothing of how the source stands.
+ */
+export const MAIN_RUNS = { mode: { notIn: [...SIDE_MODES] } } satisfies Prisma.SyncRunWhereInput;
 
 /** A ledger row as the status report and a watched run (jobs/run-once.ts) read it: where it stands, how far it got. */
 export interface LedgerRow {
@@ -49,55 +56,68 @@ export const ledgerRowFields = {
   error: true,
 } satisfies Prisma.SyncRunSelect;
 
-/** The rows of a source's runs that are not over, newest first. */
+/**
+ * The columns of a LedgerRow. The status report's reads are written in SQL rather than through Prisma's query builder:
+ * the report is read on every refresh of every page and `status --watch`, and each builder query costs several
+ * milliseconds of CPU to compile (bench/README.md, "Operator views") where the statement itself takes a fraction of one.
+ */
+const LEDGER_ROW = Prisma.sql`id, logical_run_id AS "logicalRunId", job_id AS "jobId", stream, mode, status,
+  started_at AS "startedAt", finished_at AS "finishedAt", heartbeat_at AS "heartbeatAt", pages, fetched,
+  api_calls AS "apiCalls", estimated_total AS "estimatedTotal", waiting_reason AS "waitingReason",
+  waiting_until AS "waitingUntil", error`;
+
+/** `mode` is a main run's (MAIN_RUNS, in SQL). */
+const MAIN_RUN = Prisma.sql`mode <> ALL(${[...SIDE_MODES]}::text[])`;
+
+/** The rows of a source's main runs that are not over, newest first. */
 export function liveRows(db: Db, source: string): Promise<LedgerRow[]> {
-  return db.syncRun.findMany({
-    where: { status: { in: LIVE_STATUSES }, source },
-    orderBy: { startedAt: 'desc' },
-    select: ledgerRowFields,
-  });
+  return db.$queryRaw<LedgerRow[]>`
+    SELECT ${LEDGER_ROW} FROM sync_runs
+     WHERE status = ANY(${LIVE_STATUSES}::text[]) AND source = ${source} AND ${MAIN_RUN}
+     ORDER BY started_at DESC`;
 }
 
-/** The newest row of a source, whatever its status (an interrupted run's row says where a held run stands). */
-export function latestRow(db: Db, source: string): Promise<LedgerRow | null> {
-  return db.syncRun.findFirst({ where: { source }, orderBy: { startedAt: 'desc' }, select: ledgerRowFields });
+/** The newest main run's row of a source, whatever its status (an interrupted run's row says where a held run stands). */
+export async function latestRow(db: Db, source: string): Promise<LedgerRow | null> {
+  const rows = await db.$queryRaw<LedgerRow[]>`
+    SELECT ${LEDGER_ROW} FROM sync_runs WHERE source = ${source} AND ${MAIN_RUN} ORDER BY started_at DESC LIMIT 1`;
+  return rows[0] ?? null;
 }
 
 /** Every row of one logical run (a run resumed by later jobs spans several), oldest first. */
 export function logicalRunRows(db: Db, logicalRunId: bigint): Promise<LedgerRow[]> {
-  return db.syncRun.findMany({
-    where: { OR: [{ id: logicalRunId }, { logicalRunId }] },
-    orderBy: { startedAt: 'asc' },
-    select: ledgerRowFields,
-  });
+  return db.$queryRaw<LedgerRow[]>`
+    SELECT ${LEDGER_ROW} FROM sync_runs WHERE id = ${logicalRunId} OR logical_run_id = ${logicalRunId}
+     ORDER BY started_at`;
 }
 
 export interface Failures {
-  /** Failed logical runs since the last success (cancelled, interrupted and abandoned runs neither count nor reset). */
+  /** Failed logical main runs since the last success (cancelled, interrupted and abandoned runs neither count nor reset). */
   count: number;
   last: { at: Date; message: string } | null;
 }
 
 export async function failuresSinceSuccess(db: Db, source: string): Promise<Failures> {
-  const success = await db.syncRun.findFirst({
-    where: { source, status: 'succeeded' },
-    orderBy: { startedAt: 'desc' },
-    select: { startedAt: true },
-  });
-  const since = success?.startedAt ?? new Date(0);
-  const [counted, last] = await Promise.all([
-    db.$queryRaw<{ count: bigint }[]>`
-      SELECT count(DISTINCT coalesce(logical_run_id, id)) AS count FROM sync_runs
-      WHERE source = ${source} AND started_at > ${since} AND status = 'failed'`,
-    db.syncRun.findFirst({
-      where: { source, status: 'failed', startedAt: { gt: since } },
-      orderBy: { startedAt: 'desc' },
-      select: { finishedAt: true, startedAt: true, error: true },
-    }),
-  ]);
+  const [row] = await db.$queryRaw<
+    { count: number; lastAt: Date | null; lastError: string | null; anyFailed: boolean }[]
+  >`
+    WITH since AS (
+      SELECT COALESCE((SELECT started_at FROM sync_runs
+                        WHERE source = ${source} AND status = 'succeeded' AND ${MAIN_RUN}
+                        ORDER BY started_at DESC LIMIT 1), '-infinity'::timestamptz) AS at
+    ),
+    failed AS (
+      SELECT r.* FROM sync_runs r, since
+       WHERE r.source = ${source} AND r.started_at > since.at AND r.status = 'failed' AND ${MAIN_RUN}
+    )
+    SELECT (SELECT count(DISTINCT COALESCE(logical_run_id, id))::int FROM failed) AS count,
+           last.at AS "lastAt", last.error AS "lastError", last.at IS NOT NULL AS "anyFailed"
+      FROM (SELECT 1) one
+      LEFT JOIN LATERAL (SELECT COALESCE(finished_at, started_at) AS at, error FROM failed
+                          ORDER BY started_at DESC LIMIT 1) last ON true`;
   return {
-    count: Number(counted[0]?.count ?? 0),
-    last: last && { at: last.finishedAt ?? last.startedAt, message: last.error ?? 'failed without a message' },
+    count: row?.count ?? 0,
+    last: row?.anyFailed ? { at: row.lastAt!, message: row.lastError ?? 'failed without a message' } : null,
   };
 }
 
@@ -106,23 +126,20 @@ export async function failuresSinceSuccess(db: Db, source: string): Promise<Fail
  * plus those of runs still going that started before it (a run's 429s carry no time of their own).
  */
 export async function recentRateLimited(db: Db, source: string, since: Date): Promise<number> {
-  const sum = await db.syncRun.aggregate({
-    where: { source, OR: [{ startedAt: { gte: since } }, { status: { in: LIVE_STATUSES } }] },
-    _sum: { rateLimited: true },
-  });
-  return sum._sum.rateLimited ?? 0;
+  const [row] = await db.$queryRaw<{ n: number }[]>`
+    SELECT COALESCE(sum(rate_limited), 0)::int AS n FROM sync_runs
+     WHERE source = ${source} AND (started_at >= ${since} OR status = ANY(${LIVE_STATUSES}::text[]))`;
+  return row?.n ?? 0;
 }
 
 /**
- * Which rejected records are still open. Every one, for now: nothing resolves them yet. When replay marks them
- * (a `resolved_at` column), this is the one place that adds `resolvedAt: null`.
+ * The rejected records still open (resolved_at null): not resolved by a replay, by a later valid version or as gone
+ * (see "rejection / resolution" in src/types.ts).
  */
-export function openRejections(source: string): Prisma.RejectedRecordWhereInput {
-  return { source };
-}
-
-export function countOpenRejections(db: Db, source: string): Promise<number> {
-  return db.rejectedRecord.count({ where: openRejections(source) });
+export async function countOpenRejections(db: Db, source: string): Promise<number> {
+  const [row] = await db.$queryRaw<{ n: number }[]>`
+    SELECT count(*)::int AS n FROM rejected_records WHERE source = ${source} AND resolved_at IS NULL`;
+  return row?.n ?? 0;
 }
 
 /**

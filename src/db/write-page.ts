@@ -33,8 +33,9 @@ export interface WritePageResult {
 }
 
 /**
- * Writes one page of mapped rows: one statement for all vouchers (and their scan_seen keys), one for
- * all rejects. Pass a transaction client to commit the page together with the scan's checkpoint.
+ * Writes one page of mapped rows: one statement for all vouchers (and their scan_seen keys, and the open
+ * rejections of their keys that the page supersedes), one for all rejects. Pass a transaction client to commit
+ * the page together with the scan's checkpoint.
  *
  * A row PostgreSQL refuses for what it holds (a data error: see isDataError) does not fail the page: the
  * statement is retried on halves of the page, each inside a savepoint, down to the rows it refuses, which
@@ -57,6 +58,7 @@ export async function writePage(db: Db | Tx, input: WritePageInput): Promise<Wri
           runId,
           scanId,
           implausibleAfter,
+          input.stream,
         ]),
       rows.length < valid.length,
     );
@@ -225,7 +227,7 @@ async function storeRejects(query: LargeQueries, rejects: RejectedRow[], params:
 }
 
 // $1 page rows as a JSON array, $2 source, $3 run id, $4 scan id or null, $5 the time after which a stored
-// source_modified_at is implausible, or null.
+// source_modified_at is implausible, or null, $6 stream.
 // - jsonb_to_recordset reads the whole page in one call (a few per cent faster than one jsonb_to_record per
 //   element); WITH ORDINALITY numbers the rows in page order.
 // - DISTINCT ON keeps one row per key (a key twice in one page would make ON CONFLICT fail): the newest
@@ -242,6 +244,11 @@ async function storeRejects(query: LargeQueries, rejects: RejectedRow[], params:
 //   later than $5 is not trusted by any run.
 // - Inserting in key order makes concurrent writers lock rows in the same order (no deadlock).
 // - (xmax = 0) is true only for a freshly inserted row.
+// - `resolved`: a valid version of a key that the table now holds — written by this page, or stored already with
+//   the same content — supersedes the key's open rejections (resolution 'superseded', by this run). An older copy
+//   that newer-wins skipped resolves nothing. `candidates` probes the rejections' index once per key of the page
+//   (OFFSET 0 keeps each probe a parameterized index scan, whatever the planner guesses of a page's size) and
+//   usually finds none; only a key it finds is then checked against `written` and the stored row.
 const UPSERT_VOUCHERS = `
 WITH page AS (
   SELECT DISTINCT ON (r."sourceId")
@@ -293,14 +300,31 @@ written AS (
           OR v.source_modified_at > $5::timestamptz
           OR ($4::bigint IS NOT NULL
               AND NOT EXISTS (SELECT 1 FROM scan_seen s WHERE s.scan_id = $4::bigint AND s.source_id = v.source_id)))
-  RETURNING (xmax = 0) AS inserted
+  RETURNING v.source_id, (xmax = 0) AS inserted
+),
+candidates AS (
+  SELECT t.id, p."sourceId", p.content_hash, p."isDeleted"
+    FROM page p
+   CROSS JOIN LATERAL (SELECT r.id FROM rejected_records r
+                        WHERE r.source = $2 AND r.stream = $6 AND r.source_id = p."sourceId" AND r.resolved_at IS NULL
+                       OFFSET 0) t
+),
+resolved AS (
+  UPDATE rejected_records t SET resolved_at = now(), resolved_by_run_id = $3::bigint, resolution = 'superseded'
+    FROM candidates c
+   CROSS JOIN LATERAL (SELECT EXISTS (SELECT 1 FROM written w WHERE w.source_id = c."sourceId")
+                              OR EXISTS (SELECT 1 FROM vouchers o WHERE o.source = $2 AND o.source_id = c."sourceId"
+                                            AND o.content_hash = c.content_hash AND o.is_deleted = c."isDeleted") AS yes
+                       OFFSET 0) s
+   WHERE t.id = c.id AND s.yes
 )
 SELECT (count(*) FILTER (WHERE inserted))::int AS inserted,
        (count(*) FILTER (WHERE NOT inserted))::int AS updated
   FROM written`;
 
 // $1 rejects as a JSON array, $2 source, $3 stream, $4 run id. One row per distinct payload: a payload
-// seen again bumps times_seen (by how often it appears in this page) and takes the latest reason and run.
+// seen again bumps times_seen (by how often it appears in this page), takes the latest reason and run, and is open
+// again if it had been resolved (the source sends it again as it was).
 const UPSERT_REJECTS = `
 INSERT INTO rejected_records AS t (source, stream, source_id, reason, raw, raw_hash, run_id, times_seen,
        first_rejected_at, last_rejected_at)
@@ -318,4 +342,7 @@ ON CONFLICT (source, stream, raw_hash) DO UPDATE SET
        last_rejected_at = EXCLUDED.last_rejected_at,
        run_id = EXCLUDED.run_id,
        reason = EXCLUDED.reason,
-       source_id = COALESCE(EXCLUDED.source_id, t.source_id)`;
+       source_id = COALESCE(EXCLUDED.source_id, t.source_id),
+       resolved_at = NULL,
+       resolved_by_run_id = NULL,
+       resolution = NULL`;

@@ -1,3 +1,4 @@
+import type { BudgetShare } from '../sync/budget-plan.ts';
 import type { CallContext, RequestObserver } from '../types.ts';
 
 /**
@@ -10,6 +11,8 @@ export type CallOptions = CallContext;
 /** The got `context` understood by the shared HTTP client. */
 export type HttpContext = {
   observer?: RequestObserver;
+  /** Whose share of the daily budget the request takes (see src/sync/budget-plan.ts); default `bulk`. */
+  share?: BudgetShare;
   /** Statuses the caller handles itself (a 404 that means "absent", a 401 that means "log in again"): logged at debug. */
   quietStatuses?: number[];
 };

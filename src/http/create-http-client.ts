@@ -226,7 +226,8 @@ export function createHttpClient(options: HttpClientOptions): Got {
         async (request) => {
           const waitStarted = performance.now();
           try {
-            await limiter?.acquire({ signal: request.signal, maxWaitMs: http.maxInlineWaitMs });
+            const { share } = contextOf(request.context);
+            await limiter?.acquire({ signal: request.signal, maxWaitMs: http.maxInlineWaitMs, share });
           } finally {
             if (limiter) countRateLimitWait(source, (performance.now() - waitStarted) / 1000);
           }

@@ -8,12 +8,18 @@
  * Cin7 enforces 3/s, 60/min and 5000/day together, so one Lua script checks every rolling window against a
  * sliding log (a sorted set of granted requests) and records the request only when all of them allow it.
  * The script reads Redis `TIME`, so the clocks of the worker machines do not matter.
+ *
+ * The daily budget is shared (src/sync/budget-plan.ts): a request of an incremental run may take any slot of it; the
+ * others (the `bulk` share: reconciliations, backfills, side runs), logged a second time in a log of their own, at
+ * most the budget less the incremental reserve. A bulk request the budget refuses is not waited for in line: its run
+ * is put back until a chunk of its share is free again, so that it gives its queue to the incremental runs meanwhile.
  */
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Redis } from 'ioredis';
 import type { RateWindow } from '../config.ts';
 import { AbortedError, RateLimitedError } from '../errors.ts';
+import { bulkAllowance, resumeChunk, type BudgetShare } from '../sync/budget-plan.ts';
 
 const DAY_MS = 86_400_000;
 
@@ -23,36 +29,47 @@ local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 `;
 
-// Sets `wait` to the ms until every (max, window ms) pair of ARGV from index `first` on admits one more request
-// (0: they all do now), and `blocker` to the number of the pair that holds it back longest (1 for the first).
+// Sets `wait` to the ms until every (log, max, window ms, need) limit of ARGV from index `first` on admits one more
+// request (0: they all do now), and `blocker` to the number of the limit that holds it back longest (1 for the
+// first). `log` is the index in KEYS of the log it counts: 1, every request; 3, the bulk share's. A full window's
+// wait lasts until `need` of its slots are free again (1 but for the bulk share of the budget).
 const BLOCKING = (first: number) => `
 local wait, blocker = 0, 0
-for i = ${first}, #ARGV, 2 do
-  local max, window = tonumber(ARGV[i]), tonumber(ARGV[i + 1])
+for i = ${first}, #ARGV, 4 do
+  local log, max, window, need = KEYS[tonumber(ARGV[i])], tonumber(ARGV[i + 1]), tonumber(ARGV[i + 2]), tonumber(ARGV[i + 3])
   local since = string.format('(%d', now - window)
-  local used = redis.call('ZCOUNT', KEYS[1], since, '+inf')
+  local used = redis.call('ZCOUNT', log, since, '+inf')
   if used >= max then
-    local oldest = redis.call('ZRANGEBYSCORE', KEYS[1], since, '+inf', 'WITHSCORES', 'LIMIT', used - max, 1)
+    local nth = math.min(used - max + need - 1, used - 1)
+    local oldest = redis.call('ZRANGEBYSCORE', log, since, '+inf', 'WITHSCORES', 'LIMIT', nth, 1)
     local free = tonumber(oldest[2]) + window - now
-    if free > wait then wait, blocker = free, (i - ${first}) / 2 + 1 end
+    if free > wait then wait, blocker = free, (i - ${first}) / 4 + 1 end
   end
 end
 `;
 
-// KEYS: log, penalty. ARGV: member, retention ms, then pairs of (max, window ms).
-// Returns {granted, wait ms, blocking limit}: limit 0 is the penalty, i the i-th pair.
+// KEYS: log, penalty, bulk log. ARGV: member, retention ms, bulk (1 or 0), then limits of (log, max, window ms, need).
+// Returns {granted, wait ms, blocking limit}: limit 0 is the penalty, i the i-th limit. A bulk request is logged in
+// both logs.
 const ACQUIRE = `${NOW}
 local penalty = tonumber(redis.call('GET', KEYS[2]) or '0')
 if penalty > now then return {0, penalty - now, 0} end
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', string.format('%d', now - tonumber(ARGV[2])))
-${BLOCKING(3)}
+local expired = string.format('%d', now - tonumber(ARGV[2]))
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', expired)
+redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', expired)
+${BLOCKING(4)}
 if wait > 0 then return {0, wait, blocker} end
 redis.call('ZADD', KEYS[1], string.format('%d', now), ARGV[1])
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
+if ARGV[3] == '1' then
+  redis.call('ZADD', KEYS[3], string.format('%d', now), ARGV[1])
+  redis.call('PEXPIRE', KEYS[3], ARGV[2])
+end
 return {1, 0, 0}
 `;
 
-// KEYS: log. ARGV: pairs of (max, window ms). Reads only. Returns {Redis time ms, wait ms}.
+// KEYS: log, (unused), bulk log. ARGV: limits of (log, max, window ms, need). Reads only. Returns {Redis time ms,
+// wait ms}.
 const NEXT_FREE = `${NOW}
 ${BLOCKING(1)}
 return {now, wait}
@@ -66,22 +83,26 @@ if now + ms > current then redis.call('SET', KEYS[1], string.format('%d', now + 
 return 1
 `;
 
-// KEYS: log, penalty. ARGV: window ms... Returns the penalty left, then the count in each window.
+// KEYS: log, penalty, bulk log. ARGV: window ms... Returns the penalty left, the count in each window, and the bulk
+// log's count in the last window.
 const USAGE = `${NOW}
 local penalty = tonumber(redis.call('GET', KEYS[2]) or '0')
 local result = {math.max(penalty - now, 0)}
 for i = 1, #ARGV do
   result[i + 1] = redis.call('ZCOUNT', KEYS[1], string.format('(%d', now - tonumber(ARGV[i])), '+inf')
 end
+if #ARGV > 0 then
+  result[#ARGV + 2] = redis.call('ZCOUNT', KEYS[3], string.format('(%d', now - tonumber(ARGV[#ARGV])), '+inf')
+end
 return result
 `;
 
 type ScriptFn = (...args: (string | number)[]) => Promise<unknown>;
 const COMMANDS = {
-  acquire: ['voucherSyncLimiterAcquire', ACQUIRE, 2],
+  acquire: ['voucherSyncLimiterAcquire2', ACQUIRE, 3],
   penalize: ['voucherSyncLimiterPenalize', PENALIZE, 1],
-  usage: ['voucherSyncLimiterUsage', USAGE, 2],
-  nextFree: ['voucherSyncLimiterNextFree', NEXT_FREE, 1],
+  usage: ['voucherSyncLimiterUsage2', USAGE, 3],
+  nextFree: ['voucherSyncLimiterNextFree2', NEXT_FREE, 3],
 } as const;
 
 /** ioredis runs defined commands with EVALSHA and falls back to EVAL, and applies the connection's keyPrefix. */
@@ -104,6 +125,10 @@ export interface RateLimiterOptions {
   windows: RateWindow[];
   /** Requests allowed in any rolling 24 hours; null = no daily budget. */
   dailyBudget: number | null;
+  /** Requests of the daily budget only incremental requests may take (default 0). */
+  incrementalReserve?: number;
+  /** The budget's rolling window in ms (default 24 hours; shorter only in tests of the budget plan). */
+  budgetWindowMs?: number;
   /**
    * Added to every window, in ms (default 250): requests are spaced a little wider than the window so that the
    * time between taking a slot and the request reaching the server (event-loop pauses, network jitter) cannot make
@@ -118,13 +143,23 @@ export interface AcquireOptions {
   signal?: AbortSignal;
   /** Longest total wait in ms (default: no limit); a longer one throws RateLimitedError with the wait. */
   maxWaitMs?: number;
+  /**
+   * Whose share of the daily budget the request takes (default `bulk`: not the incremental reserve). A bulk request
+   * the budget refuses throws at once (RateLimitedError, reason `daily_budget`), its wait lasting until a chunk of
+   * the bulk share is free (see resumeChunk).
+   */
+  share?: BudgetShare;
 }
 
 export interface RateLimiterUsage {
   windows: { max: number; windowMs: number; used: number }[];
   /** Requests of the last rolling 24 hours; null when there is no daily budget (nothing is kept that long). */
   dailyUsed: number | null;
+  /** Of them, the bulk share's (reconciliations, backfills, side runs); null when there is no daily budget. */
+  bulkUsed: number | null;
   dailyBudget: number | null;
+  /** The budget's window in ms (24 hours but in tests). */
+  budgetWindowMs: number;
   /** How long every worker still pauses after a 429, in ms. */
   penaltyMs: number;
 }
@@ -139,46 +174,71 @@ export interface RateLimiter {
    * When every window (its margin included, as acquire counts it) and the daily budget next admit a request, by
    * Redis' clock; null when they admit one now. The pause after a 429 is apart: `usage().penaltyMs`.
    */
-  nextFreeAt(): Promise<Date | null>;
+  nextFreeAt(share?: BudgetShare): Promise<Date | null>;
 }
 
 export function createRateLimiter(options: RateLimiterOptions): RateLimiter {
   const { redis, key, windows, dailyBudget, marginMs = 250 } = options;
+  const budgetWindowMs = options.budgetWindowMs ?? DAY_MS;
   const run = scripts(redis);
   const logKey = `${key}:log`;
   const penaltyKey = `${key}:penalty`;
+  const bulkKey = `${key}:bulk`;
+  const keys = [logKey, penaltyKey, bulkKey];
+  const ALL = 1;
+  const BULK = 3;
   const limits = windows.map((w) => ({
+    log: ALL,
     max: w.max,
     windowMs: w.windowMs + marginMs,
+    need: 1,
     label: `${w.max} requests per ${w.windowMs} ms`,
   }));
-  if (dailyBudget !== null)
-    limits.push({ max: dailyBudget, windowMs: DAY_MS, label: `the daily budget of ${dailyBudget} requests` });
-  const retentionMs = Math.max(1000, ...limits.map((l) => l.windowMs));
-  const limitArgs = limits.flatMap((l) => [l.max, l.windowMs]);
-
-  const describe = (blocker: number) =>
-    blocker === 0 ? 'a pause after the source answered 429' : (limits[blocker - 1]?.label ?? 'the rate limit');
+  const retentionMs = Math.max(1000, budgetWindowMs, ...limits.map((l) => l.windowMs));
+  // The daily budget comes last: every request counts against it, and a bulk one against its share too.
+  const budget = { dailyBudget, incrementalReserve: options.incrementalReserve };
+  const allowance = bulkAllowance(budget);
+  const limitsOf = (share: BudgetShare) => {
+    if (dailyBudget === null) return limits;
+    const label = `the daily budget of ${dailyBudget} requests`;
+    const whole = { log: ALL, max: dailyBudget, windowMs: budgetWindowMs, need: 1, label };
+    if (share === 'incremental') return [...limits, whole];
+    const kept = dailyBudget - allowance!;
+    const bulkLabel = `${label} (${allowance} for reconciliations and backfills, ${kept} kept for incremental runs)`;
+    const need = resumeChunk(budget);
+    return [
+      ...limits,
+      { ...whole, need, label: bulkLabel },
+      { log: BULK, max: allowance!, windowMs: budgetWindowMs, need, label: bulkLabel },
+    ];
+  };
+  const argsOf = (share: BudgetShare) => limitsOf(share).flatMap((l) => [l.log, l.max, l.windowMs, l.need]);
 
   return {
-    async acquire({ signal, maxWaitMs = Number.POSITIVE_INFINITY } = {}) {
+    async acquire({ signal, maxWaitMs = Number.POSITIVE_INFINITY, share = 'bulk' } = {}) {
       const started = Date.now();
+      const shareLimits = limitsOf(share);
+      const limitArgs = argsOf(share);
+      const describe = (blocker: number) =>
+        blocker === 0 ? 'a pause after the source answered 429' : (shareLimits[blocker - 1]?.label ?? 'the rate limit');
       for (;;) {
         if (signal?.aborted) throw new AbortedError('Stopped waiting for a rate-limit slot', { cause: signal.reason });
         const [granted, wait, blocker] = (await run.acquire(
-          logKey,
-          penaltyKey,
+          ...keys,
           randomUUID(),
           retentionMs,
+          share === 'bulk' ? 1 : 0,
           ...limitArgs,
         )) as number[];
         if (granted === 1) return;
         const waitMs = wait ?? 0;
-        if (Date.now() - started + waitMs > maxWaitMs) {
+        const byBudget = dailyBudget !== null && (blocker ?? 0) > limits.length;
+        // A bulk run waiting in line for the budget would hold its source's queue, and the incremental runs with it.
+        if (Date.now() - started + waitMs > maxWaitMs || (byBudget && share === 'bulk')) {
           throw new RateLimitedError(
             `Rate limit ${key}: ${describe(blocker ?? -1)} allows the next request in ${waitMs} ms`,
             waitMs,
-            { reason: dailyBudget !== null && blocker === limits.length ? 'daily_budget' : 'rate_limit' },
+            { reason: byBudget ? 'daily_budget' : 'rate_limit' },
           );
         }
         try {
@@ -195,18 +255,20 @@ export function createRateLimiter(options: RateLimiterOptions): RateLimiter {
 
     async usage() {
       const windowArgs = windows.map((w) => w.windowMs);
-      if (dailyBudget !== null) windowArgs.push(DAY_MS);
-      const [penaltyMs = 0, ...counts] = (await run.usage(logKey, penaltyKey, ...windowArgs)) as number[];
+      if (dailyBudget !== null) windowArgs.push(budgetWindowMs);
+      const [penaltyMs = 0, ...counts] = (await run.usage(...keys, ...windowArgs)) as number[];
       return {
         windows: windows.map((w, i) => ({ max: w.max, windowMs: w.windowMs, used: counts[i] ?? 0 })),
         dailyUsed: dailyBudget === null ? null : (counts[windows.length] ?? 0),
+        bulkUsed: dailyBudget === null ? null : (counts[windows.length + 1] ?? 0),
         dailyBudget,
+        budgetWindowMs,
         penaltyMs,
       };
     },
 
-    async nextFreeAt() {
-      const [now = 0, wait = 0] = (await run.nextFree(logKey, ...limitArgs)) as number[];
+    async nextFreeAt(share = 'incremental') {
+      const [now = 0, wait = 0] = (await run.nextFree(...keys, ...argsOf(share))) as number[];
       return wait > 0 ? new Date(now + wait) : null;
     },
   };

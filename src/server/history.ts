@@ -139,7 +139,7 @@ export async function readHistory(options: ReadHistoryOptions): Promise<History>
     ),
     readHourlyRequests(query, names, new Date(from.getTime() - 23 * HOUR_MS), now),
     readRecentRuns(query, now),
-    readRejected(db, names),
+    readRejected(query, names),
   ]);
   return {
     at: now.toISOString(),
@@ -277,10 +277,10 @@ async function readRecentRuns(query: LargeQueries, now: Date): Promise<RecentRun
   }));
 }
 
-async function readRejected(db: Db, names: string[]): Promise<RejectedRecordSummary[]> {
-  const rows = await readRejectedRows(db, names, LISTED);
+async function readRejected(query: LargeQueries, names: string[]): Promise<RejectedRecordSummary[]> {
+  const rows = await readRejectedRows(query, names, LISTED);
   return rows.map((r) => ({
-    id: r.id.toString(),
+    id: r.id,
     source: r.source,
     stream: r.stream,
     // A Cin7 voucher's id is its code, which a person typed: it could be an e-mail address.

@@ -53,6 +53,11 @@ function formatSource(s: SourceStatus, now: Date): string {
     s.stale ? '  STALE' : ''
   }`;
   const lines: [string, string][] = [];
+  if (s.paused)
+    lines.push([
+      'paused',
+      `since ${time(s.paused.since)} (${ago(s.paused.since, now)} ago)${s.paused.by ? ` by ${s.paused.by}` : ''}: scheduled runs are skipped until voucher-sync resume --source ${s.source}`,
+    ]);
   lines.push([
     'last success',
     s.lastSuccessAt === null ? 'never' : `${time(s.lastSuccessAt)} (${ago(s.lastSuccessAt, now)} ago)`,
@@ -75,9 +80,10 @@ function formatSource(s: SourceStatus, now: Date): string {
     const share = s.budget.limit > 0 ? Math.round((s.budget.used / s.budget.limit) * 100) : 0;
     lines.push([
       'daily budget',
-      `${number(s.budget.used)} of ${number(s.budget.limit)} in the last ${s.budget.windowSeconds / 3600} hours (${share} %)`,
+      `${number(s.budget.used)} of ${number(s.budget.limit)} in the last ${s.budget.windowSeconds === 86_400 ? '24 hours' : formatDuration(s.budget.windowSeconds)} (${share} %)`,
     ]);
   }
+  if (s.plan) lines.push(['budget plan', formatPlan(s.plan, now)]);
   lines.push(['429s', `${number(s.recent429)} in the last hour`]);
   lines.push([
     'failures',
@@ -97,6 +103,19 @@ function formatRun(run: NonNullable<SourceStatus['run']>): string {
   const rate = run.rate === null ? '' : `, ${run.rate.toFixed(1)}/s`;
   const eta = run.etaSeconds === null ? '' : `, ETA ${formatDuration(run.etaSeconds)}`;
   return `${run.mode} since ${time(run.startedAt)}: ${number(run.pages)} pages, ${records}, ${number(run.requests)} requests${rate}${eta}`;
+}
+
+/**
+ * "full needs ~4,001 requests; 3,900 allowed now, 4,424 per 1d (576 kept for incremental runs); done by
+ * 2026-12-03 03:10:00Z (in 1d 2h)"
+ */
+function formatPlan(plan: NonNullable<SourceStatus['plan']>, now: Date): string {
+  const per = formatDuration(plan.windowSeconds);
+  const allowed = `${number(plan.allowedNow)} allowed now, ${number(plan.allowedPerWindow)} per ${per} (${number(plan.reserve)} kept for incremental runs)`;
+  if (plan.scans.length === 0) return `nothing pending; reconciliations and backfills: ${allowed}`;
+  const needs = plan.scans.map((scan) => `${scan.mode} needs ~${number(scan.requests)} requests`).join(', ');
+  const done = plan.expectedCompletionAt === null ? '' : `; done by ${until(plan.expectedCompletionAt, now)}`;
+  return `${needs}; ${allowed}${done}`;
 }
 
 const REASONS: Record<string, string> = {

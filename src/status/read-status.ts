@@ -3,7 +3,7 @@
  * the Prometheus gauges and the alerts. It reads Postgres and Redis only — never a service process — so it answers
  * the same while the service is down, and says so (no heartbeat: `serviceUp` false).
  *
- * One state per source, the first that applies: paused (its queue is paused), running (a run is reading), waiting
+ * One state per source, the first that applies: paused (by `voucher-sync pause`, or its queue is paused), running (a run is reading), waiting
  * (a run exists but a rate limit, the daily budget or another run holds it back), failing (failed runs since the
  * last success), idle.
  */
@@ -29,7 +29,10 @@ import {
   type Failures,
   type LedgerRow,
 } from '../db/status-reads.ts';
+import { readPause } from '../db/source-control.ts';
 import { scheduleIntervalMs } from './schedule-interval.ts';
+import { pendingScans } from '../db/budget-reads.ts';
+import { planBudget } from '../sync/budget-plan.ts';
 import type { RunProgress, SourceState, SourceStatus, StatusReport, WaitingReason } from './types.ts';
 
 export interface StatusDeps {
@@ -40,7 +43,6 @@ export interface StatusDeps {
   now?: Date;
 }
 
-const DAY_MS = 86_400_000;
 const WAITING_REASONS: readonly string[] = ['rate_limit', 'daily_budget', 'source_busy'] satisfies WaitingReason[];
 
 export async function readStatus(deps: StatusDeps): Promise<StatusReport> {
@@ -64,6 +66,8 @@ interface RedisSide {
   budgetFreeAt: Date | null;
   /** What a job held back says it waits for (its BullMQ progress, see jobs/steer-error.ts), while still ahead. */
   jobWaiting: SourceStatus['waiting'];
+  /** The modes of the source's jobs not finished (the first few), for the budget plan. */
+  queuedModes: string[];
 }
 
 async function readSource(deps: StatusDeps, source: (typeof sources)[number], now: Date): Promise<SourceStatus> {
@@ -71,7 +75,7 @@ async function readSource(deps: StatusDeps, source: (typeof sources)[number], no
   const section: unknown = sectionOf(deps.config, source);
   const settings: SourceSettings | null = section === null ? null : source.settings(section);
   const { db } = deps;
-  const [redisSide, live, latest, streams, failures, recent429, rejectedOpen] = await Promise.all([
+  const [redisSide, live, latest, streams, failures, recent429, rejectedOpen, pause] = await Promise.all([
     readRedisSide(deps, name, settings),
     liveRows(db, name),
     latestRow(db, name),
@@ -79,6 +83,7 @@ async function readSource(deps: StatusDeps, source: (typeof sources)[number], no
     failuresSinceSuccess(db, name),
     recentRateLimited(db, name, new Date(now.getTime() - 3_600_000)),
     countOpenRejections(db, name),
+    readPause(db, name),
   ]);
   const freshFrom = oldest(streams.map((s) => s.freshFrom));
   const lastSuccess = oldest(streams.map((s) => s.lastSuccessAt));
@@ -95,10 +100,26 @@ async function readSource(deps: StatusDeps, source: (typeof sources)[number], no
     interval === null || interval === undefined
       ? null
       : Math.round((interval + deps.config.alerts.staleMarginMs) / 1000);
+  const plan =
+    settings &&
+    planBudget({
+      pending: await pendingScans(db, name, redisSide.queuedModes),
+      limits: settings.limits,
+      usedInWindow: redisSide.usage?.dailyUsed ?? 0,
+      bulkUsedInWindow: redisSide.usage?.bulkUsed ?? 0,
+      requestsPerSecond: sustainedRate(settings.limits.windows),
+      now,
+    });
   return {
     source: name,
     configured: section !== null,
-    state: stateOf({ paused: redisSide.paused, reading: current?.status === 'running', waiting, failures }),
+    state: stateOf({
+      paused: pause !== null || redisSide.paused,
+      reading: current?.status === 'running',
+      waiting,
+      failures,
+    }),
+    paused: pause && { since: pause.since.toISOString(), by: pause.by },
     lastSuccessAt: lastSuccess?.toISOString() ?? null,
     freshnessSeconds,
     // A source never synced holds data of unknown age: stale, once it is expected to run at all.
@@ -110,6 +131,7 @@ async function readSource(deps: StatusDeps, source: (typeof sources)[number], no
     queue: redisSide.counts,
     rejectedOpen,
     ...usageOf(redisSide.usage),
+    plan,
     recent429,
     consecutiveFailures: failures.count,
     lastError: failures.last && {
@@ -144,7 +166,7 @@ function usageOf(usage: RateLimiterUsage | null): Pick<SourceStatus, 'limits' | 
     budget:
       usage?.dailyBudget === null || usage?.dailyBudget === undefined
         ? null
-        : { used: usage.dailyUsed ?? 0, limit: usage.dailyBudget, windowSeconds: DAY_MS / 1000 },
+        : { used: usage.dailyUsed ?? 0, limit: usage.dailyBudget, windowSeconds: usage.budgetWindowMs / 1000 },
   };
 }
 
@@ -183,6 +205,8 @@ async function readRedisSide(deps: StatusDeps, name: string, settings: SourceSet
       key: `${config.jobs.prefix}:limiter:${name}`,
       windows: settings.limits.windows,
       dailyBudget: settings.limits.dailyBudget,
+      incrementalReserve: settings.limits.incrementalReserve,
+      budgetWindowMs: settings.limits.budgetWindowMs,
     });
   const [paused, counts, schedulers, queueHeldMs, usage, jobs] = await Promise.all([
     queue.isPaused(),
@@ -219,6 +243,7 @@ async function readRedisSide(deps: StatusDeps, name: string, settings: SourceSet
     // to say (its windows, as acquire counts them).
     budgetFreeAt: spent && limiter ? await limiter.nextFreeAt() : null,
     jobWaiting,
+    queuedModes: jobs.flatMap((job) => (job ? [(job.data as { mode?: string } | undefined)?.mode ?? ''] : [])),
   };
 }
 

@@ -3,6 +3,8 @@
  * dashboards read them (documented in docs/status.md). Times are ISO 8601 UTC strings, durations in seconds.
  */
 
+import type { BudgetPlan } from '../sync/budget-plan.ts';
+
 /** One state per source, the first that applies. */
 export type SourceState = 'paused' | 'running' | 'waiting' | 'failing' | 'idle';
 
@@ -38,6 +40,11 @@ export interface SourceStatus {
   /** Whether its credentials are set: a source that is not configured is listed, with state idle. */
   configured: boolean;
   state: SourceState;
+  /**
+   * Paused by `voucher-sync pause` (kept in Postgres): since when, and by whom (null when unknown). Null when it is not.
+   * Its scheduled runs are skipped; a run under way when it was paused goes on to its end.
+   */
+  paused: { since: string; by: string | null } | null;
   lastSuccessAt: string | null;
   /** Age of the newest change we can be sure to hold: time since the last successful incremental run began. */
   freshnessSeconds: number | null;
@@ -55,6 +62,11 @@ export interface SourceStatus {
   rejectedOpen: number;
   limits: LimitUsage[];
   budget: { used: number; limit: number; windowSeconds: number } | null;
+  /**
+   * The budget plan (src/sync/budget-plan.ts): what the pending reconciliations and backfills need, what the budget
+   * allows them, when they should be done; null when the source has no daily budget.
+   */
+  plan: BudgetPlan | null;
   /** 429 responses in the last hour. */
   recent429: number;
   consecutiveFailures: number;

@@ -8,7 +8,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Db } from '../db/client.ts';
 import { recordPage, runCounters } from '../db/ledger.ts';
-import { saveProgress, type ScanState, type StreamState } from '../db/stream-state.ts';
+import { saveScanProgress, type ScanState, type StreamState } from '../db/stream-state.ts';
 import type { Logger } from '../logger.ts';
 import type { Clock, Json, ScanContext, StreamDefinition, SyncMode } from '../types.ts';
 import { raiseHighMark } from './cursor.ts';
@@ -46,7 +46,8 @@ export interface SlicingRun {
 
 /**
  * What a plan says of the scan's size: a plan of offset ranges (CareCloud's `{start, end}`, the last open-ended)
- * covers about one slice more than its last start. Windows of cursors (Cin7) say nothing of their size: null.
+ * covers about one slice more than its last start, less the first start (a backfill's plan starts inside the list).
+ * Windows of cursors (Cin7) say nothing of their size: null.
  */
 export function planEstimate(slices: Json[]): number | null {
   const ranges = slices.map((slice) => {
@@ -59,7 +60,8 @@ export function planEstimate(slices: Json[]): number | null {
   if (ranges.length === 0 || ranges.some((r) => r === null)) return null;
   const sizes = ranges.flatMap((r) => (r!.end === null ? [] : [r!.end - r!.start]));
   const last = ranges[ranges.length - 1]!;
-  return last.end ?? last.start + (sizes.length > 0 ? Math.max(...sizes) : 0);
+  // A backfill's plan covers a part of the list: from its first start, not from 0.
+  return (last.end ?? last.start + (sizes.length > 0 ? Math.max(...sizes) : 0)) - ranges[0]!.start;
 }
 
 /**
@@ -78,13 +80,14 @@ export async function readSlices<Client>(
   // A first backfill is split too; an account that is still empty after a run is not backfilled again
   // (its idle incremental run stays one request).
   const backfill = context.watermark === null && run.state.lastSuccessAt === null;
-  if (!stream.planSlices || !stream.scanSlice || (mode !== 'full' && !backfill)) return;
+  // A backfill of a range is always read in slices (its plan finds the range: runSync checks the stream can).
+  if (!stream.planSlices || !stream.scanSlice || (mode === 'incremental' && !backfill)) return;
   // Fenced as a page is: a run that a later run superseded must not overwrite the scan's progress.
   const save = () =>
     db.$transaction(async (tx) => {
       const now = clock.now();
       await recordPage(tx, run.runId, now);
-      await saveProgress(tx, source, stream.name, { ...run.state.progress, [mode]: scan }, now);
+      await saveScanProgress(tx, source, stream.name, mode, scan, now);
     });
   if (scan.slices === undefined) {
     scan.slices = await stream.planSlices(context);

@@ -18,6 +18,7 @@ import {
 } from '../types.ts';
 import { highestCursor, raiseHighMark } from './cursor.ts';
 import { commitPages } from './page-loop.ts';
+import { shareOfMode } from './budget-plan.ts';
 
 /** What a finished slice reports to the run that planned it. */
 export interface SliceResult {
@@ -88,7 +89,7 @@ export async function runSlice<Client>(options: RunSliceOptions<Client>): Promis
       lookbackMs: options.lookbackMs,
       now: clock.now(),
       progress: options.resume?.progress ?? null,
-      call: { signal: options.signal, observer },
+      call: { signal: options.signal, observer, share: shareOfMode(task.mode) },
       logger: options.logger,
     },
     task.slice,

@@ -8,7 +8,7 @@
  * the scan completes, and never past what was seen. The caller must hold the source's lock (see
  * src/db/source-lock.ts).
  */
-import { AbortedError, RateLimitedError } from '../errors.ts';
+import { AbortedError, CancelledError, FatalSourceError, RateLimitedError } from '../errors.ts';
 import type { Logger } from '../logger.ts';
 import type { Db } from '../db/client.ts';
 import {
@@ -23,11 +23,12 @@ import {
   supersededError,
 } from '../db/ledger.ts';
 import { remapIfMappingChanged } from '../db/remap-rows.ts';
-import { completeScan, loadState, saveProgress, type ScanState } from '../db/stream-state.ts';
+import { clearScanProgress, completeScan, loadState, saveScanProgress, type ScanState } from '../db/stream-state.ts';
 import { clearScan, countScanSeen } from '../db/vanished.ts';
 import {
   emptyCounters,
   systemClock,
+  type BackfillRange,
   type Clock,
   type RequestObserver,
   type RunCounters,
@@ -45,6 +46,8 @@ import { createProgressLog } from './progress-log.ts';
 import { sustainedRate } from '../status/eta.ts';
 import { totalWarning } from './total-check.ts';
 import { describeWait, waitingReasonOf } from './waiting.ts';
+import { shareOfMode } from './budget-plan.ts';
+import { rangeData, sameBackfill } from './backfill-range.ts';
 
 export interface RunSyncOptions<Client> {
   source: string;
@@ -62,6 +65,8 @@ export interface RunSyncOptions<Client> {
   worker?: string;
   /** Where the slices of a split scan are read (default: in this process, one after another). */
   slices?: SliceDispatcher;
+  /** The range of a `backfill` run (required in that mode): see src/sync/backfill-range.ts. */
+  range?: BackfillRange;
 }
 
 export interface RunResult {
@@ -84,7 +89,9 @@ export async function runSync<Client>(options: RunSyncOptions<Client>): Promise<
   const abandoned = await abandonRunning(db, source, stream.name, started);
   await closeWaiting(db, source, stream.name);
   const state = await loadState(db, source, stream.name);
-  const resumed = state.progress[mode];
+  const range = mode === 'backfill' ? backfillRange(options) : undefined;
+  // A backfill resumes only the scan of its own range; one of another range is replaced.
+  const resumed = range ? sameBackfill(state.progress.backfill, range) : state.progress[mode];
   const { runId, logicalRunId } = await startRun(db, {
     source,
     stream: stream.name,
@@ -109,14 +116,15 @@ export async function runSync<Client>(options: RunSyncOptions<Client>): Promise<
     highMark: null,
     scanId: String(runId),
     startedAt: started.toISOString(),
+    ...(range ? { range: rangeData(range) } : {}),
   };
   const run: SlicingRun = { runId, scan, state, logger, sliced: false };
-  const call = { signal: options.signal, observer };
+  const call = { signal: options.signal, observer, share: shareOfMode(mode) };
   try {
     // The scan names the row that owns it from the start, so that the job's next row continues this logical run
     // even when this one waits before its first page (see startRun).
     scan.runId = String(runId);
-    await db.$transaction((tx) => saveProgress(tx, source, stream.name, { ...state.progress, [mode]: scan }, started));
+    await db.$transaction((tx) => saveScanProgress(tx, source, stream.name, mode, scan, started));
     const continued = logicalRunId !== runId;
     logger.info(
       {
@@ -150,6 +158,7 @@ export async function runSync<Client>(options: RunSyncOptions<Client>): Promise<
       lookbackMs: options.settings.lookbackMs,
       now: started,
       progress: resumed ? resumed.scan : null,
+      ...(range ? { range } : {}),
       call,
       logger,
     };
@@ -174,7 +183,7 @@ export async function runSync<Client>(options: RunSyncOptions<Client>): Promise<
             }
           }
           scan.highMark = raiseHighMark(scan.highMark, highestCursor(rows, stream.cursorField));
-          await saveProgress(tx, source, stream.name, { ...state.progress, [mode]: scan }, now);
+          await saveScanProgress(tx, source, stream.name, mode, scan, now);
           await recordPage(tx, runId, now, counters);
         },
         committed: async () => progress.page(counters),
@@ -208,27 +217,32 @@ export async function runSync<Client>(options: RunSyncOptions<Client>): Promise<
     // deletions above it pull newer records down into the pages it has still to read, while the changes made
     // meanwhile above that position are never read — so the newest cursor it sees says nothing of what it missed.
     const resumedScan = scan.scanId !== String(runId);
-    const watermarkAfter = nextWatermark(
-      state.watermark,
-      scan.highMark,
-      new Date(scan.startedAt),
-      run.sliced || resumedScan ? 0 : undefined,
-    );
+    // A backfill moves no watermark: the next incremental run goes on from where the last one left it.
+    const watermarkAfter = range
+      ? state.watermark
+      : nextWatermark(
+          state.watermark,
+          scan.highMark,
+          new Date(scan.startedAt),
+          run.sliced || resumedScan ? 0 : undefined,
+        );
     await db.$transaction(async (tx) => {
-      const { [mode]: _finished, ...others } = state.progress;
       const now = clock.now();
       const fullScanStartedAt = mode === 'full' ? new Date(scan.startedAt) : undefined;
-      await completeScan(tx, {
-        source,
-        stream: stream.name,
-        runId,
-        watermark: watermarkAfter,
-        progress: others,
-        fullScanStartedAt,
-        now,
-      });
-      if (!(await finishRun(tx, runId, 'succeeded', counters, now, { watermarkAfter, warnings, add: run.sliced })))
-        throw supersededError(runId);
+      // Nor does it count as a success of the stream (`last_success_at`): only its saved scan goes.
+      if (range) await clearScanProgress(tx, source, stream.name, mode, now);
+      else
+        await completeScan(tx, {
+          source,
+          stream: stream.name,
+          mode,
+          runId,
+          watermark: watermarkAfter,
+          fullScanStartedAt,
+          now,
+        });
+      const ended = { watermarkAfter: range ? undefined : watermarkAfter, warnings, add: run.sliced };
+      if (!(await finishRun(tx, runId, 'succeeded', counters, now, ended))) throw supersededError(runId);
     });
     if (run.sliced) Object.assign(counters, await runCounters(db, runId));
     if (mode === 'full') await clearScan(db, BigInt(scan.scanId));
@@ -255,7 +269,9 @@ export async function runSync<Client>(options: RunSyncOptions<Client>): Promise<
     const interrupted = error instanceof AbortedError || options.signal?.aborted === true;
     const reason = options.signal?.reason instanceof AbortedError ? options.signal.reason : error;
     const message = reason instanceof Error ? reason.message : String(reason);
-    const status = waiting ? 'waiting' : interrupted ? 'interrupted' : 'failed';
+    // Cancelled by an operator: stopped at a page boundary like an interruption, and the next run resumes the scan.
+    const cancelled = reason instanceof CancelledError;
+    const status = waiting ? 'waiting' : cancelled ? 'cancelled' : interrupted ? 'interrupted' : 'failed';
     await finishRun(db, runId, status, counters, now, {
       error: waiting ? `${describeWait(waiting.reason, waiting.until)}: ${message}` : message,
       add: run.sliced,
@@ -266,6 +282,7 @@ export async function runSync<Client>(options: RunSyncOptions<Client>): Promise<
         { waitingReason: waiting.reason, waitingUntil: waiting.until, reason: message, ...counters },
         `run ${describeWait(waiting.reason, waiting.until)}; the scan resumes then`,
       );
+    else if (cancelled) logger.info({ reason: message, ...counters }, 'run cancelled; the next run resumes the scan');
     else
       logger[interrupted ? 'warn' : 'error'](
         { err: error, ...counters },
@@ -273,6 +290,16 @@ export async function runSync<Client>(options: RunSyncOptions<Client>): Promise<
       );
     throw error;
   }
+}
+
+/** A backfill's range, and a stream that can read one (in slices: src/sync/read-slices.ts). */
+function backfillRange<Client>(options: RunSyncOptions<Client>): BackfillRange {
+  if (!options.range) throw new FatalSourceError(`a backfill of ${options.source} needs a range`);
+  if (!options.stream.planSlices || !options.stream.scanSlice)
+    throw new FatalSourceError(
+      `${options.source}/${options.stream.name} cannot backfill a range (it cannot be sliced)`,
+    );
+  return options.range;
 }
 
 /** The row that owned a saved scan (older saved states may not name one). */

@@ -95,6 +95,7 @@ describe('migrate', () => {
       'public.installation',
       'public.rejected_records',
       'public.scan_seen',
+      'public.source_controls',
       'public.sync_runs',
       'public.sync_state',
       'public.vouchers',

@@ -148,6 +148,7 @@ describe('schema.prisma and the migrated database', () => {
       'Installation',
       'RejectedRecord',
       'ScanSeen',
+      'SourceControl',
       'SyncRun',
       'SyncState',
       'Voucher',

@@ -46,7 +46,10 @@ describe('one QUEUE_PREFIX, two databases', () => {
 
       // `npm run sync` against the other database: refused before it queues anything, and it never reports a run.
       const before = await h.db.syncRun.count();
-      const run = await runCommand('src/cli/main.ts', ['sync', '--source', 'all'], { ...h.env, DATABASE_URL: other.url });
+      const run = await runCommand('src/cli/main.ts', ['sync', '--source', 'all'], {
+        ...h.env,
+        DATABASE_URL: other.url,
+      });
       expect(run.code).toBe(1);
       expect(run.stderr.trim().split('\n')).toHaveLength(1);
       expect(run.stderr).toContain(`QUEUE_PREFIX "${h.prefix}"`);

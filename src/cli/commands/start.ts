@@ -6,10 +6,14 @@ import { Option, type Command } from 'commander';
 import { loadConfig, loadDotEnv } from '../../config.ts';
 import { migrate } from '../../db/migrate.ts';
 import { createLogger } from '../../logger.ts';
+import { redisUrlForDisplay, waitForRedis } from '../../../jobs/queues.ts';
 import { startService, stopOnSignals } from '../../../jobs/service.ts';
 import { act } from '../command-kit.ts';
 
 type Role = 'all' | 'worker' | 'scheduler';
+
+/** How long `start` waits for Redis before it gives up. */
+export const REDIS_STARTUP_WAIT_MS = 60_000;
 
 export function register(program: Command): void {
   program
@@ -28,6 +32,13 @@ async function start(role: Role): Promise<void> {
   const config = loadConfig();
   const logger = createLogger(config.logLevel, undefined, { format: config.logFormat });
   await migrate(config.databaseUrl.reveal(), { logger });
+  // A minute, then one line and exit 1: under compose or Kubernetes the restart policy takes it from there, and by
+  // hand a wrong REDIS_URL is said rather than retried for ever.
+  await waitForRedis(config.redisUrl.reveal(), {
+    timeoutMs: REDIS_STARTUP_WAIT_MS,
+    onFirstFailure: (reason) =>
+      logger.warn({ redis: redisUrlForDisplay(config.redisUrl.reveal()), reason }, 'waiting for Redis (REDIS_URL)'),
+  });
   const service = await startService(config, logger, {
     workers: role !== 'scheduler',
     schedulers: role !== 'worker',

@@ -92,6 +92,11 @@ function runText(run) {
 
 function sourceFacts(s, now) {
   const facts = [];
+  if (s.paused)
+    facts.push([
+      'paused',
+      `since ${time(s.paused.since)} (${ago(s.paused.since, now)} ago)${s.paused.by ? ` by ${s.paused.by}` : ''}: scheduled runs are skipped until voucher-sync resume`,
+    ]);
   facts.push([
     'last success',
     s.lastSuccessAt === null ? 'never' : `${time(s.lastSuccessAt)} (${ago(s.lastSuccessAt, now)} ago)`,
@@ -120,6 +125,7 @@ function sourceFacts(s, now) {
       `${number(s.budget.used)} of ${number(s.budget.limit)} in the last ${duration(s.budget.windowSeconds)} (${share} %)`,
     ]);
   }
+  if (s.plan) facts.push(['budget plan', planText(s.plan, now)]);
   facts.push(['429s', `${number(s.recent429)} in the last hour`]);
   facts.push([
     'failures',
@@ -128,6 +134,15 @@ function sourceFacts(s, now) {
       : `${s.consecutiveFailures} in a row${s.lastError ? `; last at ${time(s.lastError.at)}: ${s.lastError.message}` : ''}`,
   ]);
   return facts;
+}
+
+/** The budget plan, as `voucher-sync status` words it (src/status/format-status.ts). */
+function planText(plan, now) {
+  const allowed = `${number(plan.allowedNow)} allowed now, ${number(plan.allowedPerWindow)} per ${duration(plan.windowSeconds)} (${number(plan.reserve)} kept for incremental runs)`;
+  if (plan.scans.length === 0) return `nothing pending; reconciliations and backfills: ${allowed}`;
+  const needs = plan.scans.map((scan) => `${scan.mode} needs ~${number(scan.requests)} requests`).join(', ');
+  const done = plan.expectedCompletionAt === null ? '' : `; done by ${until(plan.expectedCompletionAt, now)}`;
+  return `${needs}; ${allowed}${done}`;
 }
 
 function renderSources(report) {

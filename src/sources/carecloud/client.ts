@@ -30,11 +30,12 @@ export interface CareCloudClient {
   listVouchers(params: CareCloudListParams, call?: CallOptions): Promise<CareCloudVoucherPage>;
   /** null when CareCloud answers 404. */
   getVoucher(id: string, call?: CallOptions): Promise<unknown>;
+  /** One customer's vouchers; null when CareCloud answers 404 (it knows no such customer). */
   listCustomerVouchers(
     customerId: string,
     params: CareCloudListParams,
     call?: CallOptions,
-  ): Promise<CareCloudVoucherPage>;
+  ): Promise<CareCloudVoucherPage | null>;
 }
 
 export interface CareCloudClientDependencies extends ClientDependencies {
@@ -90,7 +91,7 @@ export function createCareCloudClient(config: CareCloudConfig, deps: CareCloudCl
           searchParams,
           headers: { authorization: `Bearer ${token}` },
           signal: call.signal,
-          context: { observer: call.observer, quietStatuses: [401, ...quiet] } satisfies HttpContext,
+          context: { observer: call.observer, share: call.share, quietStatuses: [401, ...quiet] } satisfies HttpContext,
         })
       ).body;
     const token = await session.token(call);
@@ -134,10 +135,14 @@ export function createCareCloudClient(config: CareCloudConfig, deps: CareCloudCl
     },
 
     async listCustomerVouchers(customerId, params, call = {}) {
-      return toPage(
-        await get(`customers/${encodeURIComponent(customerId)}/vouchers`, params, call),
-        'GET customers/{id}/vouchers',
-      );
+      let body: unknown;
+      try {
+        body = await get(`customers/${encodeURIComponent(customerId)}/vouchers`, params, call, [404]);
+      } catch (error) {
+        if (error instanceof FatalSourceError && error.status === 404) return null;
+        throw error;
+      }
+      return toPage(body, 'GET customers/{id}/vouchers');
     },
   };
 }

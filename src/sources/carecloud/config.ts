@@ -1,6 +1,7 @@
 /** CareCloud's settings: its variables, secrets and credentials, and its section of the config. */
 import * as field from '../../config-fields.ts';
 import { Secret, type CommonSourceConfig, type Schedule } from '../../config-fields.ts';
+import { budgetProblems, budgetSettings } from '../../sync/budget-config.ts';
 
 export interface CareCloudConfig extends CommonSourceConfig {
   baseUrl: string;
@@ -37,6 +38,10 @@ export const careCloudConfig = field.defineSourceConfig({
       { max: 120, windowMs: 60_000 },
     ]),
     CARECLOUD_DAILY_BUDGET: field.budget.default(null),
+    // Default: enough for CARECLOUD_SCHEDULE (see defaultIncrementalReserve).
+    CARECLOUD_INCREMENTAL_RESERVE: field.int(0, 10_000_000).optional(),
+    // For tests of the budget plan only.
+    CARECLOUD_BUDGET_WINDOW: field.duration.default(86_400_000),
     CARECLOUD_CONFIRM_MAX: field.int(0, 100_000).default(100),
   },
   secrets: ['CARECLOUD_PASSWORD', 'CARECLOUD_APP_ID'],
@@ -49,10 +54,19 @@ export const careCloudConfig = field.defineSourceConfig({
   ],
   check(values, env) {
     const { CARECLOUD_RECONCILE_SCHEDULE: reconcile, CARECLOUD_FULL_SCHEDULE: full } = values;
-    if (reconcile === undefined || full === undefined || JSON.stringify(reconcile) === JSON.stringify(full)) return [];
+    const budget = budgetProblems(
+      'CARECLOUD',
+      values.CARECLOUD_DAILY_BUDGET,
+      values.CARECLOUD_INCREMENTAL_RESERVE,
+      values.CARECLOUD_BUDGET_WINDOW,
+      env,
+    );
+    if (reconcile === undefined || full === undefined || JSON.stringify(reconcile) === JSON.stringify(full))
+      return budget;
     const got = `got "${env.CARECLOUD_RECONCILE_SCHEDULE}" and "${env.CARECLOUD_FULL_SCHEDULE}"`;
     return [
       `CARECLOUD_RECONCILE_SCHEDULE, CARECLOUD_FULL_SCHEDULE must not differ: the second is the old name of the first (${got})`,
+      ...budget,
     ];
   },
   section: (e): CareCloudConfig => ({
@@ -68,7 +82,17 @@ export const careCloudConfig = field.defineSourceConfig({
     schedule: e.CARECLOUD_SCHEDULE,
     // CARECLOUD_FULL_SCHEDULE is the old name of CARECLOUD_RECONCILE_SCHEDULE (check: they may not differ).
     reconcileSchedule: e.CARECLOUD_RECONCILE_SCHEDULE ?? e.CARECLOUD_FULL_SCHEDULE ?? RECONCILE_SCHEDULE,
-    limits: { windows: e.CARECLOUD_RATE_LIMIT, dailyBudget: e.CARECLOUD_DAILY_BUDGET },
+    limits: {
+      windows: e.CARECLOUD_RATE_LIMIT,
+      dailyBudget: e.CARECLOUD_DAILY_BUDGET,
+      ...budgetSettings(
+        e.CARECLOUD_SCHEDULE,
+        e.CARECLOUD_DAILY_BUDGET,
+        e.CARECLOUD_INCREMENTAL_RESERVE,
+        e.CARECLOUD_BUDGET_WINDOW,
+      ),
+      recordsPerRequest: e.CARECLOUD_PAGE_SIZE,
+    },
     confirmMax: e.CARECLOUD_CONFIRM_MAX,
   }),
 });

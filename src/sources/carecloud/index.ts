@@ -2,6 +2,7 @@ import type { SourceDefinition } from '../../types.ts';
 import { createCareCloudClient, type CareCloudClient } from './client.ts';
 import { careCloudConfig, type CareCloudConfig } from './config.ts';
 import { careCloudFake } from './fake.ts';
+import { careCloudRefetch } from './refetch.ts';
 import { createCareCloudVouchers } from './vouchers.ts';
 
 declare module '../../config.ts' {
@@ -21,5 +22,6 @@ export const carecloud = {
     schedules: { incremental: section.schedule, full: section.reconcileSchedule },
   }),
   createClient: (section, deps) => createCareCloudClient(section, deps),
-  createStreams: (section) => [createCareCloudVouchers(section)],
+  customerRuns: true,
+  createStreams: (section) => [{ ...createCareCloudVouchers(section), ...careCloudRefetch }],
 } satisfies SourceDefinition<CareCloudConfig, CareCloudClient>;

@@ -60,7 +60,7 @@ export function createTokenSession({ config, http, logger, clock }: TokenSession
           password: config.password.reveal(),
         },
         retry: { methods: ['POST'] }, // logging in twice is harmless
-        context: { observer: call.observer } satisfies HttpContext,
+        context: { observer: call.observer, share: call.share } satisfies HttpContext,
       }));
     } catch (error) {
       if (error instanceof FatalSourceError && (error.status === 401 || error.status === 403)) {

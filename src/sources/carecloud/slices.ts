@@ -5,6 +5,7 @@
  */
 import pMap from 'p-map';
 import type { CallContext, Json } from '../../types.ts';
+import { firstOffsetAtOrAfter } from '../../sync/backfill-locate.ts';
 import { anchorsOf, type OffsetProgress, type OffsetSlice } from '../../sync/offset-scan.ts';
 import type { CareCloudClient } from './client.ts';
 import type { CareCloudConfig } from './config.ts';
@@ -82,6 +83,11 @@ const ASC = { sort_field: 'last_change', sort_direction: 'ASC' } as const;
  * One cheap request for the total, then ranges of whole requests, the last one open-ended (records changed
  * during the scan move to the end in ASC order). Each boundary is read too (one request of overlap + 1
  * records), a few at once. Null when the scan is too small to split.
+ *
+ * A backfill (`range`, epoch ms of `last_change`) splits only the offsets its range holds, found by binary search
+ * (src/sync/backfill-locate.ts): its first slice finds its start by the range's `from`, its last ends at the range's
+ * `to`, and a small range is one slice (none when it is empty). A server that sends no total gets one slice over
+ * the whole list, cut at `to`.
  */
 export async function planCareCloudSlices(
   client: CareCloudClient,
@@ -89,12 +95,51 @@ export async function planCareCloudSlices(
   config: SliceConfig,
   cursorOf: (record: unknown) => number | null,
   keyOf: (record: unknown) => string | undefined,
+  range?: { from: number; to: number },
 ): Promise<CareCloudSlice[] | null> {
+  if (range) {
+    const located = await locateRange(client, call, cursorOf, range);
+    if (located === null) return [{ start: 0, end: null, anchors: [], startAt: range.from, endAt: range.to }];
+    const { first, end } = located;
+    if (end <= first) return [];
+    return planSpan(client, call, config, { cursorOf, keyOf }, { first, end, range });
+  }
   const probe = await client.listVouchers({ count: 1, offset: 0, ...ASC }, call);
   const total = probe.totalItems;
   if (total === null || total <= config.pageSize * config.slicePages) return null;
-  const size = sliceSize(total, config);
-  const starts = Array.from({ length: Math.ceil(total / size) }, (_, i) => i * size);
+  return planSpan(client, call, config, { cursorOf, keyOf }, { first: 0, end: total, range: null });
+}
+
+/**
+ * The offsets [first, end) a range of `last_change` (epoch ms) holds in the list sorted ASC: one request for the
+ * total, then about 2 × log2(total) of one record each. Null when the server sends no total.
+ */
+export async function locateRange(
+  client: CareCloudClient,
+  call: CallContext,
+  cursorOf: (record: unknown) => number | null,
+  range: { from: number; to: number },
+): Promise<{ first: number; end: number } | null> {
+  const total = (await client.listVouchers({ count: 1, offset: 0, ...ASC }, call)).totalItems;
+  if (total === null) return null;
+  const at = async (offset: number) => {
+    const [record] = (await client.listVouchers({ count: 1, offset, ...ASC }, call)).vouchers;
+    return record === undefined ? undefined : cursorOf(record);
+  };
+  const first = await firstOffsetAtOrAfter(at, range.from, 0, total);
+  return { first, end: await firstOffsetAtOrAfter(at, range.to, first, total) };
+}
+
+/** Slices of the offsets [first, end): open-ended at the end for a full scan, cut at `range.to` for a backfill. */
+async function planSpan(
+  client: CareCloudClient,
+  call: CallContext,
+  config: SliceConfig,
+  { cursorOf, keyOf }: { cursorOf: (record: unknown) => number | null; keyOf: (record: unknown) => string | undefined },
+  { first, end: total, range }: { first: number; end: number; range: { from: number; to: number } | null },
+): Promise<CareCloudSlice[]> {
+  const size = sliceSize(total - first, config);
+  const starts = Array.from({ length: Math.ceil((total - first) / size) }, (_, i) => first + i * size);
   const boundaries = await pMap(
     starts.slice(1),
     async (start) => {
@@ -109,9 +154,9 @@ export async function planCareCloudSlices(
   );
   return starts.map((start, i) => ({
     start,
-    end: start + size < total ? start + size : null,
-    ...(i === 0 ? { anchors: [], startAt: null } : boundaries[i - 1]!),
-    endAt: boundaries[i]?.startAt ?? null,
+    end: start + size < total ? start + size : range ? total : null,
+    ...(i === 0 ? { anchors: [], startAt: range?.from ?? null } : boundaries[i - 1]!),
+    endAt: i < starts.length - 1 ? boundaries[i]!.startAt : (range?.to ?? null),
   }));
 }
 

@@ -2,7 +2,8 @@
  * CareCloud `GET /vouchers`. No "changed since" filter exists, so an incremental scan sorts by
  * `last_change` DESC and pages down until it is past the watermark minus the lookback; a full scan sorts
  * ASC (a record changed while we page moves to the end, where we still read it) and reads to the end, split
- * into slices (slices.ts) when large. Paging by offset over rows that shift: src/sync/offset-scan.ts, and
+ * into slices (slices.ts) when large; a backfill of a range reads the part of that ASC list the range holds, in
+ * slices too. Paging by offset over rows that shift: src/sync/offset-scan.ts, and
  * the why in docs/design.md.
  */
 import type { ScanContext, StreamDefinition } from '../../types.ts';
@@ -10,8 +11,9 @@ import { scanThreshold, wallClockSafeThreshold } from '../../sync/cursor.ts';
 import { offsetScan, type OffsetProgress, type OffsetScanOptions } from '../../sync/offset-scan.ts';
 import type { CareCloudClient } from './client.ts';
 import type { CareCloudConfig } from './config.ts';
+import { createCustomerScan } from './customer-vouchers.ts';
 import { keyOf, lastChangeCursor, mapCareCloudVoucher } from './map.ts';
-import { planCareCloudSlices, sliceBounds, sliceOf } from './slices.ts';
+import { locateRange, planCareCloudSlices, sliceBounds, sliceOf } from './slices.ts';
 
 export function createCareCloudVouchers(config: CareCloudConfig): StreamDefinition<CareCloudClient> {
   const cursorOf = lastChangeCursor(config.timezone);
@@ -60,7 +62,21 @@ export function createCareCloudVouchers(config: CareCloudConfig): StreamDefiniti
         start: progress as OffsetProgress | null,
       });
     },
-    planSlices: ({ client, call }) => planCareCloudSlices(client, call, config, cursorOf, keyOf),
+    // A backfill's range is found in the list sorted ASC by last_change, which has no filter on it (slices.ts).
+    planSlices: ({ client, call, range }) =>
+      planCareCloudSlices(
+        client,
+        call,
+        config,
+        cursorOf,
+        keyOf,
+        range && { from: range.from.getTime(), to: range.to.getTime() },
+      ),
+    async countRecords(client, range, call) {
+      if (range === null) return (await client.listVouchers({ count: 1, offset: 0 }, call)).totalItems;
+      const located = await locateRange(client, call, cursorOf, { from: range.from.getTime(), to: range.to.getTime() });
+      return located && located.end - located.first;
+    },
     scanSlice(context, slice) {
       const planned = sliceOf(slice);
       const { first, bounds, expected } = sliceBounds(planned, config);
@@ -79,5 +95,6 @@ export function createCareCloudVouchers(config: CareCloudConfig): StreamDefiniti
       }
       return found;
     },
+    scanCustomer: createCustomerScan(config, cursorOf),
   };
 }

@@ -54,7 +54,7 @@ export function createCin7Client(config: Cin7Config, deps: Cin7ClientDependencie
       ({ body } = await http.get('v1/Voucher', {
         searchParams,
         signal: call.signal,
-        context: { observer: call.observer } satisfies HttpContext,
+        context: { observer: call.observer, share: call.share } satisfies HttpContext,
       }));
     } catch (error) {
       if (error instanceof FatalSourceError && error.status === 401) {

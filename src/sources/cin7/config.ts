@@ -1,6 +1,7 @@
 /** Cin7 Omni's settings: its variables, secrets and credentials, and its section of the config. */
 import * as field from '../../config-fields.ts';
 import { Secret, type CommonSourceConfig } from '../../config-fields.ts';
+import { budgetProblems, budgetSettings } from '../../sync/budget-config.ts';
 
 export interface Cin7Config extends CommonSourceConfig {
   baseUrl: string;
@@ -29,10 +30,15 @@ export const cin7Config = field.defineSourceConfig({
       { max: 60, windowMs: 60_000 },
     ]),
     CIN7_DAILY_BUDGET: field.budget.default(5000),
+    // Default: enough for CIN7_SCHEDULE (see defaultIncrementalReserve).
+    CIN7_INCREMENTAL_RESERVE: field.int(0, 10_000_000).optional(),
+    // For tests of the budget plan only: a day of budget in seconds.
+    CIN7_BUDGET_WINDOW: field.duration.default(86_400_000),
     CIN7_CONFIRM_MAX: field.int(0, 5000).default(50),
   },
   secrets: ['CIN7_API_KEY'],
   credentials: ['CIN7_USERNAME', 'CIN7_API_KEY'],
+  check: (e, env) => budgetProblems('CIN7', e.CIN7_DAILY_BUDGET, e.CIN7_INCREMENTAL_RESERVE, e.CIN7_BUDGET_WINDOW, env),
   section: (e): Cin7Config => ({
     baseUrl: field.baseUrlOf(e.CIN7_BASE_URL),
     username: e.CIN7_USERNAME!,
@@ -43,7 +49,12 @@ export const cin7Config = field.defineSourceConfig({
     lookbackMs: e.CIN7_LOOKBACK,
     schedule: e.CIN7_SCHEDULE,
     reconcileSchedule: e.CIN7_RECONCILE_SCHEDULE,
-    limits: { windows: e.CIN7_RATE_LIMIT, dailyBudget: e.CIN7_DAILY_BUDGET },
+    limits: {
+      windows: e.CIN7_RATE_LIMIT,
+      dailyBudget: e.CIN7_DAILY_BUDGET,
+      ...budgetSettings(e.CIN7_SCHEDULE, e.CIN7_DAILY_BUDGET, e.CIN7_INCREMENTAL_RESERVE, e.CIN7_BUDGET_WINDOW),
+      recordsPerRequest: e.CIN7_PAGE_SIZE,
+    },
     confirmMax: e.CIN7_CONFIRM_MAX,
   }),
 });

@@ -6,7 +6,8 @@
  *
  * A large full scan or first backfill is split into windows of CreatedDate that any worker can read, each
  * a keyset scan of `CreatedDate>='a' AND CreatedDate<'b'`: by value, so each slice is as safe against rows
- * shifting as the incremental scan, and a window is all a slice needs, since the API offers no offset.
+ * shifting as the incremental scan, and a window is all a slice needs, since the API offers no offset. A
+ * backfill of a range is planned the same way inside it (`CreatedDate` in [from, to)).
  */
 import type { Cin7Config } from './config.ts';
 import type { MapResult, ScanContext, StreamDefinition, VoucherRow } from '../../types.ts';
@@ -23,6 +24,7 @@ import { parseIsoDateTime } from '../parse.ts';
 import { RecordReader } from '../record-reader.ts';
 import type { Cin7Client } from './client.ts';
 import { createdWithin, isUtcSecond } from './where.ts';
+import { utcText } from '../../sync/backfill-range.ts';
 
 const STATUSES = ['Active', 'Inactive'] as const;
 
@@ -153,14 +155,25 @@ export function createCin7Vouchers(config: Cin7Config): StreamDefinition<Cin7Cli
         false,
       );
     },
-    planSlices({ client, call }) {
+    async planSlices({ client, call, range }) {
       // Windows of CreatedDate holding about `slicePages` pages each, their bounds read from the vouchers
       // themselves (one request of one row per window): vouchers bunch in time (a bulk import, a busy
-      // season), so windows of equal length would give one worker most of the work.
-      return planWindows(async (ordinal) => {
-        const [first] = await client.listVouchers({ order, page: ordinal, rows: 1, fields: 'CreatedDate' }, call);
+      // season), so windows of equal length would give one worker most of the work. A backfill plans inside
+      // its range, and a small range is one window.
+      const bounds = range ? { from: utcText(range.from), before: utcText(range.to) } : null;
+      const where = bounds ? createdWithin(bounds.from, bounds.before) : undefined;
+      const windows = await planWindows(async (ordinal) => {
+        const [first] = await client.listVouchers(
+          { where, order, page: ordinal, rows: 1, fields: 'CreatedDate' },
+          call,
+        );
         return first === undefined ? undefined : cursorOf(first);
       }, config.pageSize * config.slicePages);
+      if (!bounds) return windows;
+      if (windows === null) return [bounds];
+      return windows
+        .map((w) => ({ from: w.from ?? bounds.from, before: w.before ?? bounds.before }))
+        .filter((w) => w.from < w.before);
     },
     scanSlice(context, slice) {
       const window = windowOf(slice);
