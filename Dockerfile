@@ -6,6 +6,8 @@ COPY prisma ./prisma
 COPY prisma.config.ts ./
 RUN npm ci --no-audit --no-fund
 COPY . .
+# Compiled once here: the service runs JavaScript, not TypeScript through a loader (faster to start, less memory).
+RUN npm run build
 USER node
 # The endpoint (/healthz, /readyz, /metrics, /queues, the status page) is on in the image. It listens on loopback
 # unless HTTP_HOST says otherwise, and another address requires HTTP_TOKEN: compose and deploy/kubernetes set both.
@@ -17,4 +19,4 @@ HEALTHCHECK --interval=30s --timeout=5s --start-period=2m --retries=3 CMD ["node
 # The same Node flags as `npm start`: a bounded heap keeps each process near 250 MB (see README, Performance).
 # Node itself, not npm: npm and the shell of its script would not pass SIGTERM on, and a stopped worker must let
 # its page commit. One role: this command with `--role worker` or `--role scheduler` added, as compose does.
-CMD ["node", "--max-old-space-size=192", "bin/voucher-sync.mjs", "start"]
+CMD ["node", "--max-old-space-size=192", "dist/src/cli/main.js", "start"]

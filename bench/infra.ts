@@ -185,7 +185,7 @@ export async function startWorker(env: Record<string, string>, nodeArgs: string[
   const spawnedAt = Date.now();
   const child = spawn(
     process.execPath,
-    [...serviceNodeFlags(), ...nodeArgs, '--import', 'tsx', 'src/cli/main.ts', 'start', '--role', 'worker'],
+    [...serviceNodeFlags(), ...nodeArgs, 'dist/src/cli/main.js', 'start', '--role', 'worker'],
     {
       cwd: REPO_ROOT,
       env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', ...env },

@@ -9,10 +9,10 @@ import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
 import { dropTestDatabase, uniqueDatabaseUrl } from '../helpers/db.ts';
+import { nodeArgsFor } from '../helpers/run-command.ts';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
-const tsx = join(root, 'node_modules', '.bin', 'tsx');
-const cli = join(root, 'src', 'cli', 'main.ts');
+const CLI = 'src/cli/main.ts';
 // Run outside the repository so that a developer's .env cannot change what is tested.
 const cwd = mkdtempSync(join(tmpdir(), 'migrate-cli-'));
 const PASSWORD = 'Pw-0f-the-op3rator';
@@ -21,7 +21,12 @@ const created: string[] = [];
 
 function run(databaseUrl: string, args: string[] = ['--create'], command = 'db:migrate') {
   const env = { PATH: process.env.PATH, HOME: process.env.HOME, DATABASE_URL: databaseUrl, LOG_LEVEL: 'info' };
-  const result = spawnSync(tsx, [cli, command, ...args], { cwd, env, encoding: 'utf8', timeout: 60_000 });
+  const result = spawnSync(process.execPath, [...nodeArgsFor(CLI), command, ...args], {
+    cwd,
+    env,
+    encoding: 'utf8',
+    timeout: 60_000,
+  });
   return { code: result.status, stdout: result.stdout, stderr: result.stderr, output: result.stdout + result.stderr };
 }
 

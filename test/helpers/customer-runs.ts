@@ -8,11 +8,10 @@ import { once } from 'node:events';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { pathToFileURL } from 'node:url';
 import type { CareCloudVoucher } from '../../src/fake/carecloud.ts';
 import { isServiceCode } from '../../src/fake/carecloud-data.ts';
 import type { ListRequestInfo } from '../../src/fake/list-hooks.ts';
-import { REPOSITORY } from './run-command.ts';
+import { nodeArgsFor } from './run-command.ts';
 import { createHarness, type Harness } from './sync-harness.ts';
 
 export const CLI = 'src/cli/main.ts';
@@ -63,8 +62,7 @@ export function watchLists(harness: Harness, hold?: (info: ListRequestInfo) => b
 
 /** The command as a process this test can signal, run outside the repository as runCommand does. */
 export function spawnCommand(args: string[], env: Record<string, string>, children: ChildProcess[]) {
-  const loader = pathToFileURL(join(REPOSITORY, 'node_modules', 'tsx', 'dist', 'loader.mjs')).href;
-  const child = spawn(process.execPath, ['--import', loader, join(REPOSITORY, CLI), ...args], {
+  const child = spawn(process.execPath, [...nodeArgsFor(CLI), ...args], {
     cwd: mkdtempSync(join(tmpdir(), 'voucher-sync-customer-')),
     env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -11,6 +11,16 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 
 export const REPOSITORY = fileURLToPath(new URL('../..', import.meta.url));
 const tsxLoader = pathToFileURL(join(REPOSITORY, 'node_modules', 'tsx', 'dist', 'loader.mjs')).href;
+
+/**
+ * Node's arguments for a command of this repository (`src/cli/main.ts`): a module of src/ or jobs/ runs compiled, from
+ * dist/ (built once before the tests by test/global-setup.ts), as `npm start` and the image run it; anything else
+ * (a test's own script) through tsx.
+ */
+export function nodeArgsFor(script: string): string[] {
+  if (/^(src|jobs)\/.*\.ts$/.test(script)) return [join(REPOSITORY, 'dist', script.replace(/\.ts$/, '.js'))];
+  return ['--import', tsxLoader, join(REPOSITORY, script)];
+}
 let scratch: string | undefined;
 
 export interface CommandOutcome {
@@ -28,7 +38,7 @@ export interface RunCommandOptions {
   cwd?: string;
 }
 
-/** `script` is relative to the repository (`src/cli/sync.ts`); undefined values in `env` are left out. */
+/** `script` is relative to the repository (`src/cli/main.ts`); undefined values in `env` are left out. */
 export function runCommand(
   script: string,
   args: string[],
@@ -40,7 +50,7 @@ export function runCommand(
   );
   const started = Date.now();
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', tsxLoader, join(REPOSITORY, script), ...args], {
+    const child = spawn(process.execPath, [...nodeArgsFor(script), ...args], {
       cwd: options.cwd ?? (scratch ??= mkdtempSync(join(tmpdir(), 'voucher-sync-command-'))),
       env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...defined },
       stdio: ['ignore', 'pipe', 'pipe'],

@@ -9,6 +9,7 @@ import { startService, type Service } from '../../jobs/service.ts';
 import { sliceSize } from '../../src/sources/carecloud/slices.ts';
 import type { SyncJobData, SyncJobResult } from '../../jobs/queues.ts';
 import { createHarness, REDIS_URL, type Harness, type HarnessOptions } from '../helpers/sync-harness.ts';
+import { nodeArgsFor } from '../helpers/run-command.ts';
 
 let h: Harness | undefined;
 let service: Service | undefined;
@@ -29,7 +30,7 @@ async function setUp(options: HarnessOptions = {}) {
 
 /** A worker process of the real service, as `npm start -- --role worker` runs it. */
 function spawnWorker(env: Record<string, string>, output: string[] = []): ChildProcess {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'start', '--role', 'worker'], {
+  const child = spawn(process.execPath, [...nodeArgsFor('src/cli/main.ts'), 'start', '--role', 'worker'], {
     env: { PATH: process.env.PATH ?? '', ...env, LOG_LEVEL: 'info' },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -323,7 +324,7 @@ describe('through the real queues', () => {
 
 describe('npm run sync', () => {
   function runSyncCommand(args: string[], env: Record<string, string>) {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'sync', ...args], {
+    const child = spawn(process.execPath, [...nodeArgsFor('src/cli/main.ts'), 'sync', ...args], {
       env: { PATH: process.env.PATH ?? '', ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
     });

@@ -6,14 +6,13 @@ import { once } from 'node:events';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { pathToFileURL } from 'node:url';
 import pg from 'pg';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startService, type Service } from '../../jobs/service.ts';
 import { readStatus } from '../../src/status/read-status.ts';
 import type { SourceStatus, StatusReport } from '../../src/status/types.ts';
 import { dropTestDatabase, TEST_SERVER_URL, uniqueDatabaseUrl } from '../helpers/db.ts';
-import { REPOSITORY, runCommand } from '../helpers/run-command.ts';
+import { nodeArgsFor, runCommand } from '../helpers/run-command.ts';
 import { createHarness, REDIS_URL, type Harness } from '../helpers/sync-harness.ts';
 
 const CLI = 'src/cli/main.ts';
@@ -34,8 +33,7 @@ afterEach(async () => {
 
 /** The command as a process this test can stop, run outside the repository as runCommand does. */
 function spawnCommand(script: string, args: string[], env: Record<string, string>): ChildProcess {
-  const loader = pathToFileURL(join(REPOSITORY, 'node_modules', 'tsx', 'dist', 'loader.mjs')).href;
-  const child = spawn(process.execPath, ['--import', loader, join(REPOSITORY, script), ...args], {
+  const child = spawn(process.execPath, [...nodeArgsFor(script), ...args], {
     cwd: mkdtempSync(join(tmpdir(), 'voucher-sync-status-')),
     env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],

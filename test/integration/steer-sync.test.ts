@@ -9,13 +9,12 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { pathToFileURL } from 'node:url';
 import { Queue } from 'bullmq';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { SyncJobData, SyncJobResult } from '../../jobs/queues.ts';
 import { startService, type Service } from '../../jobs/service.ts';
 import { createHarness, type Harness } from '../helpers/sync-harness.ts';
-import { REPOSITORY, runCommand } from '../helpers/run-command.ts';
+import { nodeArgsFor, runCommand } from '../helpers/run-command.ts';
 
 const MAIN = 'src/cli/main.ts';
 
@@ -34,8 +33,7 @@ afterEach(async () => {
 
 /** The command as a process this test can signal, run outside the repository as runCommand does. */
 function spawnCommand(args: string[], env: Record<string, string>) {
-  const loader = pathToFileURL(join(REPOSITORY, 'node_modules', 'tsx', 'dist', 'loader.mjs')).href;
-  const child = spawn(process.execPath, ['--import', loader, join(REPOSITORY, MAIN), ...args], {
+  const child = spawn(process.execPath, [...nodeArgsFor(MAIN), ...args], {
     cwd: mkdtempSync(join(tmpdir(), 'voucher-sync-steer-')),
     env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -18,6 +18,6 @@ describe('how the service is started', () => {
     expect(cmd).toBeDefined();
     const args = JSON.parse(cmd!) as string[];
     expect(args.filter((a) => a.startsWith('--max-old-space-size'))).toEqual(serviceNodeFlags());
-    expect(args.slice(-2)).toEqual(['bin/voucher-sync.mjs', 'start']);
+    expect(args.slice(-2)).toEqual(['dist/src/cli/main.js', 'start']);
   });
 });
