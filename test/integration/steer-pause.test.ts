@@ -3,45 +3,25 @@
  * data), the schedulers' runs of a paused source are skipped rather than queued up, `sync` is refused naming
  * `resume`, the status says since when and by whom, and a run under way when the source was paused goes on to its end.
  */
-import { setTimeout as sleep } from 'node:timers/promises';
-import { Queue } from 'bullmq';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { SyncJobData, SyncJobResult } from '../../jobs/queues.ts';
 import { startService, type Service } from '../../jobs/service.ts';
 import { pauseSource } from '../../src/db/source-control.ts';
 import { formatStatus } from '../../src/status/format-status.ts';
 import { readStatus } from '../../src/status/read-status.ts';
 import { createHarness, type Harness } from '../helpers/sync-harness.ts';
 import { runCommand } from '../helpers/run-command.ts';
+import { queueOf, until } from '../helpers/steer.ts';
 
 const MAIN = 'src/cli/main.ts';
 
 let h: Harness | undefined;
 let service: Service | undefined;
-const queues: Queue[] = [];
 afterEach(async () => {
-  await Promise.all(queues.splice(0).map((q) => q.close()));
   await service?.stop();
   service = undefined;
   await h?.close();
   h = undefined;
 });
-
-async function until<T>(what: string, look: () => Promise<T | null | undefined | false>, ms = 30_000): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const found = await look();
-    if (found) return found;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(100);
-  }
-}
-
-function queueOf(harness: Harness, name: string): Queue<SyncJobData, SyncJobResult> {
-  const queue = new Queue<SyncJobData, SyncJobResult>(name, { connection: harness.redis, prefix: harness.prefix });
-  queues.push(queue);
-  return queue;
-}
 
 describe('voucher-sync pause and resume', () => {
   it('skips the scheduled runs of a paused source, outlives Redis, refuses sync, and resumes', async () => {

@@ -2,13 +2,13 @@
  * `voucher-sync runs` (the ledger, readable and as JSON) and `voucher-sync retry` (failed jobs back to the queue), as
  * an operator runs them, against the real Postgres, Redis and fakes.
  */
-import { setTimeout as sleep } from 'node:timers/promises';
 import { Queue } from 'bullmq';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { SyncJobData, SyncJobResult } from '../../jobs/queues.ts';
 import { startService, type Service } from '../../jobs/service.ts';
 import { createHarness, type Harness } from '../helpers/sync-harness.ts';
 import { runCommand } from '../helpers/run-command.ts';
+import { until } from '../helpers/steer.ts';
 
 const MAIN = 'src/cli/main.ts';
 
@@ -22,16 +22,6 @@ afterEach(async () => {
   await h?.close();
   h = undefined;
 });
-
-async function until<T>(what: string, look: () => Promise<T | null | undefined | false>, ms = 30_000): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const found = await look();
-    if (found) return found;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(100);
-  }
-}
 
 describe('voucher-sync runs', () => {
   it('lists the ledger newest first, readable and as JSON', async () => {

@@ -8,23 +8,19 @@ import { once } from 'node:events';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
-import { Queue } from 'bullmq';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { SyncJobData, SyncJobResult } from '../../jobs/queues.ts';
 import { startService, type Service } from '../../jobs/service.ts';
 import { createHarness, type Harness } from '../helpers/sync-harness.ts';
 import { nodeArgsFor, runCommand } from '../helpers/run-command.ts';
+import { queueOf, until } from '../helpers/steer.ts';
 
 const MAIN = 'src/cli/main.ts';
 
 let h: Harness | undefined;
 let service: Service | undefined;
 const children: ChildProcess[] = [];
-const queues: Queue[] = [];
 afterEach(async () => {
   for (const child of children.splice(0)) if (child.exitCode === null) child.kill('SIGKILL');
-  await Promise.all(queues.splice(0).map((q) => q.close()));
   await service?.stop();
   service = undefined;
   await h?.close();
@@ -44,22 +40,6 @@ function spawnCommand(args: string[], env: Record<string, string>) {
   child.stderr!.on('data', (chunk: Buffer) => (out.stderr += String(chunk)));
   const exited = once(child, 'exit').then(([code]) => code as number | null);
   return { child, out, exited };
-}
-
-async function until<T>(what: string, look: () => Promise<T | null | undefined | false>, ms = 60_000): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const found = await look();
-    if (found) return found;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(100);
-  }
-}
-
-function queueOf(harness: Harness, name: string): Queue<SyncJobData, SyncJobResult> {
-  const queue = new Queue<SyncJobData, SyncJobResult>(name, { connection: harness.redis, prefix: harness.prefix });
-  queues.push(queue);
-  return queue;
 }
 
 describe('voucher-sync sync, stopped by a signal', () => {
