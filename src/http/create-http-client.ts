@@ -6,9 +6,12 @@
  * credential ever goes to another host.
  *
  * got runs `beforeRequest` hooks for every attempt (each retry is a new request), so taking the limiter slot
- * there covers retries and redirects too. Errors reach callers as FatalSourceError, RetriableSourceError,
+ * there covers retries and redirects too; the slot is counted from the moment its request is handed to the network
+ * (see sendReportingSlot), not from its grant. Errors reach callers as FatalSourceError, RetriableSourceError,
  * RateLimitedError or AbortedError, with got's error as `cause`.
  */
+import { request as httpRequest } from 'node:http';
+import { request as httpsRequest } from 'node:https';
 import {
   got,
   RequestError,
@@ -17,6 +20,7 @@ import {
   type Got,
   type Response,
   type PlainResponse,
+  type RequestFunction,
   type RetryObject,
 } from 'got';
 import type { HttpConfig } from '../config.ts';
@@ -77,6 +81,24 @@ export function parseRetryAfter(value: string | undefined, now = Date.now()): nu
 }
 
 const contextOf = (context: Record<string, unknown>): HttpContext => context as HttpContext;
+
+/**
+ * Node's request function for `url`, that tells the limiter when the request of `slot` has left: once its headers and
+ * body are handed to the operating system ('finish'). Between the grant and that moment the worker may have been busy
+ * for longer than the limiter's margin; counted from its grant, the request would crowd the server's window.
+ */
+function sendReportingSlot(limiter: RateLimiter, slot: string, logger: Logger): RequestFunction {
+  return (url, options, callback) => {
+    const request = (url.protocol === 'https:' ? httpsRequest : httpRequest)(url, options, callback);
+    request.once('finish', () => {
+      limiter.sent(slot).catch((error: unknown) => {
+        // The slot then counts from its grant: the limiter's margin is all that keeps the server's window.
+        logger.warn({ err: error }, 'Could not tell the rate limiter when a request left');
+      });
+    });
+    return request;
+  };
+}
 
 /** How voucher_sync_api_requests_total counts a failure without a response; a cancellation is not a request. */
 const failureStatus = (error: unknown) =>
@@ -227,7 +249,9 @@ export function createHttpClient(options: HttpClientOptions): Got {
           const waitStarted = performance.now();
           try {
             const { share } = contextOf(request.context);
-            await limiter?.acquire({ signal: request.signal, maxWaitMs: http.maxInlineWaitMs, share });
+            const slot = await limiter?.acquire({ signal: request.signal, maxWaitMs: http.maxInlineWaitMs, share });
+            // Set again for every attempt and redirect, each with its own slot.
+            if (limiter && slot !== undefined) request.request = sendReportingSlot(limiter, slot, logger);
           } finally {
             if (limiter) countRateLimitWait(source, (performance.now() - waitStarted) / 1000);
           }

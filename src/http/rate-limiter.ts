@@ -9,6 +9,12 @@
  * sliding log (a sorted set of granted requests) and records the request only when all of them allow it.
  * The script reads Redis `TIME`, so the clocks of the worker machines do not matter.
  *
+ * A slot is granted before its request is sent, and the two can be far apart: the worker's event loop may be busy
+ * with the page it fetched before (the next one is fetched ahead meanwhile) or a connection may take long to open.
+ * Counted from the grant, a request that left late and the next ones that left on time reach the server closer
+ * together than its window: 6 in a second of a limit of 5 were seen with two workers. So the HTTP client reports
+ * when the request left (`sent`), and the slot is counted from then on.
+ *
  * The daily budget is shared (src/sync/budget-plan.ts): a request of an incremental run may take any slot of it; the
  * others (the `bulk` share: reconciliations, backfills, side runs), logged a second time in a log of their own, at
  * most the budget less the incremental reserve. A bulk request the budget refuses is not waited for in line: its run
@@ -68,6 +74,14 @@ end
 return {1, 0, 0}
 `;
 
+// KEYS: log, bulk log. ARGV: member. The slot's request left now: its windows run from now on. Only ever later (GT),
+// and only for a slot still logged (XX).
+const SENT = `${NOW}
+redis.call('ZADD', KEYS[1], 'XX', 'GT', string.format('%d', now), ARGV[1])
+redis.call('ZADD', KEYS[2], 'XX', 'GT', string.format('%d', now), ARGV[1])
+return 1
+`;
+
 // KEYS: log, (unused), bulk log. ARGV: limits of (log, max, window ms, need). Reads only. Returns {Redis time ms,
 // wait ms}.
 const NEXT_FREE = `${NOW}
@@ -100,6 +114,7 @@ return result
 type ScriptFn = (...args: (string | number)[]) => Promise<unknown>;
 const COMMANDS = {
   acquire: ['voucherSyncLimiterAcquire2', ACQUIRE, 3],
+  sent: ['voucherSyncLimiterSent', SENT, 2],
   penalize: ['voucherSyncLimiterPenalize', PENALIZE, 1],
   usage: ['voucherSyncLimiterUsage2', USAGE, 3],
   nextFree: ['voucherSyncLimiterNextFree2', NEXT_FREE, 3],
@@ -141,7 +156,12 @@ export interface RateLimiterOptions {
 export interface AcquireOptions {
   /** Stops waiting for a slot (AbortedError); no slot is taken. */
   signal?: AbortSignal;
-  /** Longest total wait in ms (default: no limit); a longer one throws RateLimitedError with the wait. */
+  /**
+   * Longest single wait in ms (default: no limit): a slot further away throws RateLimitedError with the wait. Waits
+   * are judged one at a time, not added up: under contention a request waits several times for a slot another worker
+   * took first, each wait as short as the window allows, and giving the worker back would not make the shared pace
+   * any faster.
+   */
   maxWaitMs?: number;
   /**
    * Whose share of the daily budget the request takes (default `bulk`: not the incremental reserve). A bulk request
@@ -165,8 +185,13 @@ export interface RateLimiterUsage {
 }
 
 export interface RateLimiter {
-  /** Waits until every window allows one more request and records it. */
-  acquire(options?: AcquireOptions): Promise<void>;
+  /** Waits until every window allows one more request and records it; returns the slot's id, for `sent`. */
+  acquire(options?: AcquireOptions): Promise<string>;
+  /**
+   * The request of slot `slot` has just left: its windows are counted from now (by Redis' clock), no longer from
+   * when the slot was granted. A slot never reported counts from its grant.
+   */
+  sent(slot: string): Promise<void>;
   /** After a 429: no worker acquires for `ms` from now (a longer penalty already set is kept). */
   penalize(ms: number): Promise<void>;
   usage(): Promise<RateLimiterUsage>;
@@ -216,25 +241,25 @@ export function createRateLimiter(options: RateLimiterOptions): RateLimiter {
 
   return {
     async acquire({ signal, maxWaitMs = Number.POSITIVE_INFINITY, share = 'bulk' } = {}) {
-      const started = Date.now();
       const shareLimits = limitsOf(share);
       const limitArgs = argsOf(share);
       const describe = (blocker: number) =>
         blocker === 0 ? 'a pause after the source answered 429' : (shareLimits[blocker - 1]?.label ?? 'the rate limit');
       for (;;) {
         if (signal?.aborted) throw new AbortedError('Stopped waiting for a rate-limit slot', { cause: signal.reason });
+        const slot = randomUUID();
         const [granted, wait, blocker] = (await run.acquire(
           ...keys,
-          randomUUID(),
+          slot,
           retentionMs,
           share === 'bulk' ? 1 : 0,
           ...limitArgs,
         )) as number[];
-        if (granted === 1) return;
+        if (granted === 1) return slot;
         const waitMs = wait ?? 0;
         const byBudget = dailyBudget !== null && (blocker ?? 0) > limits.length;
         // A bulk run waiting in line for the budget would hold its source's queue, and the incremental runs with it.
-        if (Date.now() - started + waitMs > maxWaitMs || (byBudget && share === 'bulk')) {
+        if (waitMs > maxWaitMs || (byBudget && share === 'bulk')) {
           throw new RateLimitedError(
             `Rate limit ${key}: ${describe(blocker ?? -1)} allows the next request in ${waitMs} ms`,
             waitMs,
@@ -247,6 +272,10 @@ export function createRateLimiter(options: RateLimiterOptions): RateLimiter {
           throw new AbortedError('Stopped waiting for a rate-limit slot', { cause: error });
         }
       }
+    },
+
+    async sent(slot) {
+      await run.sent(logKey, bulkKey, slot);
     },
 
     async penalize(ms) {
