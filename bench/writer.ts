@@ -34,6 +34,8 @@ type Phase = 'new' | 'unchanged';
 
 interface Method {
   name: string;
+  /** Runs with the history triggers on (every other method runs with them off: the issue's "history off"). */
+  history?: boolean;
   /** Runs before each round (fresh connection state, staging tables). */
   prepare?(): Promise<void>;
   write(page: Page, pass: number): Promise<{ written: number }>;
@@ -139,13 +141,14 @@ export async function buildPages(
 }
 
 const STAGE_COLUMNS = `ord, source_id, code, customer_id, status, amount, redeemed_amount, valid_from, valid_to, applied_at,
-  source_created_at, source_modified_at, is_deleted, raw`;
+  source_created_at, source_modified_at, is_deleted, voucher_type, description, store_id, reward_id, reward_name, raw`;
 
 const CREATE_STAGE = `
 CREATE TEMP TABLE IF NOT EXISTS page_stage (
   ord int, source_id text, code text, customer_id text, status text, amount numeric, redeemed_amount numeric,
   valid_from timestamptz, valid_to timestamptz, applied_at timestamptz, source_created_at timestamptz,
-  source_modified_at timestamptz, is_deleted boolean, raw jsonb
+  source_modified_at timestamptz, is_deleted boolean, voucher_type text, description text, store_id text,
+  reward_id text, reward_name text, raw jsonb
 ) ON COMMIT DELETE ROWS`;
 
 // writePage's statement, reading the staged page instead of a JSON parameter. $1 source, $2 run id.
@@ -158,10 +161,11 @@ WITH page AS (
 written AS (
   INSERT INTO vouchers AS v (source, source_id, code, customer_id, status, amount, redeemed_amount, valid_from,
          valid_to, applied_at, source_created_at, source_modified_at, is_deleted, deleted_at, raw, content_hash,
-         first_seen_at, last_synced_at, last_run_id)
-  SELECT $1, p.source_id, p.code, p.customer_id, p.status, p.amount, p.redeemed_amount, p.valid_from, p.valid_to,
-         p.applied_at, p.source_created_at, p.source_modified_at, p.is_deleted, CASE WHEN p.is_deleted THEN now() END,
-         p.raw, p.content_hash, now(), now(), $2::bigint
+         first_seen_at, last_synced_at, last_run_id, voucher_type, description, store_id, reward_id, reward_name)
+  SELECT $1, p.source_id, p.code, p.customer_id, CASE WHEN p.is_deleted THEN 'deleted' ELSE p.status END, p.amount,
+         p.redeemed_amount, p.valid_from, p.valid_to, p.applied_at, p.source_created_at, p.source_modified_at,
+         p.is_deleted, CASE WHEN p.is_deleted THEN now() END, p.raw, p.content_hash, now(), now(), $2::bigint,
+         p.voucher_type, p.description, p.store_id, p.reward_id, p.reward_name
     FROM page p
    ORDER BY p.source_id
   ON CONFLICT (source, source_id) DO UPDATE SET
@@ -171,7 +175,8 @@ written AS (
          source_modified_at = EXCLUDED.source_modified_at, is_deleted = EXCLUDED.is_deleted,
          deleted_at = CASE WHEN EXCLUDED.is_deleted THEN COALESCE(v.deleted_at, EXCLUDED.deleted_at) END,
          raw = EXCLUDED.raw, content_hash = EXCLUDED.content_hash, last_synced_at = EXCLUDED.last_synced_at,
-         last_run_id = EXCLUDED.last_run_id
+         last_run_id = EXCLUDED.last_run_id, voucher_type = EXCLUDED.voucher_type, description = EXCLUDED.description,
+         store_id = EXCLUDED.store_id, reward_id = EXCLUDED.reward_id, reward_name = EXCLUDED.reward_name
    WHERE (v.content_hash <> EXCLUDED.content_hash OR v.is_deleted <> EXCLUDED.is_deleted)
      AND (v.source_modified_at IS NULL OR EXCLUDED.source_modified_at IS NULL
           OR EXCLUDED.source_modified_at >= v.source_modified_at)
@@ -180,13 +185,14 @@ written AS (
 SELECT count(*)::int AS written FROM written`;
 
 const CEILING_COLUMNS = `source, source_id, code, customer_id, status, amount, redeemed_amount, valid_from, valid_to, applied_at,
-  source_created_at, source_modified_at, is_deleted, raw`;
+  source_created_at, source_modified_at, is_deleted, voucher_type, description, store_id, reward_id, reward_name, raw`;
 
 const CREATE_CEILING = `
 CREATE TABLE IF NOT EXISTS copy_ceiling (
   source text, source_id text, code text, customer_id text, status text, amount numeric(18,4),
   redeemed_amount numeric(18,4), valid_from timestamptz, valid_to timestamptz, applied_at timestamptz,
-  source_created_at timestamptz, source_modified_at timestamptz, is_deleted boolean, raw jsonb
+  source_created_at timestamptz, source_modified_at timestamptz, is_deleted boolean, voucher_type text,
+  description text, store_id text, reward_id text, reward_name text, raw jsonb
 )`;
 
 function stageFields(row: VoucherRow): (string | null)[] {
@@ -203,6 +209,11 @@ function stageFields(row: VoucherRow): (string | null)[] {
     row.sourceCreatedAt,
     row.sourceModifiedAt,
     row.isDeleted ? 't' : 'f',
+    row.voucherType ?? null,
+    row.description ?? null,
+    row.storeId ?? null,
+    row.rewardId ?? null,
+    row.rewardName ?? null,
     JSON.stringify(row.raw),
   ];
 }
@@ -218,7 +229,8 @@ function copyPayload(rows: VoucherRow[], first: (row: VoucherRow, index: number)
 function multiRowInsert(rows: VoucherRow[]): { text: string; values: unknown[] } {
   const values: unknown[] = [];
   const tuples = rows.map((row, i) => {
-    const fields = [i, ...stageFields(row).slice(0, 11), row.isDeleted, JSON.stringify(row.raw)];
+    const staged = stageFields(row);
+    const fields = [i, ...staged.slice(0, 11), row.isDeleted, ...staged.slice(12)];
     const start = values.length;
     values.push(...fields);
     return `(${fields.map((_, j) => `$${start + j + 1}`).join(',')})`;
@@ -250,37 +262,27 @@ function prismaData(row: VoucherRow) {
 }
 
 function createMethods(prisma: PrismaClient, client: pg.Client): Method[] {
+  const ourWrite = async (page: Page, scanId?: bigint) => {
+    const result = await writePage(prisma, {
+      source: page.source,
+      stream: 'vouchers',
+      runId: RUN_ID,
+      rows: page.rows,
+      rejects: [],
+      ...(scanId !== undefined && { scanId }),
+    });
+    return { written: result.inserted + result.updated };
+  };
   const merge = async (source: string) => {
     const { rows } = await client.query<{ written: number }>(MERGE, [source, RUN_ID.toString()]);
     return rows[0]?.written ?? 0;
   };
   return [
-    {
-      name: 'writePage',
-      async write(page) {
-        const result = await writePage(prisma, {
-          source: page.source,
-          stream: 'vouchers',
-          runId: RUN_ID,
-          rows: page.rows,
-          rejects: [],
-        });
-        return { written: result.inserted + result.updated };
-      },
-    },
+    { name: 'writePage', write: (page) => ourWrite(page) },
+    { name: 'writePage, history on', history: true, write: (page) => ourWrite(page) },
     {
       name: 'writePage, full scan (+ scan_seen)',
-      async write(page, pass) {
-        const result = await writePage(prisma, {
-          source: page.source,
-          stream: 'vouchers',
-          runId: RUN_ID,
-          rows: page.rows,
-          rejects: [],
-          scanId: BigInt(pass),
-        });
-        return { written: result.inserted + result.updated };
-      },
+      write: (page, pass) => ourWrite(page, BigInt(pass)),
     },
     {
       name: 'Prisma upsert, row at a time',
@@ -366,6 +368,7 @@ export async function runWriter(options: WriterOptions, log: (line: string) => v
   await client.connect();
   const measurements: WriterMeasurement[] = [];
   const written: Record<string, Record<Phase, number>> = {};
+  let history: HistoryStorage | null = null;
   try {
     await prisma.$queryRawUnsafe('SELECT 1'); // connect before timing
     const methods = createMethods(prisma, client);
@@ -375,7 +378,8 @@ export async function runWriter(options: WriterOptions, log: (line: string) => v
     for (let round = 0; round < options.rounds; round++) {
       await settleQuietly(`writer round ${round + 1}`, log);
       for (const method of methods) {
-        await client.query('TRUNCATE vouchers, scan_seen');
+        await client.query('TRUNCATE vouchers, scan_seen, voucher_versions, voucher_events, voucher_daily_changes');
+        await client.query(`ALTER TABLE vouchers ${method.history ? 'ENABLE' : 'DISABLE'} TRIGGER USER`);
         await client.query('DROP TABLE IF EXISTS copy_ceiling');
         await method.prepare?.();
         let pass = 0;
@@ -388,6 +392,7 @@ export async function runWriter(options: WriterOptions, log: (line: string) => v
           const seconds = (performance.now() - started) / 1000;
           perPhase.get(method.name)![phase].push(rows / seconds);
           (written[method.name] ??= { new: 0, unchanged: 0 })[phase] = count;
+          if (method.history && phase === 'unchanged') history = await historyStorage(client);
         }
       }
     }
@@ -413,6 +418,7 @@ export async function runWriter(options: WriterOptions, log: (line: string) => v
     await database.drop();
   }
   const checks = writerChecks(measurements, rows);
+  checks.push(...historyChecks(measurements, history));
   for (const m of mapping) {
     checks.push({
       part: 'writer',
@@ -478,4 +484,74 @@ function ratioCheck(metric: string, ratio: number, target: number): Check {
     target: `≥ ${target}×`,
     met: ratio >= target,
   };
+}
+
+interface HistoryStorage {
+  versions: number;
+  /** Bytes of voucher_versions with its indexes, per million versions. */
+  versionBytesPerMillion: number;
+  events: number;
+  /** Bytes of voucher_events with its indexes, per million events. */
+  eventBytesPerMillion: number;
+}
+
+/**
+ * The history's size on disk (tables with their indexes) per million rows, once every voucher of a first load has
+ * changed once (its amount and its Cin7 RedeemedAmount: a closed version and an observed redemption each).
+ */
+async function historyStorage(client: pg.Client): Promise<HistoryStorage> {
+  await client.query(
+    `UPDATE vouchers SET amount = amount + 1, redeemed_amount = CASE WHEN redeemed_amount IS NOT NULL THEN redeemed_amount + 1 END`,
+  );
+  await client.query('VACUUM (ANALYZE) voucher_versions, voucher_events');
+  const { rows } = await client.query<{ versions: string; events: string; vbytes: string; ebytes: string }>(
+    `SELECT (SELECT count(*) FROM voucher_versions) AS versions, (SELECT count(*) FROM voucher_events) AS events,
+            pg_total_relation_size('voucher_versions') AS vbytes, pg_total_relation_size('voucher_events') AS ebytes`,
+  );
+  const r = rows[0]!;
+  const perMillion = (bytes: string, count: string) => (Number(count) > 0 ? (Number(bytes) / Number(count)) * 1e6 : 0);
+  return {
+    versions: Number(r.versions),
+    versionBytesPerMillion: perMillion(r.vbytes, r.versions),
+    events: Number(r.events),
+    eventBytesPerMillion: perMillion(r.ebytes, r.events),
+  };
+}
+
+/** The history's cost: throughput with it against without (issue: within 15 %; unchanged pages: nothing extra). */
+function historyChecks(measurements: WriterMeasurement[], storage: HistoryStorage | null): Check[] {
+  const rate = (method: string, phase: Phase) =>
+    measurements.find((m) => m.method === method && m.phase === phase)?.rowsPerSecond ?? NaN;
+  const checks: Check[] = [];
+  for (const [phase, target, label] of [
+    ['new', 0.85, 'new rows'],
+    ['unchanged', 0.95, 'unchanged pages'],
+  ] as const) {
+    const ratio = rate('writePage, history on', phase) / rate('writePage', phase);
+    checks.push({
+      part: 'writer',
+      metric: `writePage history on ÷ off (${label})`,
+      value: `${ratio.toFixed(2)}×`,
+      target: `≥ ${target}×`,
+      met: ratio >= target,
+    });
+  }
+  if (storage) {
+    const mb = (bytes: number) => `${Math.round(bytes / 1024 ** 2)} MB`;
+    checks.push({
+      part: 'writer',
+      metric: `history storage per million versions (tables + indexes; ${fmt(storage.versions)} measured)`,
+      value: mb(storage.versionBytesPerMillion),
+      target: '(reference)',
+      met: null,
+    });
+    checks.push({
+      part: 'writer',
+      metric: `events storage per million events (${fmt(storage.events)} measured)`,
+      value: mb(storage.eventBytesPerMillion),
+      target: '(reference)',
+      met: null,
+    });
+  }
+  return checks;
 }

@@ -10,7 +10,9 @@ import type { Redis } from 'ioredis';
 import type { Config } from '../src/config.ts';
 import { createPrisma } from '../src/db/client.ts';
 import { describeDatabaseUrl } from '../src/db/database-url.ts';
+import { saveReportingTimezone } from '../src/db/history.ts';
 import { installationId } from '../src/db/installation.ts';
+import { startHistoryUpkeep } from './history-upkeep.ts';
 import type { Logger } from '../src/logger.ts';
 import { sectionOf, sources } from '../src/sources/index.ts';
 import { bindPrefix, claimPrefix, prefixInUse, releasePrefix, type DatabaseIdentity } from './queue-binding.ts';
@@ -31,6 +33,8 @@ export interface ServiceOptions {
   only?: string[];
   /** How often the queue settings and schedulers are re-asserted, in ms (default 30 s). */
   maintenanceMs?: number;
+  /** How often the history's upkeep runs (jobs/history-upkeep.ts); tests shorten it. Default: every minute, hourly. */
+  historyUpkeep?: { compactEveryMs?: number; pruneEveryMs?: number };
   /**
    * What this process is, as its heartbeat (jobs/heartbeat.ts) and its HTTP endpoint tell. Default: from `workers`
    * and `schedulers` — both `all`, workers only `worker`, schedulers only `scheduler`. `npm run sync` says `sync`.
@@ -121,8 +125,13 @@ export async function startService(config: Config, logger: Logger, options: Serv
   // Each scheduler checks; the state kept in Redis stops a change from being sent twice (src/alerts/alert-loop.ts).
   // The alert loop and the HTTP server (express, Bull Board, the page) are loaded only by a process that runs them:
   // a worker without HTTP_PORT holds 40 MB less.
+  const schedules = role === 'all' || role === 'scheduler';
+  if (schedules) await saveReportingTimezone(db, config.reporting.timezone);
+  const upkeep = schedules
+    ? startHistoryUpkeep({ db, retentionMs: config.reporting.historyRetentionMs, logger, ...options.historyUpkeep })
+    : null;
   const alerts =
-    (role === 'all' || role === 'scheduler') && config.alerts.webhookUrl !== null
+    schedules && config.alerts.webhookUrl !== null
       ? (await import('../src/alerts/start-alerts.ts')).startAlerts({ config, db, redis, logger })
       : null;
   // A Redis that lost its data (restarted without persistence, flushed, failed over) forgets the Job
@@ -158,6 +167,7 @@ export async function startService(config: Config, logger: Logger, options: Serv
       stopping ??= (async () => {
         clearInterval(maintenance);
         await alerts?.stop();
+        await upkeep?.stop();
         await server?.close();
         // Said first: a process that is stopping takes no new run, and status should not count on it.
         await heartbeat

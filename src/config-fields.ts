@@ -145,6 +145,14 @@ export const duration = str.transform((value, ctx) => {
   if (ms === undefined) ctx.addIssue({ code: 'custom', message: 'must be a duration such as 30s, 10m, 1h or 7d' });
   return ms ?? 0;
 });
+/** A duration, or `off` (null): how long something is kept, where `off` keeps it for good. */
+export const durationOrOff = str.transform((value, ctx) => {
+  if (value === 'off') return null;
+  const ms = parseDuration(value);
+  if (ms === undefined || ms < 60 * 60_000)
+    ctx.addIssue({ code: 'custom', message: 'must be a duration of at least 1h, such as 90d or 400d, or off' });
+  return ms ?? null;
+});
 const MIN_RESPONSE_SIZE = 64 * 1024;
 // Above this one response alone would crowd the 192 MB heap `npm start` gives a worker.
 const MAX_RESPONSE_SIZE = 128 * 1024 ** 2;

@@ -7,7 +7,7 @@
  */
 import { existsSync } from 'node:fs';
 import { z } from 'zod';
-import { duration, int, size, str, url, Secret, type Env } from './config-fields.ts';
+import { duration, durationOrOff, int, size, str, timezone, url, Secret, type Env } from './config-fields.ts';
 import { ConfigError } from './errors.ts';
 import { sources } from './sources/index.ts';
 
@@ -65,6 +65,13 @@ export interface AlertsConfig {
   failingRuns: number;
 }
 
+export interface ReportingConfig {
+  /** REPORTING_TIMEZONE: the time zone of reporting.voucher_daily's days (IANA; default UTC). */
+  timezone: string;
+  /** HISTORY_RETENTION: closed versions older than this are pruned; null (`off`, the default) keeps them all. */
+  historyRetentionMs: number | null;
+}
+
 export interface Config {
   databaseUrl: Secret;
   redisUrl: Secret;
@@ -73,6 +80,7 @@ export interface Config {
   logFormat: 'json' | 'pretty';
   server: ServerConfig;
   alerts: AlertsConfig;
+  reporting: ReportingConfig;
   http: HttpConfig;
   jobs: JobsConfig;
   /** Every registered source's section; null when its credentials are absent: it is then not scheduled. */
@@ -95,6 +103,8 @@ const shared = {
   ALERT_WEBHOOK_URL: url(['http:', 'https:']).optional(),
   ALERT_STALE_AFTER: duration.default(15 * 60_000),
   ALERT_FAILING_RUNS: int(1, 1000).default(3),
+  REPORTING_TIMEZONE: timezone.default('UTC'),
+  HISTORY_RETENTION: durationOrOff.default(null),
   HTTP_CONNECT_TIMEOUT: duration.default(10_000),
   HTTP_READ_TIMEOUT: duration.default(30_000),
   HTTP_RETRIES: int(0, 20).default(4),
@@ -176,6 +186,7 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
       staleMarginMs: e.ALERT_STALE_AFTER,
       failingRuns: e.ALERT_FAILING_RUNS,
     },
+    reporting: { timezone: e.REPORTING_TIMEZONE, historyRetentionMs: e.HISTORY_RETENTION },
     http: {
       connectTimeoutMs: e.HTTP_CONNECT_TIMEOUT,
       readTimeoutMs: e.HTTP_READ_TIMEOUT,

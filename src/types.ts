@@ -103,6 +103,17 @@ export interface VoucherRow {
   isDeleted: boolean;
   /** The record exactly as the API returned it, unknown fields included. */
   raw: unknown;
+  // Fields promoted from raw for reporting (columns of their own): absent or null for a source that has none.
+  /** Cin7 `Type`. */
+  voucherType?: string | null;
+  /** Cin7 `Description`. */
+  description?: string | null;
+  /** CareCloud `store_id`. */
+  storeId?: string | null;
+  /** CareCloud `reward.reward_id`. */
+  rewardId?: string | null;
+  /** CareCloud `reward.name`. */
+  rewardName?: string | null;
 }
 
 /** A record that failed validation: kept aside with a reason a person can act on. */

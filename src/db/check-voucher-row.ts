@@ -12,11 +12,13 @@ import type { VoucherRow } from '../types.ts';
 export function checkVoucherRow(row: VoucherRow): string | null {
   if (typeof row.sourceId !== 'string' || row.sourceId === '') return 'sourceId is empty';
   if ([...row.sourceId].length > 255) return 'sourceId is longer than 255 characters';
-  for (const field of ['code', 'customerId'] as const) {
+  for (const field of ['code', 'customerId', 'voucherType', 'storeId', 'rewardId', 'rewardName'] as const) {
     const value = row[field];
-    if (value !== null && (typeof value !== 'string' || [...value].length > 255))
+    if (value !== null && value !== undefined && (typeof value !== 'string' || [...value].length > 255))
       return `${field} is not a text of at most 255 characters`;
   }
+  if (row.description !== null && row.description !== undefined && typeof row.description !== 'string')
+    return 'description is not a text';
   if (!STATUSES.has(row.status)) return `status ${JSON.stringify(row.status)} is not active, inactive or deleted`;
   if (typeof row.isDeleted !== 'boolean') return 'isDeleted is not a boolean';
   for (const field of ['amount', 'redeemedAmount'] as const) {

@@ -1,7 +1,8 @@
 /**
- * The read-only role BI tools connect as: USAGE on schema `reporting` and SELECT on its views (present and
- * future), nothing else. A view runs with its owner's rights, so the role reads `reporting.vouchers` without
- * any access to the tables behind it.
+ * The read-only role BI tools connect as: USAGE on schema `reporting`, SELECT on its views and EXECUTE on its
+ * functions (present and future), nothing else. A view runs with its owner's rights, so the role reads
+ * `reporting.vouchers` without any access to the tables behind it; the functions a view calls (the masking of
+ * personal data in `raw`) run with the caller's, hence EXECUTE — they are pure and read no table.
  *
  * Everything happens in one transaction that ends with a check of what the role can actually do; if any
  * other privilege reaches it (a grant to PUBLIC, say), nothing is changed and the error says what.
@@ -109,10 +110,12 @@ async function apply(
   await client.query(`GRANT USAGE ON SCHEMA ${reporting} TO ${id}`);
   await client.query(`REVOKE ALL ON ALL TABLES IN SCHEMA ${reporting} FROM ${id}`);
   await client.query(`GRANT SELECT ON ALL TABLES IN SCHEMA ${reporting} TO ${id}`);
-  // Views that later migrations add are created by the schema's owner: grant them as they appear.
-  await client.query(
-    `ALTER DEFAULT PRIVILEGES FOR ROLE ${client.escapeIdentifier(owner)} IN SCHEMA ${reporting} GRANT SELECT ON TABLES TO ${id}`,
-  );
+  await client.query(`GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA ${reporting} TO ${id}`);
+  // Views and functions that later migrations add are created by the schema's owner: grant them as they appear.
+  for (const grant of ['SELECT ON TABLES', 'EXECUTE ON FUNCTIONS'])
+    await client.query(
+      `ALTER DEFAULT PRIVILEGES FOR ROLE ${client.escapeIdentifier(owner)} IN SCHEMA ${reporting} GRANT ${grant} TO ${id}`,
+    );
 
   // PostgreSQL 15 no longer lets PUBLIC create in schema public; a database created before keeps that right.
   const publicCreate = await client.query<{ granted: boolean }>(

@@ -91,7 +91,9 @@ export async function clearScanProgress(
 /**
  * A completed scan of `mode`: its progress removed (the other modes' kept as they stand), the watermark raised to the
  * new one (never lowered: an incremental run that finished meanwhile may hold a newer one), and the time of the
- * success; a full scan also records when it started (`lastFullScanAt`, never moved back either).
+ * success; a full scan also records when it started (`lastFullScanAt`, never moved back either), and a scan that read
+ * every change (`completeAsOf`: see runSync) the time up to which the stream's data is complete (`complete_as_of`, the
+ * "data as of" of reporting.sync_status, never moved back either).
  */
 export async function completeScan(
   tx: Tx,
@@ -102,10 +104,12 @@ export async function completeScan(
     runId: bigint;
     watermark: Date | null;
     fullScanStartedAt?: Date;
+    completeAsOf?: Date;
     now: Date;
   },
 ): Promise<void> {
   const fullScanAt = scan.fullScanStartedAt ?? null;
+  const completeAt = scan.completeAsOf ?? null;
   await tx.$executeRaw`
     UPDATE sync_state SET
       watermark = GREATEST(watermark, ${scan.watermark}::timestamptz),
@@ -113,6 +117,7 @@ export async function completeScan(
       last_run_id = ${scan.runId},
       last_success_at = ${scan.now},
       last_full_scan_at = GREATEST(last_full_scan_at, ${fullScanAt}::timestamptz),
+      complete_as_of = GREATEST(complete_as_of, ${completeAt}::timestamptz),
       updated_at = ${scan.now}
     WHERE source = ${scan.source} AND stream = ${scan.stream}`;
 }

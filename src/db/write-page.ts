@@ -244,6 +244,12 @@ async function storeRejects(query: LargeQueries, rejects: RejectedRow[], params:
 //   later than $5 is not trusted by any run.
 // - Inserting in key order makes concurrent writers lock rows in the same order (no deadlock).
 // - (xmax = 0) is true only for a freshly inserted row.
+// - A deleted row's status is 'deleted' whatever the record said (vouchers_deleted_status_check): BI filters on
+//   status, through its index, rather than on a CASE of is_deleted.
+// - The promoted columns (voucher_type ... reward_name) follow raw: a record whose content did not change keeps them.
+// - A new row is its own first version (the history: migration 20261204000200): it starts at the source's
+//   last_change when that is not in the future, else now. An update's next version is dated by the trigger
+//   vouchers_next_version, which every writer of the table goes through.
 // - `resolved`: a valid version of a key that the table now holds — written by this page, or stored already with
 //   the same content — supersedes the key's open rejections (resolution 'superseded', by this run). An older copy
 //   that newer-wins skipped resolves nothing. `candidates` probes the rejections' index once per key of the page
@@ -254,13 +260,16 @@ WITH page AS (
   SELECT DISTINCT ON (r."sourceId")
          r."sourceId", r.code, r."customerId", r.status, r.amount, r."redeemedAmount", r."validFrom", r."validTo",
          r."appliedAt", r."sourceCreatedAt", r."sourceModifiedAt", r."isDeleted", COALESCE(r.raw, 'null') AS raw,
-         sha256(convert_to(COALESCE(r.raw, 'null')::text, 'UTF8')) AS content_hash
+         sha256(convert_to(COALESCE(r.raw, 'null')::text, 'UTF8')) AS content_hash,
+         r."voucherType", r.description, r."storeId", r."rewardId", r."rewardName"
     FROM ROWS FROM (jsonb_to_recordset($1::jsonb) AS (
          "sourceId" text, code text, "customerId" text, status text, amount numeric, "redeemedAmount" numeric,
          "validFrom" timestamptz, "validTo" timestamptz, "appliedAt" timestamptz, "sourceCreatedAt" timestamptz,
-         "sourceModifiedAt" timestamptz, "isDeleted" boolean, raw jsonb)) WITH ORDINALITY AS r(
+         "sourceModifiedAt" timestamptz, "isDeleted" boolean, raw jsonb, "voucherType" text, description text,
+         "storeId" text, "rewardId" text, "rewardName" text)) WITH ORDINALITY AS r(
          "sourceId", code, "customerId", status, amount, "redeemedAmount", "validFrom", "validTo", "appliedAt",
-         "sourceCreatedAt", "sourceModifiedAt", "isDeleted", raw, i)
+         "sourceCreatedAt", "sourceModifiedAt", "isDeleted", raw, "voucherType", description, "storeId", "rewardId",
+         "rewardName", i)
    ORDER BY r."sourceId", r."sourceModifiedAt" DESC NULLS LAST, r.i DESC
 ),
 seen AS (
@@ -271,10 +280,14 @@ seen AS (
 written AS (
   INSERT INTO vouchers AS v (source, source_id, code, customer_id, status, amount, redeemed_amount, valid_from,
          valid_to, applied_at, source_created_at, source_modified_at, is_deleted, deleted_at, raw, content_hash,
-         first_seen_at, last_synced_at, last_run_id)
-  SELECT $2, p."sourceId", p.code, p."customerId", p.status, p.amount, p."redeemedAmount", p."validFrom",
-         p."validTo", p."appliedAt", p."sourceCreatedAt", p."sourceModifiedAt", p."isDeleted",
-         CASE WHEN p."isDeleted" THEN now() END, p.raw, p.content_hash, now(), now(), $3::bigint
+         first_seen_at, last_synced_at, last_run_id, voucher_type, description, store_id, reward_id, reward_name,
+         version_from, version_from_basis, version_run_id)
+  SELECT $2, p."sourceId", p.code, p."customerId", CASE WHEN p."isDeleted" THEN 'deleted' ELSE p.status END,
+         p.amount, p."redeemedAmount", p."validFrom", p."validTo", p."appliedAt", p."sourceCreatedAt",
+         p."sourceModifiedAt", p."isDeleted", CASE WHEN p."isDeleted" THEN now() END, p.raw, p.content_hash, now(),
+         now(), $3::bigint, p."voucherType", p.description, p."storeId", p."rewardId", p."rewardName",
+         CASE WHEN p."sourceModifiedAt" <= now() THEN p."sourceModifiedAt" ELSE now() END,
+         CASE WHEN p."sourceModifiedAt" <= now() THEN 'source' ELSE 'observed' END, $3::bigint
     FROM page p
    ORDER BY p."sourceId"
   ON CONFLICT (source, source_id) DO UPDATE SET
@@ -293,7 +306,12 @@ written AS (
          raw = EXCLUDED.raw,
          content_hash = EXCLUDED.content_hash,
          last_synced_at = EXCLUDED.last_synced_at,
-         last_run_id = EXCLUDED.last_run_id
+         last_run_id = EXCLUDED.last_run_id,
+         voucher_type = EXCLUDED.voucher_type,
+         description = EXCLUDED.description,
+         store_id = EXCLUDED.store_id,
+         reward_id = EXCLUDED.reward_id,
+         reward_name = EXCLUDED.reward_name
    WHERE (v.content_hash <> EXCLUDED.content_hash OR v.is_deleted <> EXCLUDED.is_deleted)
      AND (v.source_modified_at IS NULL OR EXCLUDED.source_modified_at IS NULL
           OR EXCLUDED.source_modified_at >= v.source_modified_at

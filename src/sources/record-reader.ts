@@ -63,12 +63,32 @@ export class RecordReader {
     return this.attempt(name, readOneOf<T>, allowed, undefined);
   }
 
+  /** A field kept for reporting only (see labelOf): never a reason to reject the record. */
+  label(name: string, max: number | null = MAX_COLUMN_TEXT): string | null {
+    return labelOf(this.fields[name], max);
+  }
+
   /** The mapped row, or a rejection listing every problem found. */
   result(row: VoucherRow, raw: unknown): MapResult {
     if (this.problems.length === 0) return { ok: true, row };
     const sourceId = row.sourceId === '' ? null : row.sourceId;
     return { ok: false, reject: { sourceId, reason: this.problems.join('; '), raw } };
   }
+}
+
+/**
+ * A value promoted from raw to a reporting column (a voucher type, a store, a reward name): a string or a number as
+ * its text, cut to `max` characters (null: uncut), anything else (and an empty string) null. Lenient, unlike text():
+ * these fields were never validated, and an odd label must not cost the voucher. The migration that added the
+ * columns reads stored raw records the same way (prisma/migrations/20261204000100_reporting_schema).
+ */
+export function labelOf(value: unknown, max: number | null = MAX_COLUMN_TEXT): string | null {
+  const text =
+    typeof value === 'string' ? value : typeof value === 'number' && Number.isFinite(value) ? String(value) : '';
+  if (text === '') return null;
+  if (max === null || text.length <= max) return text;
+  // Characters as PostgreSQL counts them (code points), not UTF-16 units: no surrogate is cut in half.
+  return [...text].slice(0, max).join('');
 }
 
 function readText(value: unknown, options: { required?: boolean; max?: number }): string | null {

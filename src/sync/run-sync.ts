@@ -22,6 +22,7 @@ import {
   startRun,
   supersededError,
 } from '../db/ledger.ts';
+import { analyzeAfterLargeWrite } from '../db/analyze-vouchers.ts';
 import { remapIfMappingChanged } from '../db/remap-rows.ts';
 import { clearScanProgress, completeScan, loadState, saveScanProgress, type ScanState } from '../db/stream-state.ts';
 import { clearScan, countScanSeen } from '../db/vanished.ts';
@@ -229,6 +230,11 @@ export async function runSync<Client>(options: RunSyncOptions<Client>): Promise<
     await db.$transaction(async (tx) => {
       const now = clock.now();
       const fullScanStartedAt = mode === 'full' ? new Date(scan.startedAt) : undefined;
+      // The data is complete up to the scan's start when the scan read every change made before it: a scan of the
+      // whole list, or one whose cursor is the modification time. Cin7's incremental scans (by creation time) read
+      // new vouchers only; its redemptions wait for the next reconciliation.
+      const completeAsOf =
+        wholeList || stream.cursorField === 'sourceModifiedAt' ? new Date(scan.startedAt) : undefined;
       // Nor does it count as a success of the stream (`last_success_at`): only its saved scan goes.
       if (range) await clearScanProgress(tx, source, stream.name, mode, now);
       else
@@ -239,6 +245,7 @@ export async function runSync<Client>(options: RunSyncOptions<Client>): Promise<
           runId,
           watermark: watermarkAfter,
           fullScanStartedAt,
+          completeAsOf,
           now,
         });
       const ended = { watermarkAfter: range ? undefined : watermarkAfter, warnings, add: run.sliced };
@@ -246,6 +253,9 @@ export async function runSync<Client>(options: RunSyncOptions<Client>): Promise<
     });
     if (run.sliced) Object.assign(counters, await runCounters(db, runId));
     if (mode === 'full') await clearScan(db, BigInt(scan.scanId));
+    // A logical run split over several jobs (waits, restarts) wrote what all its rows did.
+    const written = continued ? await logicalRunTotals(db, logicalRunId) : counters;
+    await analyzeAfterLargeWrite(db, written.inserted + written.updated + written.deleted, logger);
     const durationMs = clock.now().getTime() - started.getTime();
     logger.info({ ...counters, watermarkAfter, durationMs }, 'run succeeded');
     return {

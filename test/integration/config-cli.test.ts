@@ -124,6 +124,16 @@ const GROUPS: Problem[][] = [
     invalid('CARECLOUD_CONFIRM_MAX', 'all', `${WHOLE} 0 to 100000`),
     invalid('CIN7_BASE_URL', 'api.cin7.com/api', 'must be a URL starting with http:// or https://'),
     invalid('CIN7_TIMEZONE', 'Pacific/Nowhere', 'must be an IANA time zone'),
+    invalid(
+      'REPORTING_TIMEZONE',
+      'Mars/Olympus',
+      'must be an IANA time zone such as Europe/Prague (got "Mars/Olympus")',
+    ),
+    invalid(
+      'HISTORY_RETENTION',
+      'forever',
+      'must be a duration of at least 1h, such as 90d or 400d, or off (got "forever")',
+    ),
     unset(['CARECLOUD_APP_ID'], 'must be set to sync carecloud'),
   ],
   [

@@ -28,6 +28,11 @@ describe('the reporting role for BI tools', () => {
   beforeAll(async () => {
     h = await createHarness();
     await h.sync('cin7');
+    await h.sync('carecloud');
+    // An e-mail address written into a free text too, not only in Cin7's customerEmail.
+    const [voucher] = await h.vouchers('cin7');
+    h.cin7.store.update(voucher!.sourceId, { description: 'Reissued for jan.novak@example.com' });
+    await h.sync('cin7', 'full');
     admin = new pg.Client({ connectionString: h.databaseUrl });
     await admin.connect();
   });
@@ -150,6 +155,47 @@ describe('the reporting role for BI tools', () => {
     // The checker itself: a password PostgreSQL hashed on its own is recognised.
     await admin.query(`ALTER ROLE ${admin.escapeIdentifier(role)} PASSWORD 'hashed-by-the-server'`);
     expect(scramMatches((await storedPassword())!, 'hashed-by-the-server')).toBe(true);
+  });
+
+  it('reads every view of reporting, whoever made it, and none of them returns an e-mail address', async () => {
+    const email = '[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(\\.[A-Za-z0-9-]+)*\\.[A-Za-z]{2,}';
+    const views = (
+      await admin.query<{ name: string }>(
+        `SELECT format('%I.%I', n.nspname, c.relname) AS name FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+          WHERE n.nspname = 'reporting' AND c.relkind IN ('v', 'm') ORDER BY 1`,
+      )
+    ).rows.map((r) => r.name);
+    expect(views).toEqual(expect.arrayContaining(['reporting.sync_status', 'reporting.vouchers']));
+    // What is looked for is there to find: the internal table keeps the addresses the sources sent.
+    const internal = await admin.query<{ raw: number; description: number }>(
+      `SELECT count(*) FILTER (WHERE raw::text ~ $1)::int AS raw, count(*) FILTER (WHERE description ~ $1)::int AS description
+         FROM public.vouchers`,
+      [email],
+    );
+    expect(internal.rows[0]!.raw).toBeGreaterThan(0);
+    expect(internal.rows[0]!.description).toBe(1);
+
+    const bi = await connectAs(role);
+    try {
+      const found: Record<string, number> = {};
+      for (const view of views) {
+        // The whole row as text: every column of every type, json and text ones included.
+        const { rows } = await bi.query<{ rows: number; emails: number }>(
+          `SELECT count(*)::int AS rows, count(*) FILTER (WHERE t::text ~ $1)::int AS emails FROM ${view} AS t`,
+          [email],
+        );
+        found[view] = rows[0]!.emails;
+        if (view === 'reporting.vouchers' || view === 'reporting.sync_status')
+          expect(rows[0]!.rows, view).toBeGreaterThan(0);
+      }
+      expect(found).toEqual(Object.fromEntries(views.map((view) => [view, 0])));
+      const { rows } = await bi.query<{ source: string; data_as_of: Date | null }>(
+        'SELECT source, data_as_of FROM reporting.sync_status ORDER BY source',
+      );
+      expect(rows.map((r) => r.source)).toEqual(['carecloud', 'cin7']);
+    } finally {
+      await bi.end();
+    }
   });
 
   it('reports bad settings one line each without the password, and refuses grants or roles that give more than read access', async () => {

@@ -70,6 +70,22 @@ describe('loadConfig', () => {
     expect(errorOf({ CIN7_SCHEDULE: 'sometimes' })).toContain('CIN7_SCHEDULE must be a duration of at least 1s');
   });
 
+  it('reads the reporting time zone and the history retention, and names what is wrong with them', () => {
+    expect(loadConfig({}).reporting).toEqual({ timezone: 'UTC', historyRetentionMs: null });
+    expect(loadConfig({ REPORTING_TIMEZONE: 'Asia/Kolkata', HISTORY_RETENTION: '400d' }).reporting).toEqual({
+      timezone: 'Asia/Kolkata',
+      historyRetentionMs: 400 * 86_400_000,
+    });
+    expect(loadConfig({ HISTORY_RETENTION: 'off' }).reporting.historyRetentionMs).toBeNull();
+    expect(errorOf({ REPORTING_TIMEZONE: 'Europe/Atlantis' })).toBe(
+      'REPORTING_TIMEZONE must be an IANA time zone such as Europe/Prague (got "Europe/Atlantis")',
+    );
+    expect(errorOf({ HISTORY_RETENTION: 'forever' })).toBe(
+      'HISTORY_RETENTION must be a duration of at least 1h, such as 90d or 400d, or off (got "forever")',
+    );
+    expect(errorOf({ HISTORY_RETENTION: '5m' })).toContain('HISTORY_RETENTION must be a duration of at least 1h');
+  });
+
   it('refuses an operator endpoint open to the network without a token, and never shows the token', () => {
     expect(loadConfig({}).server).toEqual({ port: null, host: '127.0.0.1', token: null });
     expect(errorOf({ HTTP_PORT: '8080', HTTP_HOST: '0.0.0.0' })).toBe(

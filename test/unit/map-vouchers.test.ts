@@ -42,6 +42,19 @@ describe('CareCloud voucher mapping', () => {
     expect(result.ok && result.row.raw).toBe(careCloud);
   });
 
+  it('promotes store_id and the reward, null for the fields of Cin7', () => {
+    const result = mapCareCloudVoucher({ ...careCloud, reward: { reward_id: 'r1', name: 'Birthday cake' } }, 'UTC');
+    expect(result).toMatchObject({
+      ok: true,
+      row: { storeId: '86e05affc7a7abefcd513ab400', rewardId: 'r1', rewardName: 'Birthday cake' },
+    });
+    expect(result.ok && [result.row.voucherType ?? null, result.row.description ?? null]).toEqual([null, null]);
+    expect(mapCareCloudVoucher({ ...careCloud, reward: 'r1' }, 'UTC')).toMatchObject({
+      ok: true,
+      row: { rewardId: null, rewardName: null },
+    });
+  });
+
   it('maps state 0 to deleted and 2 to inactive', () => {
     expect(mapCareCloudVoucher({ ...careCloud, state: 0 }, 'Europe/Prague')).toMatchObject({
       row: { status: 'deleted', isDeleted: true },
@@ -115,6 +128,24 @@ describe('Cin7 voucher mapping', () => {
     expect(
       mapCin7Voucher({ Code: 'P-1', Status: 'Inactive', Amount: 10, CreatedDate: '2021-05-09T15:52:29Z' }, 'UTC'),
     ).toMatchObject({ ok: true, row: { sourceId: 'P-1', status: 'inactive' } });
+  });
+
+  it('promotes Type and Description, and takes customer 0 for no customer', () => {
+    const record = { Code: 'P-2', Status: 'Active', CustomerID: 0, Type: 'Credit Note', Description: 'Returned goods' };
+    expect(mapCin7Voucher(record, 'UTC')).toMatchObject({
+      ok: true,
+      row: { customerId: null, voucherType: 'Credit Note', description: 'Returned goods' },
+    });
+  });
+
+  it('never rejects a record for a promoted field: an odd one is null, a long one cut to its column', () => {
+    const long = 'x'.repeat(300);
+    const result = mapCin7Voucher({ ...cin7, type: { name: 'Gift' }, description: long }, 'UTC');
+    expect(result).toMatchObject({ ok: true, row: { voucherType: null, description: long } });
+    expect(mapCin7Voucher({ ...cin7, type: long }, 'UTC')).toMatchObject({
+      ok: true,
+      row: { voucherType: 'x'.repeat(255) },
+    });
   });
 
   it('rejects a missing code and a comma amount', () => {

@@ -1,7 +1,7 @@
 /** CareCloud voucher records: their mapping to a row, their key and their cursor. */
 import type { MapResult, VoucherRow } from '../../types.ts';
 import { parseLocalDateTime } from '../parse.ts';
-import { RecordReader } from '../record-reader.ts';
+import { labelOf, RecordReader } from '../record-reader.ts';
 
 const STATES = [0, 1, 2] as const;
 
@@ -23,6 +23,9 @@ export function mapCareCloudVoucher(raw: unknown, zone: string): MapResult {
     sourceModifiedAt: r.localDate('last_change', zone),
     isDeleted: state === 0,
     raw,
+    storeId: r.label('store_id'),
+    rewardId: labelOf(field(r.fields.reward, 'reward_id')),
+    rewardName: labelOf(field(r.fields.reward, 'name')),
   };
   return r.result(row, raw);
 }

@@ -50,7 +50,7 @@ export function mapCin7Voucher(raw: unknown, zone: string): MapResult {
   const row: VoucherRow = {
     sourceId: r.text('code', { required: true }) ?? '',
     code: r.text('code'),
-    customerId: r.wholeNumber('customerID'),
+    customerId: noCustomer(r.wholeNumber('customerID')),
     status: status === 'Inactive' ? 'inactive' : 'active',
     amount: r.amount('amount'),
     redeemedAmount: r.amount('redeemedAmount'),
@@ -61,12 +61,17 @@ export function mapCin7Voucher(raw: unknown, zone: string): MapResult {
     sourceModifiedAt: null,
     isDeleted: false,
     raw,
+    voucherType: r.label('type'),
+    description: r.label('description', null),
   };
   // Counts are checked though not stored: a record whose numbers are not numbers is not to be trusted.
   r.wholeNumber('redeemedCount');
   r.wholeNumber('redeemedCountLimit');
   return r.result(row, raw);
 }
+
+/** Cin7 sends customer 0 for a voucher that belongs to no customer: that is no customer id. */
+const noCustomer = (id: string | null): string | null => (id !== null && /^-?0+$/.test(id) ? null : id);
 
 function keyOf(record: unknown): string | undefined {
   const code = fieldOf(record, 'code');
