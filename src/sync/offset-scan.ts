@@ -1,8 +1,15 @@
 /**
- * Offset paging over live data that shifts while we page (CareCloud). Each request starts `overlap`
- * records early and must find the previous page's last keys (its anchors): found, the page continues the
- * scan; not found, rows moved, and the scan steps forward or back until it finds them, or starts over
- * (re-reading is harmless, skipping is not). A slice of a larger scan finds its start by its planned
+ * Offset paging over live data that shifts while we page (CareCloud). Each request starts a few records
+ * early and must find the previous page's last keys (its anchors): found, the page continues the scan; not
+ * found, rows moved, and the scan steps forward or back until it finds them, or starts over (re-reading is
+ * harmless, skipping is not).
+ *
+ * Every request counts (at the real APIs' limits a scan's duration is its number of requests), so a scan
+ * starts QUIET_OVERLAP (one) record early while nothing shifts: one re-read record is enough to see any
+ * shift, since the anchor it must hold is then missing or out of place. The first shift seen widens the
+ * overlap to `overlap` for the rest of the scan, where shifts of fewer records than that cost no extra
+ * request. The anchors kept are always the last `overlap` records read, whatever the overlap in use, so a
+ * deleted anchor leaves others to find. A slice of a larger scan finds its start by its planned
  * anchors, failing that by the cursor planned there, and reads past its end to the next slice's start.
  * The why and the costs: docs/design.md ("How voucher-sync stays correct": CareCloud, and "Work any worker
  * can take").
@@ -39,7 +46,10 @@ export interface OffsetSlice {
 export interface OffsetScanOptions {
   fetch(offset: number, count: number): Promise<{ records: unknown[]; total: number | null }>;
   pageSize: number;
-  /** Records re-read at each boundary; at least 1 to detect shifts. */
+  /**
+   * Records re-read at each boundary once a shift has been seen, and anchors kept; at least 1 to detect
+   * shifts. Until a shift is seen, a scan re-reads QUIET_OVERLAP.
+   */
   overlap: number;
   direction: 'ASC' | 'DESC';
   keyOf(record: unknown): string | undefined;
@@ -67,11 +77,18 @@ export interface OffsetPage {
   progress: OffsetProgress & { [key: string]: Json };
 }
 
-/** What one scan keeps while it pages: its options, its current page size and overlap, its guard. */
+/** Records a request re-reads while no shift has been seen. */
+export const QUIET_OVERLAP = 1;
+
+/**
+ * What one scan keeps while it pages: its options, its current page size, the overlap in use and the most
+ * it may grow to (also the anchors kept), its guard.
+ */
 interface ScanState {
   options: OffsetScanOptions;
   pageSize: number;
   overlap: number;
+  maxOverlap: number;
   restarts: number;
   guard: ProgressGuard;
 }
@@ -81,14 +98,15 @@ class Resized extends Error {}
 
 export async function* offsetScan(options: OffsetScanOptions): AsyncGenerator<OffsetPage> {
   const pageSize = Math.max(1, Math.min(options.pageSize, options.start?.size ?? Infinity));
-  const overlap = Math.min(options.overlap, pageSize - 1);
+  const maxOverlap = Math.min(options.overlap, pageSize - 1);
+  const overlap = Math.min(QUIET_OVERLAP, maxOverlap);
   const guard = new ProgressGuard({
     server: options.server ?? 'the server',
     parameter: 'offset',
-    step: pageSize - overlap,
+    step: pageSize - maxOverlap,
     expected: options.expected,
   });
-  const scan: ScanState = { options, pageSize, overlap, restarts: 0, guard };
+  const scan: ScanState = { options, pageSize, overlap, maxOverlap, restarts: 0, guard };
   let offset = options.start?.offset ?? 0;
   let anchors = options.start?.anchors ?? [];
   for (;;) {
@@ -97,7 +115,8 @@ export async function* offsetScan(options: OffsetScanOptions): AsyncGenerator<Of
     const fresh = restarted ? records : freshRecords(records, usable(scan, anchors), options);
     guard.page(records.map(options.keyOf), `offset ${from}`);
     offset = from + records.length;
-    anchors = scan.overlap === 0 ? [] : anchorsOf(records.slice(-scan.overlap * 2), options).slice(-scan.overlap);
+    anchors =
+      scan.maxOverlap === 0 ? [] : anchorsOf(records.slice(-scan.maxOverlap * 2), options).slice(-scan.maxOverlap);
     const progress: OffsetPage['progress'] = { offset, anchors };
     if (scan.pageSize < options.pageSize) progress.size = scan.pageSize;
     yield { records: fresh, total, progress };
@@ -118,7 +137,13 @@ export async function* offsetScan(options: OffsetScanOptions): AsyncGenerator<Of
 }
 
 /** Anchors can only be looked for while requests re-read some records (a page size of 1 re-reads none). */
-const usable = (scan: ScanState, anchors: OffsetProgress['anchors']) => (scan.overlap === 0 ? [] : anchors);
+const usable = (scan: ScanState, anchors: OffsetProgress['anchors']) => (scan.maxOverlap === 0 ? [] : anchors);
+
+/** A shift was seen: from now on each request re-reads `maxOverlap` records, so that small shifts cost nothing. */
+function widen(scan: ScanState): void {
+  if (scan.overlap >= scan.maxOverlap) return;
+  scan.overlap = scan.maxOverlap;
+}
 
 /** One aligned read, started again (with a smaller page) each time an answer was too large to hold. */
 async function readResized(scan: ScanState, offset: number, anchors: OffsetProgress['anchors']) {
@@ -139,8 +164,9 @@ async function request(scan: ScanState, from: number, count: number) {
   } catch (error) {
     const smaller = smallerPageSize(error, count, `${scan.options.server ?? 'the server'} at offset ${from}`);
     scan.pageSize = Math.min(scan.pageSize, smaller);
-    scan.overlap = Math.min(scan.overlap, scan.pageSize - 1);
-    scan.guard.update({ step: scan.pageSize - scan.overlap });
+    scan.maxOverlap = Math.min(scan.maxOverlap, scan.pageSize - 1);
+    scan.overlap = Math.min(scan.overlap, scan.maxOverlap);
+    scan.guard.update({ step: scan.pageSize - scan.maxOverlap });
     throw new Resized();
   }
 }
@@ -209,8 +235,15 @@ async function fetchAligned(scan: ScanState, offset: number, anchors: OffsetProg
     const asked = askedAt(scan, from);
     const { records, total } = await request(scan, from, asked);
     // An empty page where the anchors were means the tail was pulled up past us: it is looked for too.
-    if (anchors.length === 0 || from === 0 || findAnchor(records, anchors, options) >= 0)
+    if (anchors.length === 0 || from === 0) return { records, total, from, asked, restarted: false };
+    const found = findAnchor(records, anchors, options);
+    if (found >= 0) {
+      // The newest anchor is expected just before `offset`; anywhere else (or found only after a step), rows moved.
+      if (attempt > 0 || found !== offset - from - 1 || options.keyOf(records[found]) !== anchors.at(-1)!.key)
+        widen(scan);
       return { records, total, from, asked, restarted: false };
+    }
+    widen(scan);
     if (attempt >= (options.maxRealign ?? 8)) {
       if (scan.restarts >= 2) {
         throw new RetriableSourceError(

@@ -101,6 +101,32 @@ describe('offsetScan over a list that changes while we page', () => {
     expect(requests).toBe(3);
   });
 
+  it('re-reads one record a request while nothing shifts, and `overlap` once a shift was seen', async () => {
+    const list = createLiveList(1000, 'ASC');
+    const froms: number[] = [];
+    const seen = new Set<string>();
+    const pages = offsetScan({
+      fetch: (o, c) => {
+        froms.push(o);
+        // Before the fourth request, two records already read vanish: the rows after them shift up by two.
+        if (froms.length === 4) ['v0', 'v1'].forEach((id) => list.remove(id));
+        return list.fetch(o, c);
+      },
+      pageSize: 100,
+      overlap: 5,
+      direction: 'ASC',
+      keyOf: (r) => (r as { id: string }).id,
+      cursorOf: (r) => (r as { t: number }).t,
+      requireEmptyPage: true,
+    });
+    for await (const page of pages) for (const r of page.records) seen.add((r as { id: string }).id);
+    expect([...list.rows.keys()].filter((id) => !seen.has(id))).toEqual([]);
+    // Quiet: 99 new records a request. The shift costs one step back (the page from 297 no longer holds the
+    // anchors; the page from 198 does), then each request re-reads 5.
+    expect(froms.slice(0, 6)).toEqual([0, 99, 198, 297, 198, 293]);
+    expect(froms[6]! - froms[5]!).toBe(95);
+  });
+
   for (const seed of [1, 2, 3, 4, 5, 6, 7, 8]) {
     it(`DESC (incremental): misses no record that stayed put, despite deletes pulling rows up (seed ${seed})`, async () => {
       const { initial, deleted, touched, seen } = await scanWithChurn(seed, 'DESC', {
@@ -225,8 +251,9 @@ describe('offsetScan as a slice of a larger ASC scan', () => {
     for await (const page of pages) seen.push(...ids(page.records));
     expect(expected.filter((id) => !seen.includes(id))).toEqual([]);
     // Four pages start too late (at 197, then 17, 34 and 68 rows further back each time); the fifth
-    // step reaches the top, from where the list is read in pages of 20 that re-read 3 (the total ends it).
-    expect(requests).toBe(4 + 1 + Math.ceil((300 - 20) / 17));
+    // step reaches the top, from where the list is read in pages of 20 that re-read 1, since no shift is seen
+    // there (the total ends it).
+    expect(requests).toBe(4 + 1 + Math.ceil((300 - 20) / 19));
   });
 
   it("reads past its end offset until it reaches the next slice's planned start value", async () => {
@@ -283,9 +310,10 @@ describe('offsetScan as a slice of a larger ASC scan', () => {
     });
     for await (const page of pages) for (const id of ids(page.records)) seen.add(id);
     expect([...Array(100).keys()].map((i) => `v${200 + i}`).filter((id) => !seen.has(id))).toEqual([]);
-    // Two pages miss the anchors (20 rows moved, a step is 17), the third finds them at 177-179; then
-    // pages of 17 new rows until the total.
-    expect(requests).toBe(3 + Math.ceil((300 - 183) / 17));
+    // Two pages miss the anchors (20 rows moved; the first request re-read one row, so a step is 19), the
+    // third finds them at 177-179; the shift widens the overlap to 3: then pages of 17 new rows from 181
+    // until a short one (the last full page ends at 300 exactly).
+    expect(requests).toBe(3 + Math.ceil((300 - 181) / 17) + 1);
     expect([...seen].filter((id) => Number(id.slice(1)) < 170 && Number(id.slice(1)) >= 30)).toEqual([]);
   });
 

@@ -68,7 +68,7 @@ describe('offsetScan against a hostile server', () => {
       server: 'CareCloud',
     });
     await expect(drain(pages)).rejects.toThrow(
-      /CareCloud returned only records this scan had already read for 5 pages in a row \(offset 15, offset 30, .*ignore `offset`/,
+      /CareCloud returned only records this scan had already read for 5 pages in a row \(offset 19, offset 34, .*ignore `offset`/,
     );
     expect(requests).toHaveLength(6);
   });

@@ -27,7 +27,7 @@ export const careCloudConfig = field.defineSourceConfig({
     CARECLOUD_TIMEZONE: field.timezone.optional(),
     CARECLOUD_PAGE_SIZE: field.int(1, 1000).default(100),
     CARECLOUD_PAGE_OVERLAP: field.int(1, 50).default(5),
-    CARECLOUD_SLICE_PAGES: field.int(1, 100_000).default(20),
+    CARECLOUD_SLICE_PAGES: field.int(1, 100_000).default(250),
     CARECLOUD_LOOKBACK: field.duration.default(600_000),
     CARECLOUD_SCHEDULE: field.schedule.default({ every: 300_000 }),
     // Default in `section`: CARECLOUD_FULL_SCHEDULE is its earlier name, still read.

@@ -6,7 +6,7 @@
 import pMap from 'p-map';
 import type { CallContext, Json } from '../../types.ts';
 import { firstOffsetAtOrAfter } from '../../sync/backfill-locate.ts';
-import { anchorsOf, type OffsetProgress, type OffsetSlice } from '../../sync/offset-scan.ts';
+import { QUIET_OVERLAP, anchorsOf, type OffsetProgress, type OffsetSlice } from '../../sync/offset-scan.ts';
 import type { CareCloudClient } from './client.ts';
 import type { CareCloudConfig } from './config.ts';
 
@@ -56,26 +56,29 @@ export function sliceOf(slice: unknown): CareCloudSlice {
 /** Boundary reads a plan makes at once. */
 const PLAN_CONCURRENCY = 8;
 
-/** Slices a scan aims for at least: enough that the last ones to finish leave few of the workers' slots idle. */
-const TARGET_SLICES = 32;
+/** What a quiet slice re-reads at each of its ends and at each request: see QUIET_OVERLAP in offset-scan.ts. */
+const overlapOf = (config: SliceConfig) => Math.min(QUIET_OVERLAP, config.pageOverlap, config.pageSize - 1);
 
 /**
- * Records per slice: at most `slicePages` pages, fewer when that would make fewer than TARGET_SLICES slices
- * (but at least two pages). A slice re-reads `pageOverlap` records past both of its ends and each request
- * after the first re-reads `pageOverlap`, so a slice of n requests covers n × (pageSize − overlap) − overlap
- * records exactly: none of its requests is a short one spent on a few records.
+ * Records per slice: `slicePages` requests' worth. Each slice but the first costs one request more (the
+ * plan's read of its boundary), so slices are as large as the operator allows, not cut smaller to keep
+ * more workers busy: at the API's rate limit, requests decide a scan's duration, and at the default 250
+ * pages a slice the boundaries cost 0.4 % more requests. While nothing shifts, a slice re-reads one record
+ * past both of its ends and each request after the first re-reads one (QUIET_OVERLAP), so a slice of n
+ * requests covers n × (pageSize − 1) − 1 records exactly: none of its requests is a short one spent on a
+ * few records.
  */
-export function sliceSize(total: number, config: SliceConfig): number {
-  const step = config.pageSize - config.pageOverlap;
-  const requests = Math.max(
-    Math.min(2, config.slicePages),
-    Math.min(config.slicePages, Math.floor(total / step / TARGET_SLICES)),
-  );
-  return Math.max(step, requests * step - config.pageOverlap);
+export function sliceSize(config: SliceConfig): number {
+  const overlap = overlapOf(config);
+  const step = config.pageSize - overlap;
+  return Math.max(step, config.slicePages * step - overlap);
 }
 
-/** Where a slice starting at `start` reads from: `pageOverlap` records early. */
-const readFrom = (start: number, config: SliceConfig) => Math.max(0, start - config.pageOverlap);
+/** Where a slice starting at `start` reads from when it has no anchors: one record early. */
+const readFrom = (start: number, config: SliceConfig) => Math.max(0, start - overlapOf(config));
+
+/** Where the plan reads a boundary from: `pageOverlap` records early, the anchors a slice may look for. */
+const anchorsFrom = (start: number, config: SliceConfig) => Math.max(0, start - config.pageOverlap);
 
 const ASC = { sort_field: 'last_change', sort_direction: 'ASC' } as const;
 
@@ -138,12 +141,12 @@ async function planSpan(
   { cursorOf, keyOf }: { cursorOf: (record: unknown) => number | null; keyOf: (record: unknown) => string | undefined },
   { first, end: total, range }: { first: number; end: number; range: { from: number; to: number } | null },
 ): Promise<CareCloudSlice[]> {
-  const size = sliceSize(total - first, config);
+  const size = sliceSize(config);
   const starts = Array.from({ length: Math.ceil((total - first) / size) }, (_, i) => first + i * size);
   const boundaries = await pMap(
     starts.slice(1),
     async (start) => {
-      const from = readFrom(start, config);
+      const from = anchorsFrom(start, config);
       const { vouchers } = await client.listVouchers({ count: start - from + 1, offset: from, ...ASC }, call);
       return {
         anchors: anchorsOf(vouchers.slice(0, start - from), { keyOf, cursorOf }),
@@ -161,8 +164,10 @@ async function planSpan(
 }
 
 /**
- * How a planned slice is read: `pageOverlap` records past both of its ends, its start found by what the
- * plan read there, its end by the next slice's start.
+ * How a planned slice is read: one record past both of its ends (more once rows shift: offset-scan.ts), its
+ * start found by what the plan read there, its end by the next slice's start. The end offset only sizes the
+ * last request: the slice stops once it has also read a record at or after the next slice's planned start
+ * value, however rows moved.
  */
 export function sliceBounds(
   slice: CareCloudSlice,
@@ -174,7 +179,7 @@ export function sliceBounds(
     first: anchors.length > 0 ? { offset: start, anchors } : { offset: from, anchors: [] },
     bounds: {
       start: startAt === null ? null : { offset: from, at: startAt },
-      endOffset: end === null ? undefined : end + config.pageOverlap,
+      endOffset: end === null ? undefined : end + overlapOf(config),
       endAt,
     },
     expected: end === null ? 0 : end - start,

@@ -10,7 +10,7 @@ export interface Cin7Config extends CommonSourceConfig {
   /** Zone of dates that carry no offset. */
   timezone: string;
   pageSize: number;
-  /** Pages per slice when a full scan or first backfill is split across workers (default 50). */
+  /** Pages per slice when a full scan or first backfill is split across workers (default 500). */
   slicePages: number;
 }
 
@@ -21,7 +21,7 @@ export const cin7Config = field.defineSourceConfig({
     CIN7_API_KEY: field.str.min(1).optional(),
     CIN7_TIMEZONE: field.timezone.default('UTC'),
     CIN7_PAGE_SIZE: field.int(1, 250).default(250),
-    CIN7_SLICE_PAGES: field.int(1, 100_000).default(50),
+    CIN7_SLICE_PAGES: field.int(1, 100_000).default(500),
     CIN7_LOOKBACK: field.duration.default(600_000),
     CIN7_SCHEDULE: field.schedule.default({ every: 300_000 }),
     CIN7_RECONCILE_SCHEDULE: field.schedule.default({ pattern: '0 3 * * *' }),

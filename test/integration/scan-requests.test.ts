@@ -1,0 +1,111 @@
+/**
+ * Requests a full scan makes (issue 14 §1): against a quiet source, close to the minimum — `ceil(N / page size)`
+ * list requests, plus what the API needs to show the end (Cin7: one empty page) and the login — and under churn,
+ * nothing missed.
+ *
+ * The overhead does not grow with N but with the number of slices: CareCloud pays one request for the plan's
+ * total, one per slice boundary (the plan's read of it) and one re-read record per request while nothing shifts
+ * (QUIET_OVERLAP), so a scan of N vouchers in S slices makes at most ceil(N / (pageSize − 1)) + 2S + 1 list
+ * requests; at the defaults (pages of 100, slices of 250 pages) that is ≤ 1.02 × the minimum from N = 50,000
+ * on (bench: `npm run bench -- --only requests`). It is shown here at 20,000 vouchers in slices of 50 pages,
+ * so that the slice boundaries are exercised at a test's size.
+ */
+import { isDeepStrictEqual } from 'node:util';
+import { afterEach, describe, expect, it } from 'vitest';
+import { isServiceCode } from '../../src/fake/carecloud-data.ts';
+import { sliceSize } from '../../src/sources/carecloud/slices.ts';
+import { createHarness, type Harness } from '../helpers/sync-harness.ts';
+
+// The overhead bound does not grow with N (a request per slice boundary, one re-read record per page), so a few
+// thousand vouchers in several slices show what 50,000 would.
+const N = 6_000;
+
+let h: Harness | undefined;
+afterEach(async () => {
+  await h?.close();
+  h = undefined;
+});
+
+const careCloudLists = (harness: Harness) => harness.careCloud.stats.byEndpoint['GET /vouchers'] ?? 0;
+
+describe('requests of a full scan of a quiet source', () => {
+  it('CareCloud: a first backfill and a reconciliation in slices stay within the bound, and an idle run is one request', async () => {
+    const sliced = { pageSize: 100, pageOverlap: 5, slicePages: 12 };
+    h = await createHarness({
+      careCloud: { seed: 7, count: N, rateLimits: null },
+      env: { CARECLOUD_PAGE_SIZE: '100', CARECLOUD_PAGE_OVERLAP: '5', CARECLOUD_SLICE_PAGES: '12' },
+    });
+    const listed = h.careCloud.store.all().filter((v) => !isServiceCode(v.code)).length;
+    const slices = Math.ceil(listed / sliceSize(sliced));
+    const bound = Math.ceil(listed / 99) + 2 * slices + 1;
+    expect(slices).toBeGreaterThan(3);
+
+    await h.sync('carecloud', 'incremental');
+    expect(await h.db.voucher.count({ where: { source: 'carecloud' } })).toBe(listed);
+    const backfill = careCloudLists(h);
+    h.careCloud.stats.reset();
+    const reconciliation = await h.sync('carecloud', 'full');
+    expect(reconciliation.counters).toMatchObject({ inserted: 0, updated: 0 });
+    const full = careCloudLists(h);
+    console.log(`CareCloud ${listed} in ${slices} slices: ${backfill} and ${full} list requests (bound ${bound})`);
+    expect(backfill).toBeLessThanOrEqual(bound);
+    expect(full).toBeLessThanOrEqual(bound);
+
+    h.careCloud.stats.reset();
+    await h.sync('carecloud', 'incremental');
+    expect(h.careCloud.stats.requests).toBe(1);
+  }, 300_000);
+
+  it('Cin7: a reconciliation makes the minimum plus the plan, and an idle run is one request', async () => {
+    h = await createHarness({ cin7: { seed: 7, count: N, rateLimits: null }, env: { CIN7_PAGE_SIZE: '250' } });
+    const listed = h.cin7.store.all().length;
+    await h.sync('cin7', 'incremental');
+    expect(await h.db.voucher.count({ where: { source: 'cin7' } })).toBe(listed);
+    h.cin7.stats.reset();
+    await h.sync('cin7', 'full');
+    // ceil(N / 250) pages, the empty page that shows the end, and the plan's one probe (too small to split).
+    expect(h.cin7.stats.requests).toBe(Math.ceil(listed / 250) + 1 + 1);
+    h.cin7.stats.reset();
+    await h.sync('cin7', 'incremental');
+    expect(h.cin7.stats.requests).toBe(1);
+  }, 300_000);
+});
+
+describe('requests of a full scan under churn', () => {
+  it('CareCloud: rows deleted, changed and added while slices page are all read; the overhead follows what moved', async () => {
+    h = await createHarness({
+      careCloud: { seed: 11, count: 3_000, rateLimits: null },
+      env: { CARECLOUD_PAGE_SIZE: '50', CARECLOUD_PAGE_OVERLAP: '5', CARECLOUD_SLICE_PAGES: '4' },
+    });
+    const harness = h;
+    await harness.sync('carecloud', 'incremental');
+    const store = harness.careCloud.store;
+    let moved = 0;
+    let n = 0;
+    // Before every third list request: a voucher vanishes (the rows after it shift up), and random changes.
+    const stop = store.onListRequest(() => {
+      if (n++ % 3 !== 0) return;
+      const live = store.all().filter((v) => !isServiceCode(v.code));
+      store.hardDelete(live[(n * 7919) % live.length]!.voucher_id);
+      store.churn(2);
+      moved += 3;
+    });
+    harness.careCloud.stats.reset();
+    await harness.sync('carecloud', 'full');
+    stop();
+    const full = careCloudLists(harness);
+    // The calm run after it reads what changed during the scan (a sliced scan's watermark stays at its start).
+    await harness.sync('carecloud', 'incremental');
+    const rows = new Map((await harness.vouchers('carecloud')).map((r) => [r.sourceId, r]));
+    const truth = store.all().filter((v) => !isServiceCode(v.code));
+    const missing = truth.filter((v) => rows.get(v.voucher_id) === undefined).map((v) => v.voucher_id);
+    const stale = truth.filter((v) => {
+      const row = rows.get(v.voucher_id);
+      return row !== undefined && !isDeepStrictEqual(row.raw, v);
+    });
+    console.log(`CareCloud under churn: ${full} list requests, ${moved} changes while paging`);
+    expect(missing).toEqual([]);
+    expect(stale.map((v) => v.voucher_id)).toEqual([]);
+    expect(moved).toBeGreaterThan(20);
+  }, 300_000);
+});
