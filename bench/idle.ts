@@ -1,13 +1,31 @@
 /**
  * Part 4 — an incremental run when nothing changed at the source, per source, through the real queues and
  * a worker that has already done the backfill (as in production, where the CareCloud token is reused):
- * requests the API received, rows written, wall time.
+ * requests the API received, rows written, wall time. Then, the workers stopped, `npm run sync -- --source <name>`
+ * as an operator types it, from command to exit (its own worker, its own login), five times.
  */
 import { startFake, type SourceName } from './fake-host.ts';
 import { measured } from './infra.ts';
-import { int, secs, type Check } from './report.ts';
+import { int, mb, secs, type Check } from './report.ts';
 import { BACKFILL_ENV } from './backfill.ts';
 import { startServiceRun } from './service-run.ts';
+import { median, runScript, runsCompiled } from './command-run.ts';
+
+/** `npm run sync` of an idle source, from command to exit. */
+export const IDLE_COMMAND_TARGET_MS = 1500;
+const COMMAND_RUNS = 5;
+
+/** `npm run sync -- --source <name>` against the idle source. */
+export interface IdleCommandMeasurement {
+  /** Wall times through npm (what the operator types), and of the script's node command line alone. */
+  npmMs: number[];
+  nodeMs: number[];
+  /** API requests of each command (a fresh process: CareCloud logs in again). */
+  requests: number[];
+  peakRss: number;
+  /** Whether bin/ ran the compiled build (else the sources through tsx). */
+  compiled: boolean;
+}
 
 export interface IdleMeasurement {
   source: SourceName;
@@ -22,6 +40,7 @@ export interface IdleMeasurement {
   wallMs: number;
   runDurationMs: number;
   ok: boolean;
+  command: IdleCommandMeasurement;
 }
 
 export interface IdleResult {
@@ -41,6 +60,12 @@ export async function runIdle(
         .map(([k, v]) => `${k} ${v}`)
         .join(', ')}), ` +
         `${m.rowsWritten} rows written, ${m.fetched} fetched, ${secs(m.wallMs)} through the queue (run ${secs(m.runDurationMs)})`,
+    );
+    const c = m.command;
+    log(
+      `idle ${source}: npm run sync -- --source ${source}: ${c.npmMs.map(secs).join(', ')} command to exit ` +
+        `(node alone ${c.nodeMs.map(secs).join(', ')}; ${c.requests.join(', ')} requests; peak RSS ${mb(c.peakRss)}; ` +
+        `${c.compiled ? 'compiled dist/' : 'sources through tsx: dist/ is not current'})`,
     );
     measurements.push(m);
   }
@@ -67,6 +92,14 @@ export async function runIdle(
       target: '(reference)',
       met: null,
     });
+    const c = m.command;
+    checks.push({
+      part: 'idle',
+      metric: `${m.source}: npm run sync, command to exit (median of ${c.npmMs.length}${c.compiled ? '' : ', tsx'})`,
+      value: `${secs(median(c.npmMs))} (node alone ${secs(median(c.nodeMs))})`,
+      target: `< ${secs(IDLE_COMMAND_TARGET_MS)}`,
+      met: median(c.npmMs) < IDLE_COMMAND_TARGET_MS,
+    });
   }
   return { measurements, checks };
 }
@@ -90,6 +123,9 @@ async function measureIdle(source: SourceName, vouchers: number): Promise<IdleMe
         'SELECT count(*)::int AS n FROM vouchers WHERE last_run_id = $1::bigint',
         [ledger?.id ?? '0'],
       );
+      // The command brings its own worker: none of the service's may take its run.
+      await run.stopWorkers();
+      const command = await measureCommand(source, run.env, fake);
       return {
         source,
         vouchers: fake.listed,
@@ -101,6 +137,7 @@ async function measureIdle(source: SourceName, vouchers: number): Promise<IdleMe
         wallMs: idle.wallMs,
         runDurationMs: outcome?.ok ? outcome.result.durationMs : NaN,
         ok: outcome?.ok === true,
+        command,
       };
     } finally {
       await run.close();
@@ -108,4 +145,24 @@ async function measureIdle(source: SourceName, vouchers: number): Promise<IdleMe
   } finally {
     await fake.stop();
   }
+}
+
+/** Runs `npm run sync -- --source <name>` COMMAND_RUNS times each way, alternating; each must succeed. */
+async function measureCommand(
+  source: SourceName,
+  env: Record<string, string>,
+  fake: { reset(): Promise<void>; stats(): Promise<{ requests: number }> },
+): Promise<IdleCommandMeasurement> {
+  const result: IdleCommandMeasurement = { npmMs: [], nodeMs: [], requests: [], peakRss: 0, compiled: runsCompiled() };
+  for (let i = 0; i < COMMAND_RUNS; i++) {
+    for (const via of ['npm', 'node'] as const) {
+      await fake.reset();
+      const run = await runScript('sync', ['--source', source], env, { via, timeoutMs: 60_000 });
+      if (run.code !== 0) throw new Error(`npm run sync -- --source ${source} exited ${run.code}:\n${run.stderr}`);
+      (via === 'npm' ? result.npmMs : result.nodeMs).push(run.wallMs);
+      result.requests.push((await fake.stats()).requests);
+      result.peakRss = Math.max(result.peakRss, run.peakRss ?? 0);
+    }
+  }
+  return result;
 }

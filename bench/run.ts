@@ -1,5 +1,5 @@
 /**
- * npm run bench [-- --only writer,backfill,limits,idle,observability] [--size N] [--quick]
+ * npm run bench [-- --only writer,backfill,limits,idle,observability,requests,reporting,memory] [--size N] [--quick]
  *
  * Not part of `npm test`. Measures the product against the local PostgreSQL and Redis and the fake APIs,
  * prints every figure next to its target and writes bench/results.json. See bench/README.md.
@@ -13,16 +13,19 @@ import type { SourceName } from './fake-host.ts';
 import { runIdle } from './idle.ts';
 import { REPO_ROOT, cleanupAll, machineBusyMs, measurePolicy, measured, withAdmin } from './infra.ts';
 import { runLimits } from './limits.ts';
+import { runMemory } from './memory.ts';
 import { runObservability } from './observability.ts';
+import { runRequests } from './requests.ts';
 import { formatProfile } from './profile.ts';
 import { formatTable, type Check } from './report.ts';
+import { runReporting } from './reporting.ts';
 import { runWriter } from './writer.ts';
 
-const PARTS = ['writer', 'backfill', 'limits', 'idle', 'observability'] as const;
+const PARTS = ['writer', 'backfill', 'limits', 'idle', 'observability', 'requests', 'reporting', 'memory'] as const;
 type Part = (typeof PARTS)[number];
 
 const USAGE =
-  'Usage: npm run bench [-- --only writer,backfill,limits,idle,observability] [--size N] [--quick] [--sources carecloud,cin7] [--mode incremental|full] [--settle SECONDS] [--attempts N] [--worker-node-args "--max-old-space-size=192"]';
+  'Usage: npm run bench [-- --only writer,backfill,limits,idle,observability,requests,reporting,memory] [--size N] [--quick] [--sources carecloud,cin7] [--mode incremental|full] [--settle SECONDS] [--attempts N] [--worker-node-args "--max-old-space-size=192"]';
 
 function parseOptions() {
   const { values } = parseArgs({
@@ -145,9 +148,27 @@ const RUNNERS: Record<Part, (options: Options, log: Log) => Promise<{ checks: Ch
       log,
     ),
   idle: (o, log) => runIdle({ sources: o.sources, vouchers: Math.min(o.size, o.quick ? 5_000 : 100_000) }, log),
+  // Peak RSS of each kind of process at two backfill sizes (flat in N is the point; 1M takes too long for every run).
+  memory: (o, log) =>
+    runMemory({ sources: o.sources, sizes: o.quick ? [5_000, 20_000] : [50_000, Math.min(o.size, 200_000)] }, log),
   // The operator's views on a ledger of 100,000 runs per source (a year of 5-minute runs): /metrics and the page's data.
+  // The history and the reporting views at 1M vouchers: the dashboard queries against their one second.
+  reporting: (o, log) =>
+    measured('reporting', () => runReporting({ vouchers: o.quick ? 50_000 : Math.max(o.size, 1_000_000) }, log), log),
   observability: (o, log) =>
     runObservability({ runsPerSource: o.quick ? 10_000 : 100_000, samples: o.quick ? 5 : 15 }, log),
+  // Requests ÷ minimum of each scan at the default page sizes, and the 1M projection at the real limits, checked at
+  // the limits ×2 with enough requests (20,000 vouchers) to wait for the per-minute window: the limit, not the
+  // worker, then sets the pace on two shared cores (below one window's worth, a busy worker does).
+  requests: (o, log) =>
+    runRequests(
+      {
+        sources: o.sources,
+        vouchers: Math.min(o.size, o.quick ? 20_000 : 200_000),
+        scaled: { vouchers: 20_000, factor: 2 },
+      },
+      log,
+    ),
 };
 
 function gitState(): { commit: string; dirty: string[] } {

@@ -16,7 +16,7 @@
 import { randomUUID } from 'node:crypto';
 import { Option, type Command } from 'commander';
 import { loadConfig, loadDotEnv } from '../../config.ts';
-import { createPrisma } from '../../db/client.ts';
+import { createPrisma, type Db } from '../../db/client.ts';
 import { migrate } from '../../db/migrate.ts';
 import { createLogger } from '../../logger.ts';
 import { sectionOf, sources } from '../../sources/index.ts';
@@ -66,7 +66,11 @@ export function register(program: Command): void {
         .default(false)
         .conflicts('customer'),
     )
-    .action(act(sync));
+    .action(act(sync))
+    // Exits as soon as the command is done: everything it opened is closed by then and its output written (stdout and
+    // the logs are synchronous), and what could hold the process on is PostgreSQL closing the sessions, which takes up
+    // to a second on a busy server.
+    .hook('postAction', () => process.exit());
 }
 
 async function sync({ source, mode, customer, detach }: SyncOptions): Promise<number> {
@@ -75,23 +79,25 @@ async function sync({ source, mode, customer, detach }: SyncOptions): Promise<nu
   const config = loadConfig();
   const logger = createLogger(config.logLevel, undefined, { format: config.logFormat });
   await migrate(config.databaseUrl.reveal(), { logger });
-  const paused = await pausedLine(config, source);
-  if (paused) {
-    console.error(paused);
-    return EXIT.failed;
-  }
-  // Before the service connects to Redis: unreachable, it would be retried for ever, one stack trace per attempt.
-  await waitForRedis(config.redisUrl.reveal());
-  const service = await startService(config, logger, {
-    schedulers: false,
-    // Detached, the service's own workers read the run: none here.
-    workers: !detach,
-    role: 'sync',
-    only: source === 'all' ? undefined : [source],
-  });
+  // One client for the pause check and the progress reads: each Prisma client sets its query compiler up anew.
   const db = createPrisma(config.databaseUrl.reveal());
+  let service: Service | undefined;
   const cancelling = new AbortController();
   try {
+    const paused = await pausedLine(db, config, source);
+    if (paused) {
+      console.error(paused);
+      return EXIT.failed;
+    }
+    // Before the service connects to Redis: unreachable, it would be retried for ever, one stack trace per attempt.
+    await waitForRedis(config.redisUrl.reveal());
+    service = await startService(config, logger, {
+      schedulers: false,
+      // Detached, the service's own workers read the run: none here.
+      workers: !detach,
+      role: 'sync',
+      only: source === 'all' ? undefined : [source],
+    });
     if (service.sources.length === 0) {
       console.error(
         source === 'all'
@@ -142,24 +148,19 @@ async function sync({ source, mode, customer, detach }: SyncOptions): Promise<nu
     if (outcomes.some((o) => !o.ok && o.cancelled)) return EXIT.cancelled;
     return outcomes.every((o) => o.ok) ? 0 : 1;
   } finally {
-    await service.stop();
+    await service?.stop();
     await db.$disconnect();
   }
 }
 
 /** The line refusing a run of paused sources (every configured one for `all`), or null when none is paused. */
-async function pausedLine(config: Config, source: string): Promise<string | null> {
+async function pausedLine(db: Db, config: Config, source: string): Promise<string | null> {
   const names = source === 'all' ? sources.filter((s) => sectionOf(config, s) !== null).map((s) => s.name) : [source];
-  const db = createPrisma(config.databaseUrl.reveal(), { max: 1 });
-  try {
-    const paused = [];
-    for (const name of names) if (await readPause(db, name)) paused.push(name);
-    if (paused.length === 0) return null;
-    const resume = paused.map((name) => `voucher-sync resume --source ${name}`).join(', ');
-    return `${paused.join(' and ')} ${paused.length === 1 ? 'is' : 'are'} paused: no run is started until ${resume}`;
-  } finally {
-    await db.$disconnect();
-  }
+  const paused = [];
+  for (const name of names) if (await readPause(db, name)) paused.push(name);
+  if (paused.length === 0) return null;
+  const resume = paused.map((name) => `voucher-sync resume --source ${name}`).join(', ');
+  return `${paused.join(' and ')} ${paused.length === 1 ? 'is' : 'are'} paused: no run is started until ${resume}`;
 }
 
 /** --detach: the runs are queued for the service's workers, and the command says how to follow them. */
