@@ -8,6 +8,8 @@ import { defineConfig } from 'vitest/config';
 export default defineConfig({
   test: {
     include: ['test/chaos/**/*.chaos.ts'],
+    // The worker processes run the compiled service, as `npm start` and the image do (test/chaos/process-controller.ts).
+    globalSetup: ['test/global-setup.ts'],
     // One file at a time: the convergence suite restarts PostgreSQL and Redis, which the other must not see.
     fileParallelism: false,
     testTimeout: 900_000,

@@ -63,14 +63,14 @@ export async function startService(config: Config, logger: Logger, options: Serv
   const db = createPrisma(config.databaseUrl.reveal());
   // Before anything under the prefix is touched: a prefix another database uses is refused.
   const lease = randomUUID();
-  const identity: DatabaseIdentity = {
-    id: await installationId(db),
-    described: describeDatabaseUrl(config.databaseUrl.reveal()),
-  };
+  let identity: DatabaseIdentity;
   try {
+    identity = { id: await installationId(db), described: describeDatabaseUrl(config.databaseUrl.reveal()) };
     await bindPrefix(redis, config.jobs.prefix, identity, lease);
   } catch (error) {
-    await db.$disconnect();
+    // A start that fails releases what it opened, so that the process ends (exit 1) and its supervisor restarts it:
+    // a Redis client left reconnecting would keep it alive, neither running nor gone.
+    await db.$disconnect().catch(() => undefined);
     redis.disconnect();
     throw error;
   }

@@ -1,5 +1,6 @@
 /**
- * The service as real child processes (`node --import tsx src/cli/start.ts --role worker|scheduler`), and
+ * The service as real child processes, compiled and with its heap limit as `npm start` runs it
+ * (`node --max-old-space-size=192 dist/src/cli/main.js start --role worker|scheduler`), and
  * what a chaos test does to them: SIGKILL at any moment, SIGTERM, restart. A process that exits without being
  * told to is a crash: it is recorded (with the end of its log) and, like a supervisor would, restarted.
  */
@@ -7,6 +8,10 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { createWriteStream, mkdirSync, type WriteStream } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { nodeArgsFor } from '../helpers/run-command.ts';
+
+/** npm start's heap limit (package.json). */
+const HEAP_LIMIT = '--max-old-space-size=192';
 
 export type Role = 'worker' | 'scheduler';
 
@@ -67,7 +72,10 @@ export class ServiceSlot {
     if (this.alive) return this.readyPromise;
     this.starts++;
     this.expectExit = false;
-    const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'start', '--role', this.role], {
+    // Compiled: a process started through tsx compiles the sources first, which under the suite's load (seeds in
+    // parallel, each with its processes and fakes) took 40 to 50 s and made restarts miss their deadlines.
+    const args = [HEAP_LIMIT, ...nodeArgsFor('src/cli/main.ts'), 'start', '--role', this.role];
+    const child = spawn(process.execPath, args, {
       env: { PATH: process.env.PATH ?? '', ...this.env },
       stdio: ['ignore', 'pipe', 'pipe'],
     });

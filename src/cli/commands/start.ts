@@ -8,7 +8,7 @@ import { migrate } from '../../db/migrate.ts';
 import { createLogger } from '../../logger.ts';
 import { redisUrlForDisplay, waitForRedis } from '../../../jobs/queues.ts';
 import { startService, stopOnSignals } from '../../../jobs/service.ts';
-import { act } from '../command-kit.ts';
+import { act, EXIT } from '../command-kit.ts';
 
 type Role = 'all' | 'worker' | 'scheduler';
 
@@ -42,6 +42,11 @@ async function start(role: Role): Promise<void> {
   const service = await startService(config, logger, {
     workers: role !== 'scheduler',
     schedulers: role !== 'worker',
+  }).catch((error: unknown) => {
+    // A service that could not start must end, whatever it left open, so that its supervisor starts it again: the
+    // error is reported (exit 1), then the process goes within a second.
+    setTimeout(() => process.exit(process.exitCode ?? EXIT.failed), 1000).unref();
+    throw error;
   });
   logger.info({ sources: service.sources, role, http: service.httpUrl }, 'voucher-sync is running');
   stopOnSignals(service, logger);
