@@ -91,6 +91,13 @@ describe('the Docker image', () => {
     for (const name of ['tsx', 'typescript', 'prisma'])
       expect([...imports.keys()].map(packageOf), name).not.toContain(name);
   });
+
+  it('leaves the development tools out of the runtime stage: tsx, typescript and the Prisma CLI are dev dependencies', () => {
+    for (const name of ['tsx', 'typescript', 'prisma']) {
+      expect(packageJson.dependencies, name).not.toHaveProperty(name);
+      expect(packageJson.devDependencies, name).toHaveProperty(name);
+    }
+  });
 });
 
 describe('every Node process the project starts has the heap limit of npm start', () => {
