@@ -1,6 +1,6 @@
 /**
  * The reporting schema describes itself: every view and every column of `reporting` has a COMMENT (Metabase and most
- * BI tools show them as descriptions), and the README's BI section lists exactly those views and columns with the
+ * BI tools show them as descriptions), and docs/reporting.md lists exactly those views and columns with the
  * same words — one `#### reporting.<view>` heading per view, the view's description as the paragraph under it, then
  * a `| column | description |` table, one row per column in the view's order. Whoever adds a view or a column adds
  * both, or this fails and says what is missing where.
@@ -36,17 +36,18 @@ async function viewsInDatabase(db: TestDatabase): Promise<Map<string, Described>
   return views;
 }
 
-/** The views the README's BI section documents, parsed from its `#### reporting.<view>` parts. */
-function viewsInReadme(markdown: string): Map<string, Described> {
-  const start = markdown.indexOf('\n## BI\n');
-  if (start < 0) throw new Error('README.md has no "## BI" section');
+/** The views docs/reporting.md documents, parsed from the `#### reporting.<view>` parts of its "Views" section. */
+function viewsInPage(markdown: string): Map<string, Described> {
+  const start = markdown.indexOf('\n## Views\n');
+  if (start < 0) throw new Error('docs/reporting.md has no "## Views" section');
   const end = markdown.indexOf('\n## ', start + 1);
   const section = markdown.slice(start, end < 0 ? undefined : end);
   const views = new Map<string, Described>();
   for (const part of section.split(/^#### /m).slice(1)) {
     const [heading = '', ...lines] = part.split('\n');
     const name = /^reporting\.(\w+)\s*$/.exec(heading)?.[1];
-    if (name === undefined) throw new Error(`README.md: "#### ${heading}" is not a heading "#### reporting.<view>"`);
+    if (name === undefined)
+      throw new Error(`docs/reporting.md: "#### ${heading}" is not a heading "#### reporting.<view>"`);
     const paragraph = lines.slice(
       0,
       lines.findIndex((line, i) => i > 0 && line.trim() === ''),
@@ -72,14 +73,14 @@ let readme: Map<string, Described>;
 beforeAll(async () => {
   db = await createTestDatabase({ prefix: 'comments' });
   database = await viewsInDatabase(db);
-  readme = viewsInReadme(readFileSync(new URL('../../README.md', import.meta.url), 'utf8'));
+  readme = viewsInPage(readFileSync(new URL('../../docs/reporting.md', import.meta.url), 'utf8'));
 });
 
 afterAll(async () => {
   await db?.drop();
 });
 
-describe('the reporting schema and its description in the README', () => {
+describe('the reporting schema and its description in docs/reporting.md', () => {
   it('has views, among them the vouchers and the sync status', () => {
     expect([...database.keys()]).toEqual(expect.arrayContaining(['vouchers', 'sync_status']));
   });
@@ -92,15 +93,15 @@ describe('the reporting schema and its description in the README', () => {
     expect(undescribed).toEqual([]);
   });
 
-  it('lists in the README exactly the views of the schema', () => {
+  it('lists in docs/reporting.md exactly the views of the schema', () => {
     expect([...readme.keys()].sort()).toEqual([...database.keys()].sort());
   });
 
-  it.each(['vouchers', 'sync_status'])('reporting.%s: the README reads as the database describes it', (view) => {
+  it.each(['vouchers', 'sync_status'])('reporting.%s: docs/reporting.md reads as the database describes it', (view) => {
     expect(readme.get(view)).toEqual(database.get(view));
   });
 
-  it('every other view of the schema: the README reads as the database describes it', () => {
+  it('every other view of the schema: docs/reporting.md reads as the database describes it', () => {
     const others = [...database.keys()].filter((view) => view !== 'vouchers' && view !== 'sync_status');
     for (const view of others) expect(readme.get(view), `reporting.${view}`).toEqual(database.get(view));
   });
