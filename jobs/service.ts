@@ -122,16 +122,17 @@ export async function startService(config: Config, logger: Logger, options: Serv
     { role, sources: runtimes.map((r) => r.name) },
     { onError: (error) => logger.warn({ err: error }, 'could not write the heartbeat; will try again') },
   );
+  // A scheduler keeps the history up (jobs/history-upkeep.ts) and tells the reporting views their time zone.
+  const isScheduler = role === 'all' || role === 'scheduler';
+  if (isScheduler) await saveReportingTimezone(db, config.reporting.timezone);
+  const upkeep = isScheduler
+    ? startHistoryUpkeep({ db, retentionMs: config.reporting.historyRetentionMs, logger, ...options.historyUpkeep })
+    : null;
   // Each scheduler checks; the state kept in Redis stops a change from being sent twice (src/alerts/alert-loop.ts).
   // The alert loop and the HTTP server (express, Bull Board, the page) are loaded only by a process that runs them:
   // a worker without HTTP_PORT holds 40 MB less.
-  const schedules = role === 'all' || role === 'scheduler';
-  if (schedules) await saveReportingTimezone(db, config.reporting.timezone);
-  const upkeep = schedules
-    ? startHistoryUpkeep({ db, retentionMs: config.reporting.historyRetentionMs, logger, ...options.historyUpkeep })
-    : null;
   const alerts =
-    schedules && config.alerts.webhookUrl !== null
+    isScheduler && config.alerts.webhookUrl !== null
       ? (await import('../src/alerts/start-alerts.ts')).startAlerts({ config, db, redis, logger })
       : null;
   // A Redis that lost its data (restarted without persistence, flushed, failed over) forgets the Job
