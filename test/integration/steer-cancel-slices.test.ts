@@ -24,8 +24,9 @@ afterEach(async () => {
 describe('voucher-sync cancel, a sliced scan', () => {
   it("stops a sliced scan's slices too; the next run takes them up from where they stopped", async () => {
     h = await createHarness({
-      // 60 pages in 15 slices, two at a time, each page a fifth of a second: long enough to cancel in the middle.
-      careCloud: { count: 1200, latencyMs: 200 },
+      // About 125 pages in 30 slices, two at a time, each page a fifth of a second: some 12 s, long enough to cancel in
+      // the middle even when the cancel command takes a few seconds to start on a busy machine.
+      careCloud: { count: 2400, latencyMs: 200 },
       env: { CARECLOUD_PAGE_SIZE: '20', CARECLOUD_SLICE_PAGES: '4' },
     });
     const harness = h;
