@@ -73,10 +73,10 @@ export async function runReporting(
     await client.query('VACUUM ANALYZE');
     const sizes = await client.query<{ versions: string; events: string; changes: string }>(
       `SELECT (SELECT count(*) FROM voucher_versions) AS versions, (SELECT count(*) FROM voucher_events) AS events,
-              (SELECT count(*) FROM voucher_daily_changes) AS changes`,
+              (SELECT count(*) FROM voucher_daily_buckets) AS changes`,
     );
     const s = sizes.rows[0]!;
-    log(`reporting: ${s.versions} versions, ${s.events} events, ${s.changes} daily-change rows`);
+    log(`reporting: ${s.versions} versions, ${s.events} events, ${s.changes} daily buckets`);
     const checks: Check[] = [];
     for (const query of QUERIES) {
       const times: number[] = [];

@@ -378,7 +378,7 @@ export async function runWriter(options: WriterOptions, log: (line: string) => v
     for (let round = 0; round < options.rounds; round++) {
       await settleQuietly(`writer round ${round + 1}`, log);
       for (const method of methods) {
-        await client.query('TRUNCATE vouchers, scan_seen, voucher_versions, voucher_events, voucher_daily_changes');
+        await client.query('TRUNCATE vouchers, scan_seen, voucher_versions, voucher_events, voucher_daily_pending');
         await client.query(`ALTER TABLE vouchers ${method.history ? 'ENABLE' : 'DISABLE'} TRIGGER USER`);
         await client.query('DROP TABLE IF EXISTS copy_ceiling');
         await method.prepare?.();

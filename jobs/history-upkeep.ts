@@ -1,6 +1,7 @@
 /**
  * The history's scheduled upkeep, run by every scheduler process, outside every sync transaction:
- * - every minute, what pages appended to voucher_daily_changes is folded into the days reporting.voucher_daily sums;
+ * - every minute, the versions pages opened (voucher_daily_pending) are folded into the days reporting.voucher_daily
+ *   sums;
  * - every hour, when HISTORY_RETENTION is set, the versions that closed longer ago are pruned, in batches.
  * Several schedulers may run it: compaction is safe beside anything, and an advisory lock lets one prune at a time.
  */

@@ -159,8 +159,8 @@ describe('schema.prisma and the migrated database', () => {
       'SyncState',
       'Voucher',
       'VoucherDailyBucket',
-      'VoucherDailyChange',
       'VoucherDailyDay',
+      'VoucherDailyPending',
       'VoucherEvent',
       'VoucherVersion',
     ]);
