@@ -102,12 +102,13 @@ $fn$;
 -- balance at valid_to, and that is undone when its version closes earlier. Issued vouchers are dated by the source's
 -- creation time (the first load too), redemptions as their events: CareCloud's applied_date, else when the rise of
 -- Cin7's RedeemedAmount was observed (the version's observed_at).
--- (A function rather than a view: public holds the Prisma models' tables and nothing else. Plain SQL, stable: the
--- planner inlines it into the statement that reads it, in that statement's snapshot.)
+-- A function rather than a view: public holds the Prisma models' tables and nothing else. Stable: it reads in the
+-- snapshot of the statement that calls it. Security definer, with its own search path: reporting.voucher_daily calls
+-- it for the BI role, which may read no table of public (what it returns is what that view shows: sums per bucket).
 CREATE FUNCTION "voucher_daily_pending_changes"()
 RETURNS TABLE ("bucket" TIMESTAMPTZ, "source" VARCHAR(32), "status" VARCHAR(16), "vouchers" BIGINT,
                "open_balance" DECIMAL, "issued_count" BIGINT, "issued_amount" DECIMAL, "redeemed_amount" DECIMAL)
-LANGUAGE sql STABLE AS $view$
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public, pg_temp AS $view$
 WITH opened AS (
   SELECT u.voucher_id, u.version_no
     FROM voucher_daily_pending p CROSS JOIN LATERAL unnest(p.voucher_ids, p.version_nos) AS u(voucher_id, version_no)
