@@ -44,7 +44,7 @@ last_full AS (
 ),
 -- The fields of each change the events read, once (a field of a composite value is found again at every use).
 t AS MATERIALIZED (
-  SELECT n.id, n.source, n.source_id, n.amount, n.redeemed_amount, n.applied_at, n.is_deleted, n.last_run_id,
+  SELECT n.id, n.source, n.source_id, n.redeemed_amount, n.is_deleted, n.last_run_id,
          n.version_from AS vfrom, n.version_from_basis, n.version_kind, n.status AS status_after,
          o.status AS status_before, o.id IS NULL AS fresh, o.redeemed_amount AS redeemed_before,
          CASE WHEN o.id IS NULL THEN n.source_created_at
