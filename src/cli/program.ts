@@ -6,6 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
 import { ConfigError } from '../errors.ts';
+import { atPackageRoot } from '../package-root.ts';
 import { scrubSecrets } from '../secrets.ts';
 import { EXIT, UsageError } from './command-kit.ts';
 import * as db from './commands/db.ts';
@@ -22,7 +23,7 @@ import * as retry from './commands/retry.ts';
 import * as backfill from './commands/backfill.ts';
 import * as reset from './commands/reset.ts';
 
-const { version } = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
+const { version } = JSON.parse(readFileSync(atPackageRoot('package.json'), 'utf8')) as {
   version: string;
 };
 

@@ -7,15 +7,15 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import type { Logger } from '../logger.ts';
+import { atPackageRoot } from '../package-root.ts';
 import { databaseName, describeDatabaseUrl, hidePassword, withDatabase } from './database-url.ts';
 
 /** The key `prisma migrate` locks with (pg_advisory_lock), so that it and we never migrate at once. */
 export const PRISMA_MIGRATE_LOCK_KEY = 72707369;
 
-export const DEFAULT_MIGRATIONS_DIR = fileURLToPath(new URL('../../prisma/migrations', import.meta.url));
+export const DEFAULT_MIGRATIONS_DIR = atPackageRoot('prisma', 'migrations');
 
 /** A migration cannot be applied, or the recorded history disagrees with the files. */
 export class MigrationError extends Error {

@@ -15,7 +15,6 @@ import { createServer } from 'node:http';
 import { createRequire } from 'node:module';
 import type { AddressInfo } from 'node:net';
 import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { createBullBoard } from '@bull-board/api';
 import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
 import { ExpressAdapter } from '@bull-board/express';
@@ -26,6 +25,7 @@ import { isLoopback, type Config } from '../config.ts';
 import type { Db } from '../db/client.ts';
 import { describeDatabaseUrl } from '../db/database-url.ts';
 import type { Logger } from '../logger.ts';
+import { atPackageRoot } from '../package-root.ts';
 import { renderMetrics, type ServiceRole } from '../metrics/render-metrics.ts';
 import { scrubSecrets } from '../secrets.ts';
 import { readStatus } from '../status/read-status.ts';
@@ -55,7 +55,7 @@ export interface OperatorServer {
   close(): Promise<void>;
 }
 
-const PAGE_DIR = fileURLToPath(new URL('./page/', import.meta.url));
+const PAGE_DIR = atPackageRoot('src', 'server', 'page');
 const UPLOT_DIR = dirname(createRequire(import.meta.url).resolve('uplot/dist/uPlot.iife.min.js'));
 
 /** Only this origin, no framing, no plug-ins: the status page needs nothing else. */

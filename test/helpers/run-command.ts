@@ -10,15 +10,17 @@ import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
 export const REPOSITORY = fileURLToPath(new URL('../..', import.meta.url));
+/** The operator's program, compiled into dist/src/cli/main.js by scripts/build.mjs. */
+const PROGRAM = 'src/cli/main.ts';
 const tsxLoader = pathToFileURL(join(REPOSITORY, 'node_modules', 'tsx', 'dist', 'loader.mjs')).href;
 
 /**
- * Node's arguments for a command of this repository (`src/cli/main.ts`): a module of src/ or jobs/ runs compiled, from
- * dist/ (built once before the tests by test/global-setup.ts), as `npm start` and the image run it; anything else
- * (a test's own script) through tsx.
+ * Node's arguments for a command of this repository: the program (`src/cli/main.ts`) runs compiled, from dist/ (built
+ * once before the tests by test/global-setup.ts), as `npm start` and the image run it; anything else (the fakes' CLI,
+ * a test's own script) through tsx, as its npm script runs it.
  */
 export function nodeArgsFor(script: string): string[] {
-  if (/^(src|jobs)\/.*\.ts$/.test(script)) return [join(REPOSITORY, 'dist', script.replace(/\.ts$/, '.js'))];
+  if (script === PROGRAM) return [join(REPOSITORY, 'dist', 'src', 'cli', 'main.js')];
   return ['--import', tsxLoader, join(REPOSITORY, script)];
 }
 let scratch: string | undefined;
