@@ -119,8 +119,8 @@ export async function runOnce(
               polling = false;
             }
           };
+          // The first look after a period, not at once: a run over within it (an idle source) is spared the reads.
           timer = setInterval(() => void poll(), watch.everyMs ?? 1000);
-          void poll();
         }
         // Resolves only when the job was removed before it began: then it never finishes.
         const removed = new Promise<'removed'>((resolve) => {

@@ -8,7 +8,7 @@ import { setMaxListeners } from 'node:events';
 import type { Queue, Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Config } from '../src/config.ts';
-import { createPrisma } from '../src/db/client.ts';
+import { createPrisma, type Db } from '../src/db/client.ts';
 import { describeDatabaseUrl } from '../src/db/database-url.ts';
 import { saveReportingTimezone } from '../src/db/history.ts';
 import { installationId } from '../src/db/installation.ts';
@@ -40,6 +40,11 @@ export interface ServiceOptions {
    * and `schedulers` — both `all`, workers only `worker`, schedulers only `scheduler`. `npm run sync` says `sync`.
    */
   role?: ServiceRole;
+  /**
+   * The caller's database client, used instead of one of the service's own and left open by stop(): `npm run sync`
+   * reads the ledger while its worker writes it, and each Prisma client sets its query compiler up anew.
+   */
+  db?: Db;
 }
 
 export interface Service {
@@ -60,7 +65,8 @@ export async function startService(config: Config, logger: Logger, options: Serv
     lastWarning = Date.now();
   };
   const redis: Redis = createRedis(config.redisUrl.reveal(), warn);
-  const db = createPrisma(config.databaseUrl.reveal());
+  const db = options.db ?? createPrisma(config.databaseUrl.reveal());
+  const disconnectDb = options.db ? async () => {} : () => db.$disconnect();
   // Before anything under the prefix is touched: a prefix another database uses is refused.
   const lease = randomUUID();
   let identity: DatabaseIdentity;
@@ -70,7 +76,7 @@ export async function startService(config: Config, logger: Logger, options: Serv
   } catch (error) {
     // A start that fails releases what it opened, so that the process ends (exit 1) and its supervisor restarts it:
     // a Redis client left reconnecting would keep it alive, neither running nor gone.
-    await db.$disconnect().catch(() => undefined);
+    await disconnectDb().catch(() => undefined);
     redis.disconnect();
     throw error;
   }
@@ -183,7 +189,7 @@ export async function startService(config: Config, logger: Logger, options: Serv
         await releasePrefix(redis, config.jobs.prefix, lease).catch((error: unknown) =>
           logger.warn({ err: error }, 'could not give up the queue prefix binding; it lapses by itself'),
         );
-        await db.$disconnect();
+        await disconnectDb();
         redis.disconnect();
       })();
       return stopping;

@@ -79,7 +79,8 @@ async function sync({ source, mode, customer, detach }: SyncOptions): Promise<nu
   const config = loadConfig();
   const logger = createLogger(config.logLevel, undefined, { format: config.logFormat });
   await migrate(config.databaseUrl.reveal(), { logger });
-  // One client for the pause check and the progress reads: each Prisma client sets its query compiler up anew.
+  // One client for the pause check, the progress reads and the worker: each Prisma client sets its query compiler up
+  // anew, and the first use of each statement compiles it.
   const db = createPrisma(config.databaseUrl.reveal());
   let service: Service | undefined;
   const cancelling = new AbortController();
@@ -97,6 +98,7 @@ async function sync({ source, mode, customer, detach }: SyncOptions): Promise<nu
       workers: !detach,
       role: 'sync',
       only: source === 'all' ? undefined : [source],
+      db,
     });
     if (service.sources.length === 0) {
       console.error(
