@@ -87,7 +87,7 @@ type Log = (line: string) => void;
 /** What each part measures, and the figures it adds to the table. */
 const RUNNERS: Record<Part, (options: Options, log: Log) => Promise<{ checks: Check[] }>> = {
   writer: (o, log) =>
-    measured('writer', () => runWriter({ rowsPerSource: o.quick ? 1000 : 6000, rounds: o.quick ? 1 : 3 }, log), log),
+    measured('writer', () => runWriter({ rowsPerSource: o.quick ? 1000 : 6000, rounds: o.quick ? 1 : 5 }, log), log),
   async backfill(o, log) {
     clearProfiles();
     const result = await runBackfill(
@@ -148,9 +148,9 @@ const RUNNERS: Record<Part, (options: Options, log: Log) => Promise<{ checks: Ch
       log,
     ),
   idle: (o, log) => runIdle({ sources: o.sources, vouchers: Math.min(o.size, o.quick ? 5_000 : 100_000) }, log),
-  // Peak RSS of each kind of process at two backfill sizes (flat in N is the point; 1M takes too long for every run).
+  // Peak RSS of each kind of process at two backfill sizes, the larger --size (1M by default): flat in N is the point.
   memory: (o, log) =>
-    runMemory({ sources: o.sources, sizes: o.quick ? [5_000, 20_000] : [50_000, Math.min(o.size, 200_000)] }, log),
+    runMemory({ sources: o.sources, sizes: o.quick ? [5_000, 20_000] : [Math.min(50_000, o.size), o.size] }, log),
   // The operator's views on a ledger of 100,000 runs per source (a year of 5-minute runs): /metrics and the page's data.
   // The history and the reporting views at 1M vouchers: the dashboard queries against their one second.
   reporting: (o, log) =>
