@@ -3,11 +3,14 @@
  * requests, so each source's first backfill, reconciliation and idle incremental run are read through the real
  * queues (one worker, the product's default page and slice sizes, no rate limit) and their requests counted
  * against the minimum: `ceil(N / page size)` list requests, plus what the API needs to show the end (Cin7:
- * one empty page) and the login. From those counts, a 1M-voucher first backfill and reconciliation are
+ * one empty page) and the login. CareCloud's page size is found at run time by default (CARECLOUD_PAGE_SIZE=auto):
+ * the minimum counts pages of the size the scans used, as the database kept it (sync_state), not of a number
+ * configured here. From those counts, a 1M-voucher first backfill and reconciliation are
  * projected at the default real limits (duration; Cin7: share of the 5,000-a-day budget), and the projection is
  * checked against one first backfill at limits k times faster (windows k times shorter), projected from its own
  * count of list requests and compared with the time from the first list request's arrival to the last one's.
  */
+import pg from 'pg';
 import type { RateWindow } from '../src/config-fields.ts';
 import { startFake, type FakeHost, type SourceName } from './fake-host.ts';
 import { measured } from './infra.ts';
@@ -19,7 +22,8 @@ import { startServiceRun } from './service-run.ts';
 const SOURCES: Record<
   SourceName,
   {
-    pageSize: number;
+    /** Records a request: the product's default; null when it is found at run time (read from sync_state). */
+    pageSize: number | null;
     endRequests: number;
     limits: RateWindow[];
     dailyBudget: number | null;
@@ -27,7 +31,7 @@ const SOURCES: Record<
   }
 > = {
   carecloud: {
-    pageSize: 100,
+    pageSize: null,
     endRequests: 0,
     limits: [
       { max: 5, windowMs: 1000 },
@@ -59,6 +63,8 @@ export interface RequestsOptions {
 
 export interface ScanCount {
   scan: 'first backfill' | 'reconciliation' | 'idle incremental';
+  /** Records a request the scan asked for (its page size). */
+  pageSize: number;
   requests: number;
   byEndpoint: Record<string, number>;
   minimum: number;
@@ -85,7 +91,7 @@ export async function runRequests(
     for (const scan of m.scans) {
       const ratio = scan.requests / scan.minimum;
       log(
-        `requests ${source} ${scan.scan} of ${int(m.vouchers)}: ${int(scan.requests)} (${describe(scan.byEndpoint)}), minimum ${int(scan.minimum)}: ${ratio.toFixed(4)}×, ${secs(scan.wallMs)}`,
+        `requests ${source} ${scan.scan} of ${int(m.vouchers)} in pages of ${int(scan.pageSize)}: ${int(scan.requests)} (${describe(scan.byEndpoint)}), minimum ${int(scan.minimum)}: ${ratio.toFixed(4)}×, ${secs(scan.wallMs)}`,
       );
       checks.push(
         scan.scan === 'idle incremental'
@@ -143,17 +149,17 @@ async function measureSource(source: SourceName, options: RequestsOptions): Prom
         ['reconciliation', 'full'],
         ['idle incremental', 'incremental'],
       ] as const) {
-        scans.push(await countScan(fake, source, mode, scan, () => run.runJob(mode, 30 * 60_000)));
+        scans.push(await countScan(fake, source, mode, scan, run.database.url, () => run.runJob(mode, 30 * 60_000)));
       }
     } finally {
       await run.close();
     }
     const lists = (scan: ScanCount) => (scan.requests - logins(scan.byEndpoint)) / scan.minimum;
-    const million = minimumOf(source, 1_000_000, 0);
     const projection = scans
       .filter((s) => s.scan !== 'idle incremental')
       .map((s) => {
         // The measured overhead (list requests ÷ their minimum), applied to the minimum of a million vouchers.
+        const million = minimumOf(source, 1_000_000, 0, s.pageSize);
         const requests = Math.ceil(lists(s) * million) + (source === 'carecloud' ? 1 : 0);
         return {
           scan: s.scan,
@@ -202,6 +208,7 @@ async function countScan(
   source: SourceName,
   mode: 'incremental' | 'full',
   scan: ScanCount['scan'],
+  databaseUrl: string,
   runJob: () => Promise<{ outcomes: { ok: boolean }[]; wallMs: number }>,
 ): Promise<ScanCount> {
   await fake.reset();
@@ -209,14 +216,30 @@ async function countScan(
   if (!job.outcomes[0]?.ok)
     throw new Error(`the ${scan} (${mode}) of ${source} failed: ${JSON.stringify(job.outcomes[0])}`);
   const { requests, byEndpoint } = await fake.stats();
-  const minimum = scan === 'idle incremental' ? 1 : minimumOf(source, fake.listed, logins(byEndpoint));
-  return { scan, requests, byEndpoint, minimum, wallMs: job.wallMs };
+  const pageSize = SOURCES[source].pageSize ?? (await pageSizeFound(databaseUrl, source));
+  const minimum = scan === 'idle incremental' ? 1 : minimumOf(source, fake.listed, logins(byEndpoint), pageSize);
+  return { scan, pageSize, requests, byEndpoint, minimum, wallMs: job.wallMs };
+}
+
+/** The page size the source's scans found at run time and kept (the largest page accepted). */
+async function pageSizeFound(databaseUrl: string, source: SourceName): Promise<number> {
+  const client = new pg.Client({ connectionString: databaseUrl });
+  await client.connect();
+  try {
+    const { rows } = await client.query<{ size: number | null }>(
+      'SELECT max(page_size_accepted) AS size FROM sync_state WHERE source = $1',
+      [source],
+    );
+    if (!rows[0]?.size) throw new Error(`${source} found no page size: sync_state.page_size_accepted is empty`);
+    return rows[0].size;
+  } finally {
+    await client.end();
+  }
 }
 
 /** `ceil(N / page size)` list requests, what the API needs to show the end, and the logins made. */
-function minimumOf(source: SourceName, vouchers: number, loginRequests: number): number {
-  const { pageSize, endRequests } = SOURCES[source];
-  return Math.ceil(vouchers / pageSize) + endRequests + loginRequests;
+function minimumOf(source: SourceName, vouchers: number, loginRequests: number, pageSize: number): number {
+  return Math.ceil(vouchers / pageSize) + SOURCES[source].endRequests + loginRequests;
 }
 
 const logins = (byEndpoint: Record<string, number>) => byEndpoint['POST /users/actions/login'] ?? 0;

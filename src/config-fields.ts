@@ -140,6 +140,15 @@ export const int = (min: number, max: number) => {
   const message = `must be a whole number from ${min} to ${max}`;
   return str.pipe(z.coerce.number<string>({ message }).int(message).min(min, message).max(max, message));
 };
+/** A whole number from `min` to `max`, or `auto` (any case): a value the service finds out at run time. */
+export const intOrAuto = (min: number, max: number) =>
+  str.transform((value, ctx): number | 'auto' => {
+    if (value.toLowerCase() === 'auto') return 'auto';
+    const n = Number(value);
+    if (value === '' || !Number.isInteger(n) || n < min || n > max)
+      ctx.addIssue({ code: 'custom', message: `must be a whole number from ${min} to ${max}, or auto` });
+    return n;
+  });
 export const duration = str.transform((value, ctx) => {
   const ms = parseDuration(value);
   if (ms === undefined) ctx.addIssue({ code: 'custom', message: 'must be a duration such as 30s, 10m, 1h or 7d' });

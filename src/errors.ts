@@ -20,6 +20,42 @@ export class FatalSourceError extends SourceError {
   override readonly name = 'FatalSourceError';
 }
 
+/** A parameter the server named in an error answer (CareCloud's `invalid_params[]`), with its message. */
+export interface InvalidParam {
+  name: string;
+  message: string;
+}
+
+/** A 400 whose body names the request's parameters that were refused: fatal as any bad request, with their names. */
+export class InvalidParamsError extends FatalSourceError {
+  constructor(
+    message: string,
+    status: number,
+    readonly params: InvalidParam[],
+    options?: { cause?: unknown },
+  ) {
+    super(message, status, options);
+  }
+}
+
+/**
+ * The server refuses a page this large: a 400 naming the page-size parameter (CareCloud `count`, whose maximum is not
+ * documented). A scan whose page size is found at run time asks for a smaller one (src/sync/page-size.ts); otherwise
+ * it is a bad request like any other.
+ */
+export class PageSizeRefusedError extends FatalSourceError {
+  constructor(
+    message: string,
+    /** The page size refused. */
+    readonly size: number,
+    /** A largest size the server's message named (e.g. "count must be from 1 to 700"), below `size`; a hint only. */
+    readonly hint: number | undefined,
+    options?: { cause?: unknown },
+  ) {
+    super(message, 400, options);
+  }
+}
+
 /** 5xx, timeouts, network errors, unreadable bodies: worth another try later. */
 export class RetriableSourceError extends SourceError {
   override readonly name: string = 'RetriableSourceError';

@@ -39,6 +39,9 @@
  *   saved with every committed page. A record's *cursor* is its cursor field's value (epoch ms while paging):
  *   the code does not say "sort value" or "position" for it.
  * - **page**: one request's records, committed in one transaction with the scan's progress.
+ * - **page size found / probe**: a stream whose server documents no largest page (CareCloud `count`) finds it at run
+ *   time: a request asking for a size not yet known to be accepted is a *probe*; what is learnt, the largest page
+ *   accepted and the smallest refused, is kept in `sync_state` for every run (src/sync/page-size.ts).
  * - **anchor**: a record read at the end of a page (its key and cursor), looked for again by the next
  *   request to tell whether rows shifted in between (offset paging: src/sync/offset-scan.ts).
  * - **plan / slice**: a large full scan (or first backfill) is *planned* as independent *slices* that any
@@ -58,6 +61,7 @@ import type { SourceConfig } from './config-fields.ts';
 import type { SourceFake } from './fake/source-fake.ts';
 import type { RateLimiter } from './http/rate-limiter.ts';
 import type { BudgetShare } from './sync/budget-plan.ts';
+import type { PageSizeRefusedError } from './errors.ts';
 import type { Logger } from './logger.ts';
 
 /** The modes schedulers and `sync --mode` run. */
@@ -172,6 +176,21 @@ export const systemClock: Clock = { now: () => new Date() };
 /** JSON that can be stored in a jsonb column (scan progress). */
 export type Json = string | number | boolean | null | Json[] | { [key: string]: Json };
 
+/**
+ * The page size of a scan whose server documents no maximum (CareCloud `count`), found at run time and remembered in
+ * `sync_state` (src/sync/page-size.ts): what to ask for, and where to say what the server made of it.
+ */
+export interface PageSizing {
+  /** Records to ask for in the next request: the largest not known to be refused. */
+  next(): number;
+  /** True once the largest size accepted is known: requests no longer probe. */
+  readonly settled: boolean;
+  /** The server answered a request for `size` records. */
+  accepted(size: number): Promise<void>;
+  /** The server refused the size `error` names; throws a FatalSourceError when no size is left (1 refused). */
+  refused(error: PageSizeRefusedError): Promise<void>;
+}
+
 /** Passed to every client call: cancellation, and counting of requests and 429s for the ledger. */
 export interface CallContext {
   signal?: AbortSignal;
@@ -195,10 +214,15 @@ export interface ScanContext<Client> {
   call: CallContext;
   /** Bound to the run (or slice): for what a stream has to report while it pages. */
   logger: Logger;
+  /** Given when the stream declares `pageSizing`: the page size found so far, to ask for and to learn. */
+  pageSizing?: PageSizing;
 }
 
 /** What a customer's scan is given: no watermark, no progress (a customer run reads the whole list, and saves none). */
-export type CustomerScanContext<Client> = Pick<ScanContext<Client>, 'client' | 'now' | 'call' | 'logger'>;
+export type CustomerScanContext<Client> = Pick<
+  ScanContext<Client>,
+  'client' | 'now' | 'call' | 'logger' | 'pageSizing'
+>;
 
 /** One page of a scan: its raw records, and where the scan stands once the page is committed. */
 export interface ScanPage {
@@ -217,6 +241,12 @@ export interface StreamDefinition<Client> {
    * from what the stored rows were mapped with, they are remapped from raw (src/db/remap-rows.ts).
    */
   mappingKey?: string;
+  /**
+   * Optional: the stream's page size is found at run time, up to `ceiling` (CARECLOUD_PAGE_SIZE=auto). Every scan,
+   * plan, slice and customer scan is then given a `pageSizing` (src/sync/page-size.ts); `parameter` names the request
+   * parameter for logs and errors.
+   */
+  pageSizing?: { ceiling: number; parameter: string };
   /** Pure: validates one raw record and normalizes it, or says why it is rejected. */
   map(raw: unknown): MapResult;
   /** The pages to read for this mode, resuming from `progress` when given. */

@@ -142,17 +142,27 @@ export async function countOpenRejections(db: Db, source: string): Promise<numbe
   return row?.n ?? 0;
 }
 
+/** A stream as the status report reads it from the state table. */
+export interface StreamStatusRow {
+  stream: string;
+  lastSuccessAt: Date | null;
+  freshFrom: Date | null;
+  /** What is known of a page size found at run time (src/db/page-size.ts). */
+  pageSizeAccepted: number | null;
+  pageSizeRefused: number | null;
+  pageSizeCheckedAt: Date | null;
+}
+
 /**
  * The source's streams as the state table knows them: each one's last success, and when the logical run of its
  * newest successful incremental run began (its first row's start, when later jobs resumed it) — how old the
- * newest change we hold can be. One statement: the status page reads this on every refresh.
+ * newest change we hold can be — and what is known of a page size found at run time. One statement: the status
+ * page reads this on every refresh.
  */
-export function streamStates(
-  db: Db,
-  source: string,
-): Promise<{ stream: string; lastSuccessAt: Date | null; freshFrom: Date | null }[]> {
+export function streamStates(db: Db, source: string): Promise<StreamStatusRow[]> {
   return db.$queryRaw`
-    SELECT s.stream, s.last_success_at AS "lastSuccessAt", (
+    SELECT s.stream, s.last_success_at AS "lastSuccessAt", s.page_size_accepted AS "pageSizeAccepted",
+           s.page_size_refused AS "pageSizeRefused", s.page_size_checked_at AS "pageSizeCheckedAt", (
       SELECT coalesce(first.started_at, r.started_at) FROM sync_runs r
       LEFT JOIN sync_runs first ON first.id = r.logical_run_id
       WHERE r.source = s.source AND r.stream = s.stream AND r.mode = 'incremental' AND r.status = 'succeeded'

@@ -64,6 +64,8 @@ export interface FakeCareCloud {
   readonly stats: FakeStats;
   readonly credentials: CareCloudCredentials;
   readonly timezone: string;
+  /** Largest `count` accepted, above → 400 naming it; settable while running (an API that lowers its maximum). */
+  maxCount: number;
 }
 
 const EXCEPTIONS: Record<number, string> = {
@@ -103,7 +105,7 @@ export function createFakeCareCloud(options: FakeCareCloudOptions = {}): FakeCar
   const credentials = options.credentials ?? { login: 'demo', password: 'demo-password', appId: 'demo-app' };
   const timezone = options.timezone ?? 'Europe/Prague';
   const tokenTtlMs = options.tokenTtlMs ?? 7 * 3_600_000;
-  const maxCount = options.maxCount ?? 1000;
+  let maxCount = options.maxCount ?? 1000;
   const inner = createCareCloudStore({
     seed: options.seed ?? 1,
     count: options.count ?? 1000,
@@ -300,6 +302,12 @@ export function createFakeCareCloud(options: FakeCareCloudOptions = {}): FakeCar
     stats: server.stats,
     credentials,
     timezone,
+    get maxCount() {
+      return maxCount;
+    },
+    set maxCount(value: number) {
+      maxCount = value;
+    },
   };
 }
 

@@ -30,7 +30,7 @@ import { countRateLimitWait, countRequest } from '../metrics/registry.ts';
 import type { HttpContext } from './call-options.ts';
 import type { RateLimiter } from './rate-limiter.ts';
 import { refuseForeignRedirect, staysWithin } from './redirects.ts';
-import { decodeBody, responseExcerpt, type ErrorDetails } from './response-text.ts';
+import { decodeBody, responseExcerpt, type ErrorDetails, type InvalidParamsOf } from './response-text.ts';
 import { capResponseSize } from './response-size.ts';
 import {
   RETRIABLE_STATUSES,
@@ -69,6 +69,8 @@ export interface HttpClientOptions {
   backoffBaseMs?: number;
   /** What the source reads from its own error bodies for error messages (default: the generic fields only). */
   errorDetails?: ErrorDetails;
+  /** The parameters the source's 400 bodies name as refused: such an answer becomes an InvalidParamsError. */
+  invalidParamsOf?: InvalidParamsOf;
 }
 
 /** `Retry-After` in ms, from seconds or an HTTP date; undefined when absent or unreadable. */
@@ -189,7 +191,13 @@ export function createHttpClient(options: HttpClientOptions): Got {
   // it waits to retry, and a handler sees every failure of the promise.
   const mapError = (error: unknown): Error => {
     const response = error instanceof RequestError ? error.response : undefined;
-    return toSourceError(error, source, response ? waitFor(response) : undefined, options.errorDetails);
+    return toSourceError(
+      error,
+      source,
+      response ? waitFor(response) : undefined,
+      options.errorDetails,
+      options.invalidParamsOf,
+    );
   };
 
   const prefixUrl = baseUrl.replace(/\/*$/, '/');

@@ -1,4 +1,5 @@
 import type { PlainResponse } from 'got';
+import type { InvalidParam } from '../errors.ts';
 import { maskPersonalData } from '../logger.ts';
 
 /** The charset a Content-Type declares, lowercased; utf-8 when it declares none (JSON's only encoding, RFC 8259). */
@@ -77,17 +78,23 @@ export function responseExcerpt(response: PlainResponse, maxChars = 2048): strin
 /** What a source adds to an error's summary from its own error shape (e.g. CareCloud's invalid_params). */
 export type ErrorDetails = (error: Record<string, unknown>) => string[];
 
+/** The request parameters a source's error shape names as refused (e.g. CareCloud's `invalid_params[].name`). */
+export type InvalidParamsOf = (error: Record<string, unknown>) => InvalidParam[];
+
+/** The error object of a JSON error body: its `error` member when it has one, else the body itself. */
+export function errorObjectOf(body: unknown): Record<string, unknown> | null {
+  if (!body || typeof body !== 'object') return null;
+  const record = body as Record<string, unknown>;
+  return (typeof record.error === 'object' && record.error !== null ? record.error : record) as Record<string, unknown>;
+}
+
 /**
  * A one-line reason taken from a JSON error body (`error.title`, `error.detail` or a `message`, then what the
  * source's `details` finds in its own shape), for error messages. Empty when there is none.
  */
 export function errorSummary(body: unknown, details?: ErrorDetails): string {
-  if (!body || typeof body !== 'object') return '';
-  const record = body as Record<string, unknown>;
-  const error = (typeof record.error === 'object' && record.error !== null ? record.error : record) as Record<
-    string,
-    unknown
-  >;
+  const error = errorObjectOf(body);
+  if (error === null) return '';
   const parts = [error.title, error.detail, error.message, error.Message].filter(
     (p): p is string => typeof p === 'string' && p !== '',
   );

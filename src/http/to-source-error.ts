@@ -1,6 +1,12 @@
 import { HTTPError, ParseError, RequestError, TimeoutError } from 'got';
-import { AbortedError, FatalSourceError, RateLimitedError, RetriableSourceError } from '../errors.ts';
-import { errorSummary, type ErrorDetails } from './response-text.ts';
+import {
+  AbortedError,
+  FatalSourceError,
+  InvalidParamsError,
+  RateLimitedError,
+  RetriableSourceError,
+} from '../errors.ts';
+import { errorObjectOf, errorSummary, type ErrorDetails, type InvalidParamsOf } from './response-text.ts';
 
 /** Statuses worth another try: the request may succeed later unchanged. */
 export const RETRIABLE_STATUSES = [408, 429, 500, 502, 503, 504];
@@ -40,8 +46,16 @@ export function withoutRequest(error: RequestError): Error {
  * as `cause` (stripped of its request, see withoutRequest). Errors already of those classes (thrown by a hook or the limiter) pass through unchanged.
  * @param retryAfterMs the wait the source asked for, used when the last answer was 429.
  * @param details what the source reads from its own error shape, for the message (see errorSummary).
+ * @param invalidParamsOf the parameters a 400 names, read from the source's error shape: an InvalidParamsError then
+ *   carries them, for the client to tell which of its parameters was refused.
  */
-export function toSourceError(error: unknown, source: string, retryAfterMs?: number, details?: ErrorDetails): Error {
+export function toSourceError(
+  error: unknown,
+  source: string,
+  retryAfterMs?: number,
+  details?: ErrorDetails,
+  invalidParamsOf?: InvalidParamsOf,
+): Error {
   if (isSourceError(error)) return error;
   if (!(error instanceof RequestError)) {
     if (error instanceof Error && error.name === 'AbortError')
@@ -71,6 +85,9 @@ export function toSourceError(error: unknown, source: string, retryAfterMs?: num
     if (status === 429) return new RateLimitedError(text, retryAfterMs ?? 60_000, { cause: withoutRequest(error) });
     if (RETRIABLE_STATUSES.includes(status) || status >= 500)
       return new RetriableSourceError(text, status, { cause: withoutRequest(error) });
+    const refusal = status === 400 ? errorObjectOf(error.response.body) : null;
+    const params = refusal && invalidParamsOf ? invalidParamsOf(refusal) : [];
+    if (params.length > 0) return new InvalidParamsError(text, status, params, { cause: withoutRequest(error) });
     return new FatalSourceError(text, status, { cause: withoutRequest(error) });
   }
   if (error instanceof TimeoutError && error.event === 'request') {

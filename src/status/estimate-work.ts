@@ -8,6 +8,7 @@ import type { SourceLimits } from '../config.ts';
 import type { Db } from '../db/client.ts';
 import { countStoredVouchers } from '../db/stored-counts.ts';
 import { budgetCost, describeCost, requestsFor, type BudgetCost } from '../sync/budget-plan.ts';
+import { pageSizeInUse } from '../sync/page-size.ts';
 import type { BackfillRange, StreamDefinition } from '../types.ts';
 import { sustainedRate } from './eta.ts';
 
@@ -34,7 +35,11 @@ export async function estimateWork<Client>(input: {
   range: BackfillRange | null;
   signal?: AbortSignal;
 }): Promise<WorkEstimate> {
-  const { stream, range, limits } = input;
+  const { stream, range } = input;
+  // With a page size found at run time, in requests of the size found rather than of the ceiling.
+  const configured = input.limits.recordsPerRequest;
+  const perRequest = await pageSizeInUse(input.db, { source: input.source, stream, configured });
+  const limits = { ...input.limits, recordsPerRequest: perRequest };
   let countRequests = 0;
   const call = { signal: input.signal, observer: { onRequest: () => countRequests++ } };
   const told = stream.countRecords ? await stream.countRecords(input.client, range, call) : null;

@@ -84,6 +84,7 @@ function formatSource(s: SourceStatus, now: Date): string {
     ]);
   }
   if (s.plan) lines.push(['budget plan', formatPlan(s.plan, now)]);
+  if (s.pageSize) lines.push(['page size', formatPageSize(s.pageSize)]);
   lines.push(['429s', `${number(s.recent429)} in the last hour`]);
   lines.push([
     'failures',
@@ -116,6 +117,25 @@ function formatPlan(plan: NonNullable<SourceStatus['plan']>, now: Date): string 
   const needs = plan.scans.map((scan) => `${scan.mode} needs ~${number(scan.requests)} requests`).join(', ');
   const done = plan.expectedCompletionAt === null ? '' : `; done by ${until(plan.expectedCompletionAt, now)}`;
   return `${needs}; ${allowed}${done}`;
+}
+
+/**
+ * "100 records a request (configured)", "700 records a request, found at run time (701 refused, at …)",
+ * "up to 1,000 records a request, to be found by the next run (auto)"
+ */
+function formatPageSize(p: NonNullable<SourceStatus['pageSize']>): string {
+  const size = `${number(p.size)} records a request`;
+  if (p.setting === 'configured') return `${size} (configured)`;
+  const at = p.checkedAt === null ? '' : `, at ${time(p.checkedAt)}`;
+  if (p.found)
+    return `${size}, found at run time (${p.refused === null ? 'the most it asks for, accepted' : `${number(p.refused)} refused`}${at})`;
+  if (p.accepted === null && p.refused === null)
+    return `up to ${number(p.ceiling ?? p.size)} records a request, to be found by the next run (auto)`;
+  const known = [
+    p.accepted !== null && `${number(p.accepted)} accepted`,
+    p.refused !== null && `${number(p.refused)} refused`,
+  ];
+  return `finding it (auto): ${known.filter(Boolean).join(', ')}${at}; the next request asks for ${number(p.size)}`;
 }
 
 const REASONS: Record<string, string> = {

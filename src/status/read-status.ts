@@ -30,6 +30,7 @@ import {
   type LedgerRow,
 } from '../db/status-reads.ts';
 import { readPause } from '../db/source-control.ts';
+import { pageSizeStatus } from './page-size-status.ts';
 import { scheduleIntervalMs } from './schedule-interval.ts';
 import { pendingScans } from '../db/budget-reads.ts';
 import { planBudget } from '../sync/budget-plan.ts';
@@ -85,6 +86,12 @@ async function readSource(deps: StatusDeps, source: (typeof sources)[number], no
     countOpenRejections(db, name),
     readPause(db, name),
   ]);
+  const found = section === null ? undefined : source.createStreams(section).find((s) => s.pageSizing);
+  const pageSize = pageSizeStatus({
+    configured: settings?.limits.recordsPerRequest,
+    found: found?.pageSizing && { stream: found.name, ceiling: found.pageSizing.ceiling },
+    rows: streams,
+  });
   const freshFrom = oldest(streams.map((s) => s.freshFrom));
   const lastSuccess = oldest(streams.map((s) => s.lastSuccessAt));
   const current = live[0] ?? null;
@@ -104,7 +111,8 @@ async function readSource(deps: StatusDeps, source: (typeof sources)[number], no
     settings &&
     planBudget({
       pending: await pendingScans(db, name, redisSide.queuedModes),
-      limits: settings.limits,
+      // Pending records in requests of the size in use: with `auto`, the one found rather than the ceiling.
+      limits: { ...settings.limits, recordsPerRequest: pageSize?.size ?? settings.limits.recordsPerRequest },
       usedInWindow: redisSide.usage?.dailyUsed ?? 0,
       bulkUsedInWindow: redisSide.usage?.bulkUsed ?? 0,
       requestsPerSecond: sustainedRate(settings.limits.windows),
@@ -132,6 +140,7 @@ async function readSource(deps: StatusDeps, source: (typeof sources)[number], no
     rejectedOpen,
     ...usageOf(redisSide.usage),
     plan,
+    pageSize,
     recent429,
     consecutiveFailures: failures.count,
     lastError: failures.last && {

@@ -35,6 +35,23 @@ export interface LimitUsage {
   limit: number;
 }
 
+/** Records a list request of the source asks for, and how that number came about. */
+export interface PageSizeStatus {
+  /** Asked for now: the number configured; with `auto`, the one found (the ceiling, or the next probe, until then). */
+  size: number;
+  /** `configured`: set to a number (CARECLOUD_PAGE_SIZE=100); `auto`: found at run time, up to `ceiling`. */
+  setting: 'configured' | 'auto';
+  /** With `auto`: the largest page the source accepts is known, and requests no longer probe. */
+  found: boolean;
+  /** With `auto`: the largest page the source accepted, and the smallest it refused (400 naming the parameter). */
+  accepted: number | null;
+  refused: number | null;
+  /** With `auto`: the most a request asks for. */
+  ceiling: number | null;
+  /** With `auto`: when what is known last changed. */
+  checkedAt: string | null;
+}
+
 export interface SourceStatus {
   source: string;
   /** Whether its credentials are set: a source that is not configured is listed, with state idle. */
@@ -67,6 +84,8 @@ export interface SourceStatus {
    * allows them, when they should be done; null when the source has no daily budget.
    */
   plan: BudgetPlan | null;
+  /** Records a list request asks for; null when the source does not say (not configured, or no page size). */
+  pageSize: PageSizeStatus | null;
   /** 429 responses in the last hour. */
   recent429: number;
   consecutiveFailures: number;

@@ -29,6 +29,7 @@ import {
 } from '../types.ts';
 import { commitPage, mapPage } from './commit-page.ts';
 import { stopped } from './page-loop.ts';
+import { openPageSizing } from './page-size.ts';
 import { describeWait, waitingReasonOf } from './waiting.ts';
 
 export interface CustomerSyncOptions<Client> {
@@ -180,7 +181,11 @@ async function readCustomer<Client>(
   const logger = run.logger.child({ customerId });
   const outcome: CustomerOutcome = { customerId, known: true, listed: 0, deleted: 0 };
   const seen = new Set<string>();
-  const pages = stream.scanCustomer!({ client: options.client, now: run.started, call: run.call, logger }, customerId);
+  const pageSizing = await openPageSizing(db, { source, stream, logger, clock });
+  const pages = stream.scanCustomer!(
+    { client: options.client, now: run.started, call: run.call, logger, pageSizing },
+    customerId,
+  );
   try {
     for await (const page of pages) {
       const now = clock.now();

@@ -17,10 +17,13 @@
  * A total the server reports is a hint, never a stop: a full page means there may be more, whatever the
  * total says; a short page ends the list. A ProgressGuard stops a scan whose pages bring nothing new (a
  * server that ignores `offset`), and an answer too large to hold makes the scan ask for pages half the
- * size; offsets stay valid whatever the page size, and the smaller size is kept in the progress.
+ * size; offsets stay valid whatever the page size, and the smaller size is kept in the progress. A page size
+ * found at run time (`sizing`, src/sync/page-size.ts) may change between any two requests the same way: a
+ * refused size is asked again smaller at the same offset, and a larger one is tried once it is known or likely
+ * to be accepted.
  */
-import { RetriableSourceError } from '../errors.ts';
-import type { Json } from '../types.ts';
+import { PageSizeRefusedError, RetriableSourceError } from '../errors.ts';
+import type { Json, PageSizing } from '../types.ts';
 import { ProgressGuard } from './progress-guard.ts';
 import { smallerPageSize } from './smaller-pages.ts';
 
@@ -45,7 +48,13 @@ export interface OffsetSlice {
 
 export interface OffsetScanOptions {
   fetch(offset: number, count: number): Promise<{ records: unknown[]; total: number | null }>;
+  /** Records a request asks for at most: exactly these, unless `sizing` is given. */
   pageSize: number;
+  /**
+   * A page size found at run time: each request asks for `sizing.next()` (at most `pageSize`) and tells it what the
+   * server made of that; a refusal (PageSizeRefusedError) is asked again smaller. Absent: a refusal fails the scan.
+   */
+  sizing?: PageSizing;
   /**
    * Records re-read at each boundary once a shift has been seen, and anchors kept; at least 1 to detect
    * shifts. Until a shift is seen, a scan re-reads QUIET_OVERLAP.
@@ -81,14 +90,17 @@ export interface OffsetPage {
 export const QUIET_OVERLAP = 1;
 
 /**
- * What one scan keeps while it pages: its options, its current page size, the overlap in use and the most
- * it may grow to (also the anchors kept), its guard.
+ * What one scan keeps while it pages: its options, the page size an answer too large made it fall back to (`cap`)
+ * and the one it asks for (no more than `cap` and what the server accepts), the overlap in use and the most it
+ * may grow to (also the anchors kept), whether a shift widened it, its guard.
  */
 interface ScanState {
   options: OffsetScanOptions;
+  cap: number;
   pageSize: number;
   overlap: number;
   maxOverlap: number;
+  widened: boolean;
   restarts: number;
   guard: ProgressGuard;
 }
@@ -97,16 +109,25 @@ interface ScanState {
 class Resized extends Error {}
 
 export async function* offsetScan(options: OffsetScanOptions): AsyncGenerator<OffsetPage> {
-  const pageSize = Math.max(1, Math.min(options.pageSize, options.start?.size ?? Infinity));
-  const maxOverlap = Math.min(options.overlap, pageSize - 1);
-  const overlap = Math.min(QUIET_OVERLAP, maxOverlap);
+  const cap = Math.max(1, Math.min(options.pageSize, options.start?.size ?? Infinity));
   const guard = new ProgressGuard({
     server: options.server ?? 'the server',
     parameter: 'offset',
-    step: pageSize - maxOverlap,
+    step: 1,
     expected: options.expected,
   });
-  const scan: ScanState = { options, pageSize, overlap, maxOverlap, restarts: 0, guard };
+  const scan: ScanState = {
+    options,
+    cap,
+    pageSize: cap,
+    overlap: 0,
+    maxOverlap: 0,
+    widened: false,
+    restarts: 0,
+    guard,
+  };
+  // The size of the first request and what follows from it (overlap, the guard's step).
+  resize(scan);
   let offset = options.start?.offset ?? 0;
   let anchors = options.start?.anchors ?? [];
   for (;;) {
@@ -118,7 +139,7 @@ export async function* offsetScan(options: OffsetScanOptions): AsyncGenerator<Of
     anchors =
       scan.maxOverlap === 0 ? [] : anchorsOf(records.slice(-scan.maxOverlap * 2), options).slice(-scan.maxOverlap);
     const progress: OffsetPage['progress'] = { offset, anchors };
-    if (scan.pageSize < options.pageSize) progress.size = scan.pageSize;
+    if (scan.cap < options.pageSize) progress.size = scan.cap;
     yield { records: fresh, total, progress };
     if (records.length === 0) return;
     const end = options.slice?.endOffset;
@@ -141,11 +162,22 @@ const usable = (scan: ScanState, anchors: OffsetProgress['anchors']) => (scan.ma
 
 /** A shift was seen: from now on each request re-reads `maxOverlap` records, so that small shifts cost nothing. */
 function widen(scan: ScanState): void {
-  if (scan.overlap >= scan.maxOverlap) return;
+  scan.widened = true;
   scan.overlap = scan.maxOverlap;
 }
 
-/** One aligned read, started again (with a smaller page) each time an answer was too large to hold. */
+/**
+ * Sets the page size the next request asks for (the cap, or less when the server accepts less) and what follows
+ * from it: the overlap (a page re-reads fewer records than it holds), the guard's step.
+ */
+function resize(scan: ScanState): void {
+  scan.pageSize = Math.max(1, Math.min(scan.cap, scan.options.sizing?.next() ?? scan.cap));
+  scan.maxOverlap = Math.min(scan.options.overlap, scan.pageSize - 1);
+  scan.overlap = scan.widened ? scan.maxOverlap : Math.min(QUIET_OVERLAP, scan.maxOverlap);
+  scan.guard.update({ step: scan.pageSize - scan.maxOverlap });
+}
+
+/** One aligned read, started again (with a smaller page) each time an answer was too large to hold or refused. */
 async function readResized(scan: ScanState, offset: number, anchors: OffsetProgress['anchors']) {
   for (;;) {
     try {
@@ -156,19 +188,26 @@ async function readResized(scan: ScanState, offset: number, anchors: OffsetProgr
   }
 }
 
-/** Sends one request, counted by the guard; an answer too large halves the page size and throws Resized. */
+/**
+ * Sends one request, counted by the guard (a refused one too: the server counts it). An answer too large halves
+ * the cap, a refused size lowers what `sizing` gives; either throws Resized, for the read to start again smaller.
+ * An answer tells `sizing` the size was accepted, and the next request may ask for more.
+ */
 async function request(scan: ScanState, from: number, count: number) {
   scan.guard.request(`offset ${from}`);
-  try {
-    return await scan.options.fetch(from, count);
-  } catch (error) {
-    const smaller = smallerPageSize(error, count, `${scan.options.server ?? 'the server'} at offset ${from}`);
-    scan.pageSize = Math.min(scan.pageSize, smaller);
-    scan.maxOverlap = Math.min(scan.maxOverlap, scan.pageSize - 1);
-    scan.overlap = Math.min(scan.overlap, scan.maxOverlap);
-    scan.guard.update({ step: scan.pageSize - scan.maxOverlap });
+  const { sizing } = scan.options;
+  const answer = await scan.options.fetch(from, count).catch(async (error: unknown) => {
+    const where = `${scan.options.server ?? 'the server'} at offset ${from}`;
+    if (sizing && error instanceof PageSizeRefusedError) await sizing.refused(error);
+    else scan.cap = Math.min(scan.cap, smallerPageSize(error, count, where));
+    resize(scan);
     throw new Resized();
+  });
+  if (sizing) {
+    await sizing.accepted(count);
+    resize(scan);
   }
+  return answer;
 }
 
 /** The anchors `records` give, in order: their keys and cursors (records without a key give none). */

@@ -19,6 +19,7 @@ import {
 import { highestCursor, raiseHighMark } from './cursor.ts';
 import { commitPages } from './page-loop.ts';
 import { shareOfMode } from './budget-plan.ts';
+import { openPageSizing } from './page-size.ts';
 
 /** What a finished slice reports to the run that planned it. */
 export interface SliceResult {
@@ -81,6 +82,8 @@ export async function runSlice<Client>(options: RunSliceOptions<Client>): Promis
   // What happened since the last committed page: added to the run's counters with the next page.
   let delta = emptyCounters();
   const observer: RequestObserver = { onRequest: () => delta.apiCalls++, onRateLimited: () => delta.rateLimited++ };
+  // Read now, not when the run planned: another slice may have found the source's maximum lowered since.
+  const pageSizing = await openPageSizing(db, { source: task.source, stream, logger: options.logger, clock });
   const pages = stream.scanSlice(
     {
       client: options.client,
@@ -91,6 +94,7 @@ export async function runSlice<Client>(options: RunSliceOptions<Client>): Promis
       progress: options.resume?.progress ?? null,
       call: { signal: options.signal, observer, share: shareOfMode(task.mode) },
       logger: options.logger,
+      pageSizing,
     },
     task.slice,
   );

@@ -49,6 +49,7 @@ import { totalWarning } from './total-check.ts';
 import { describeWait, waitingReasonOf } from './waiting.ts';
 import { shareOfMode } from './budget-plan.ts';
 import { rangeData, sameBackfill } from './backfill-range.ts';
+import { openPageSizing } from './page-size.ts';
 
 export interface RunSyncOptions<Client> {
   source: string;
@@ -122,6 +123,7 @@ export async function runSync<Client>(options: RunSyncOptions<Client>): Promise<
   const run: SlicingRun = { runId, scan, state, logger, sliced: false };
   const call = { signal: options.signal, observer, share: shareOfMode(mode) };
   try {
+    const pageSizing = await openPageSizing(db, { source, stream, logger, clock });
     // The scan names the row that owns it from the start, so that the job's next row continues this logical run
     // even when this one waits before its first page (see startRun).
     scan.runId = String(runId);
@@ -133,6 +135,7 @@ export async function runSync<Client>(options: RunSyncOptions<Client>): Promise<
         watermark: state.watermark,
         resumed: resumed !== undefined,
         ...(continued ? { logicalRunId: String(logicalRunId) } : {}),
+        ...(pageSizing ? { pageSize: pageSizing.next(), pageSizeFound: pageSizing.settled } : {}),
       },
       'run started',
     );
@@ -162,6 +165,7 @@ export async function runSync<Client>(options: RunSyncOptions<Client>): Promise<
       ...(range ? { range } : {}),
       call,
       logger,
+      pageSizing,
     };
     await readSlices({ ...options, clock, lookbackMs: options.settings.lookbackMs }, context, run);
     if (!run.sliced) {

@@ -22,6 +22,7 @@ export function sourceStatus(source: string, overrides: Partial<SourceStatus> = 
     limits: [],
     budget: { used: 10, limit: 5000, windowSeconds: 86_400 },
     plan: null,
+    pageSize: null,
     recent429: 0,
     consecutiveFailures: 0,
     lastError: null,

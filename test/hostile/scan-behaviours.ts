@@ -59,3 +59,27 @@ export const hugeAbove =
     ]);
     return { ...answer, body };
   };
+
+/**
+ * CareCloud refusing every list request for more than `max` records (0: any) with a 400 of its own shape, whose
+ * `invalid_params` names the parameter as `name` (default `count`; the spec also allows a list of names) and explains
+ * it with `message`: one that names no maximum, a wrong one, or none at all. The request is not forwarded.
+ */
+export const refusingCount =
+  (max: number, refusal: { name?: unknown; message?: string } = {}): Behaviour =>
+  async ({ request, forward }) => {
+    const asked = Number(request.query.get('count'));
+    if (!isList(request, CARECLOUD_LIST) || !(asked > max)) return forward();
+    const param = { name: refusal.name ?? 'count', reason: 'not_allowed_value', value: String(asked) };
+    const message = refusal.message ?? 'the value is not allowed';
+    const json = {
+      error: {
+        type: 'about:blank',
+        exception: 'bad_request_exception',
+        title: 'Bad request',
+        detail: message,
+        error_data: { invalid_params: [{ ...param, message }] },
+      },
+    };
+    return withJson({ status: 400, headers: {}, body: Buffer.alloc(0), json: undefined }, json);
+  };

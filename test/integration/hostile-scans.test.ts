@@ -6,7 +6,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { isServiceCode } from '../../src/fake/carecloud-data.ts';
 import { createHarness, type Harness } from '../helpers/sync-harness.ts';
-import { hugeAbove, ignoringOffset, ignoringWhere, lyingTotal } from '../hostile/scan-behaviours.ts';
+import { hugeAbove, ignoringOffset, ignoringWhere, lyingTotal, refusingCount } from '../hostile/scan-behaviours.ts';
 
 let h: Harness;
 afterEach(async () => {
@@ -108,5 +108,73 @@ describe('scans against a hostile server', () => {
     const cin7Incremental = await h.sync('cin7');
     expect(cin7Incremental.counters.inserted).toBe(0);
     console.info(`too large: CareCloud ${listRequests('carecloud')} list requests, Cin7 ${listRequests('cin7')}`);
+  });
+
+  describe('a 400 about count, with the page size found at run time', () => {
+    const AUTO = { CARECLOUD_PAGE_SIZE: 'auto' };
+    const counts = () =>
+      h.hostile.carecloud.requests
+        .filter((r) => r.method === 'GET' && /\/vouchers$/.test(r.path))
+        .map((r) => Number(r.query.get('count')));
+    const storedSize = async () => {
+      const state = await h.db.syncState.findUniqueOrThrow({
+        where: { source_stream: { source: 'carecloud', stream: 'vouchers' } },
+      });
+      return { accepted: state.pageSizeAccepted, refused: state.pageSizeRefused };
+    };
+
+    it('finds the largest count by halving when the 400 names a wrong maximum, and reads everything', async () => {
+      h = await createHarness({ hostile: true, careCloud: { count: 2000 }, env: AUTO });
+      h.hostile.carecloud.set(refusingCount(333, { message: 'count must be at most 900' }));
+      const full = await h.sync('carecloud', 'full');
+      expect(await storedSize()).toEqual({ accepted: 333, refused: 334 });
+      const refused = counts().filter((count) => count > 333).length;
+      expect(refused).toBeLessThanOrEqual(11);
+      expect(full.counters.inserted).toBe(careCloudTruth().length);
+      await expectTable('carecloud');
+      // The plan's probes (refused or not) and the pages of 333, each re-reading one record.
+      expect(counts().length).toBeLessThanOrEqual(2 * 11 + Math.ceil(careCloudTruth().length / 332) + 2);
+      console.info(`wrong maximum named: ${refused} refused of ${counts().length} list requests; 333 found`);
+    });
+
+    it('fails naming count after about log2(1000) requests when every size is refused, losing nothing', async () => {
+      h = await createHarness({ hostile: true, careCloud: { count: 300 }, env: AUTO });
+      await h.sync('carecloud', 'full');
+      const before = counts().length;
+      h.hostile.carecloud.set(refusingCount(0, { name: ['count'], message: 'not allowed' }));
+      // 1000 was accepted: refused now, the incremental run's first page steps down, halving, to 1.
+      await expect(h.sync('carecloud')).rejects.toThrow(
+        /carecloud refuses even a page of 1 record: its 400 names `count` whatever the size/,
+      );
+      expect(counts().slice(before)).toEqual([1000, 500, 250, 125, 62, 31, 15, 7, 3, 1]);
+      expect(await lastRun()).toMatchObject({ status: 'failed', mode: 'incremental' });
+      await expectTable('carecloud');
+      // Once it behaves again, the next run asks for 1, which ends the refusal, then for the ceiling again.
+      h.hostile.carecloud.set(null);
+      await h.sync('carecloud');
+      expect(await storedSize()).toEqual({ accepted: 1000, refused: null });
+    });
+
+    it('halves as before on an answer too large to hold, while the size is still to find', async () => {
+      h = await createHarness({
+        hostile: true,
+        careCloud: { count: 300 },
+        env: { ...AUTO, HTTP_MAX_RESPONSE_SIZE: '256kB' },
+      });
+      h.hostile.carecloud.set(hugeAbove(30));
+      const full = await h.sync('carecloud', 'full');
+      expect(full.counters.inserted).toBe(careCloudTruth().length);
+      await expectTable('carecloud');
+      // CareCloud refused nothing: what it accepts is still to find, and every scan halves from the ceiling again.
+      expect((await storedSize()).refused).toBeNull();
+    });
+
+    it('takes a 400 about another parameter for the bad request it is: no smaller page is asked for', async () => {
+      h = await createHarness({ hostile: true, careCloud: { count: 300 }, env: AUTO });
+      h.hostile.carecloud.set(refusingCount(0, { name: 'offset', message: 'offset must be from 0 to 10' }));
+      await expect(h.sync('carecloud')).rejects.toThrow(/offset must be from 0 to 10/);
+      expect(counts()).toEqual([1000]);
+      expect(await storedSize()).toEqual({ accepted: null, refused: null });
+    });
   });
 });

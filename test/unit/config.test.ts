@@ -130,6 +130,28 @@ describe('loadConfig', () => {
     expect(config.sources.cin7?.apiKey.reveal()).toBe('k3y-s3cret');
   });
 
+  it('finds the CareCloud page size at run time by default, up to 1000, and takes a number as it is', () => {
+    expect(loadConfig(careCloud).sources.carecloud).toMatchObject({
+      pageSize: 1000,
+      findPageSize: true,
+      pageOverlap: 5,
+      limits: { recordsPerRequest: 1000 },
+    });
+    expect(loadConfig({ ...careCloud, CARECLOUD_PAGE_SIZE: 'Auto' }).sources.carecloud?.findPageSize).toBe(true);
+    expect(loadConfig({ ...careCloud, CARECLOUD_PAGE_SIZE: '250' }).sources.carecloud).toMatchObject({
+      pageSize: 250,
+      findPageSize: false,
+      limits: { recordsPerRequest: 250 },
+    });
+    expect(
+      loadConfig({ ...careCloud, CARECLOUD_PAGE_SIZE: '1', CARECLOUD_PAGE_OVERLAP: '5' }).sources.carecloud,
+    ).toMatchObject({ pageSize: 1, pageOverlap: 0 });
+    for (const value of ['0', '1001', '12.5', 'automatic', '-3'])
+      expect(errorOf({ ...careCloud, CARECLOUD_PAGE_SIZE: value })).toBe(
+        `CARECLOUD_PAGE_SIZE must be a whole number from 1 to 1000, or auto (got "${value}")`,
+      );
+  });
+
   it('reads CARECLOUD_RECONCILE_SCHEDULE, or CARECLOUD_FULL_SCHEDULE, its old name', () => {
     expect(loadConfig(careCloud).sources.carecloud?.reconcileSchedule).toEqual({ pattern: '0 4 * * 0' });
     expect(

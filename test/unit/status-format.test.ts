@@ -99,6 +99,38 @@ describe('formatStatus', () => {
     expect(text).not.toContain('with a page of HTML');
   });
 
+  it('the page size: configured, found at run time, still to find, being found', () => {
+    const auto = { setting: 'auto' as const, ceiling: 1000, checkedAt: '2026-12-01T11:00:00.000Z' };
+    const line = (pageSize: SourceStatus['pageSize']) =>
+      formatStatus(report([source({ source: 'carecloud', pageSize })]))
+        .split('\n')
+        .find((l) => l.includes('page size'));
+    expect(line(null)).toBeUndefined();
+    expect(
+      line({
+        size: 250,
+        setting: 'configured',
+        found: false,
+        accepted: null,
+        refused: null,
+        ceiling: null,
+        checkedAt: null,
+      }),
+    ).toMatch(/page size +250 records a request \(configured\)$/);
+    expect(line({ ...auto, size: 700, found: true, accepted: 700, refused: 701 })).toMatch(
+      /page size +700 records a request, found at run time \(701 refused, at 2026-12-01 11:00:00Z\)$/,
+    );
+    expect(line({ ...auto, size: 1000, found: true, accepted: 1000, refused: null })).toContain(
+      '1,000 records a request, found at run time (the most it asks for, accepted, at',
+    );
+    expect(line({ ...auto, size: 1000, found: false, accepted: null, refused: null, checkedAt: null })).toContain(
+      'up to 1,000 records a request, to be found by the next run (auto)',
+    );
+    expect(line({ ...auto, size: 750, found: false, accepted: 500, refused: 1000 })).toContain(
+      'finding it (auto): 500 accepted, 1,000 refused, at 2026-12-01 11:00:00Z; the next request asks for 750',
+    );
+  });
+
   it('a source without credentials says so', () => {
     const text = formatStatus(report([source({ configured: false, lastSuccessAt: null, freshnessSeconds: null })]));
     expect(text).toContain('cin7  not configured (its credentials are not set)');

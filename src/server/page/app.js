@@ -126,6 +126,7 @@ function sourceFacts(s, now) {
     ]);
   }
   if (s.plan) facts.push(['budget plan', planText(s.plan, now)]);
+  if (s.pageSize) facts.push(['page size', pageSizeText(s.pageSize)]);
   facts.push(['429s', `${number(s.recent429)} in the last hour`]);
   facts.push([
     'failures',
@@ -143,6 +144,22 @@ function planText(plan, now) {
   const needs = plan.scans.map((scan) => `${scan.mode} needs ~${number(scan.requests)} requests`).join(', ');
   const done = plan.expectedCompletionAt === null ? '' : `; done by ${until(plan.expectedCompletionAt, now)}`;
   return `${needs}; ${allowed}${done}`;
+}
+
+/** The page size of a list request, as `voucher-sync status` words it (src/status/format-status.ts). */
+function pageSizeText(p) {
+  const size = `${number(p.size)} records a request`;
+  if (p.setting === 'configured') return `${size} (configured)`;
+  const at = p.checkedAt === null ? '' : `, at ${time(p.checkedAt)}`;
+  if (p.found)
+    return `${size}, found at run time (${p.refused === null ? 'the most it asks for, accepted' : `${number(p.refused)} refused`}${at})`;
+  if (p.accepted === null && p.refused === null)
+    return `up to ${number(p.ceiling ?? p.size)} records a request, to be found by the next run (auto)`;
+  const known = [
+    p.accepted !== null && `${number(p.accepted)} accepted`,
+    p.refused !== null && `${number(p.refused)} refused`,
+  ];
+  return `finding it (auto): ${known.filter(Boolean).join(', ')}${at}; the next request asks for ${number(p.size)}`;
 }
 
 function renderSources(report) {

@@ -3,12 +3,12 @@
  * the session (session.ts), renewed once when CareCloud refuses it.
  * Records are not validated here; the stream's `map` does that.
  */
-import { FatalSourceError, RetriableSourceError } from '../../errors.ts';
+import { FatalSourceError, InvalidParamsError, PageSizeRefusedError, RetriableSourceError } from '../../errors.ts';
 import type { CallOptions, HttpContext } from '../../http/call-options.ts';
 import { createHttpClient } from '../../http/create-http-client.ts';
 import { systemClock, type ClientDependencies, type Clock } from '../../types.ts';
 import type { CareCloudConfig } from './config.ts';
-import { careCloudErrorDetails } from './error-details.ts';
+import { careCloudErrorDetails, careCloudInvalidParams, maximumNamed } from './error-details.ts';
 import { createTokenSession } from './session.ts';
 
 export type CareCloudListParams = {
@@ -60,6 +60,21 @@ function toPage(body: unknown, what: string): CareCloudVoucherPage {
   return { vouchers, totalItems: Number.isFinite(totalItems) ? totalItems : null };
 }
 
+/**
+ * A 400 naming `count` as a PageSizeRefusedError (CareCloud documents no maximum): a scan that finds its page size at
+ * run time asks for fewer; with CARECLOUD_PAGE_SIZE set to a number, the message says which setting to change.
+ * Any other error is returned as it is.
+ */
+function refusedCount(error: unknown, count: number, config: CareCloudConfig): unknown {
+  const param = error instanceof InvalidParamsError ? error.params.find((p) => p.name === 'count') : undefined;
+  if (param === undefined) return error;
+  const hint = maximumNamed(param.message, count);
+  const advice = config.findPageSize
+    ? ''
+    : ` (CARECLOUD_PAGE_SIZE=${config.pageSize} asks for more records a page than CareCloud accepts: set it to ${hint ?? 'a smaller number'}, or to auto to find the largest it accepts)`;
+  return new PageSizeRefusedError(`${(error as Error).message}${advice}`, count, hint, { cause: error });
+}
+
 export function createCareCloudClient(config: CareCloudConfig, deps: CareCloudClientDependencies): CareCloudClient {
   const logger = deps.logger.child({ source: 'carecloud' });
   const http = createHttpClient({
@@ -72,6 +87,7 @@ export function createCareCloudClient(config: CareCloudConfig, deps: CareCloudCl
     headers: { 'accept-language': 'en-gb' },
     backoffBaseMs: deps.backoffBaseMs,
     errorDetails: careCloudErrorDetails,
+    invalidParamsOf: careCloudInvalidParams,
   });
   const session = createTokenSession({ config, http, logger, clock: deps.clock ?? systemClock });
 
@@ -117,7 +133,13 @@ export function createCareCloudClient(config: CareCloudConfig, deps: CareCloudCl
 
   return {
     async listVouchers(params, call = {}) {
-      return toPage(await get('vouchers', params, call), 'GET vouchers');
+      let body: unknown;
+      try {
+        body = await get('vouchers', params, call);
+      } catch (error) {
+        throw refusedCount(error, params.count, config);
+      }
+      return toPage(body, 'GET vouchers');
     },
 
     async getVoucher(id, call = {}) {
@@ -140,7 +162,7 @@ export function createCareCloudClient(config: CareCloudConfig, deps: CareCloudCl
         body = await get(`customers/${encodeURIComponent(customerId)}/vouchers`, params, call, [404]);
       } catch (error) {
         if (error instanceof FatalSourceError && error.status === 404) return null;
-        throw error;
+        throw refusedCount(error, params.count, config);
       }
       return toPage(body, 'GET customers/{id}/vouchers');
     },

@@ -9,7 +9,13 @@ export interface CareCloudConfig extends CommonSourceConfig {
   password: Secret;
   appId: Secret;
   timezone: string;
+  /**
+   * Records a request asks for: the number CARECLOUD_PAGE_SIZE sets, exactly; with `auto` (findPageSize) the most it
+   * asks for (PAGE_SIZE_CEILING), the largest CareCloud accepts being found at run time.
+   */
   pageSize: number;
+  /** CARECLOUD_PAGE_SIZE=auto (the default): the page size is found at run time (src/sync/page-size.ts). */
+  findPageSize: boolean;
   /** Records re-read at each page boundary, to detect rows shifting while we page. */
   pageOverlap: number;
   /** Pages per slice when a full scan or first backfill is split across workers. */
@@ -18,6 +24,15 @@ export interface CareCloudConfig extends CommonSourceConfig {
 
 const RECONCILE_SCHEDULE: Schedule = { pattern: '0 4 * * 0' };
 
+/**
+ * The largest page CARECLOUD_PAGE_SIZE=auto asks for: CareCloud documents no maximum for `count`, and its best-practice
+ * page recommends batches of about 1,000 records at most.
+ */
+export const PAGE_SIZE_CEILING = 1000;
+
+/** The most records a request asks for: the number set, or with `auto` the ceiling. */
+const pageSizeOf = (value: number | 'auto') => (value === 'auto' ? PAGE_SIZE_CEILING : value);
+
 export const careCloudConfig = field.defineSourceConfig({
   variables: {
     CARECLOUD_BASE_URL: field.url(['http:', 'https:']).optional(),
@@ -25,7 +40,7 @@ export const careCloudConfig = field.defineSourceConfig({
     CARECLOUD_PASSWORD: field.str.min(1).optional(),
     CARECLOUD_APP_ID: field.str.min(1).optional(),
     CARECLOUD_TIMEZONE: field.timezone.optional(),
-    CARECLOUD_PAGE_SIZE: field.int(1, 1000).default(100),
+    CARECLOUD_PAGE_SIZE: field.intOrAuto(1, PAGE_SIZE_CEILING).default('auto'),
     CARECLOUD_PAGE_OVERLAP: field.int(1, 50).default(5),
     CARECLOUD_SLICE_PAGES: field.int(1, 100_000).default(250),
     CARECLOUD_LOOKBACK: field.duration.default(600_000),
@@ -75,8 +90,10 @@ export const careCloudConfig = field.defineSourceConfig({
     password: new Secret(e.CARECLOUD_PASSWORD!),
     appId: new Secret(e.CARECLOUD_APP_ID!),
     timezone: e.CARECLOUD_TIMEZONE!,
-    pageSize: e.CARECLOUD_PAGE_SIZE,
-    pageOverlap: Math.min(e.CARECLOUD_PAGE_OVERLAP, e.CARECLOUD_PAGE_SIZE - 1),
+    pageSize: pageSizeOf(e.CARECLOUD_PAGE_SIZE),
+    findPageSize: e.CARECLOUD_PAGE_SIZE === 'auto',
+    // A size found at run time lowers it further, to that size less one (offset-scan.ts, slices.ts).
+    pageOverlap: Math.min(e.CARECLOUD_PAGE_OVERLAP, pageSizeOf(e.CARECLOUD_PAGE_SIZE) - 1),
     slicePages: e.CARECLOUD_SLICE_PAGES,
     lookbackMs: e.CARECLOUD_LOOKBACK,
     schedule: e.CARECLOUD_SCHEDULE,
@@ -91,7 +108,8 @@ export const careCloudConfig = field.defineSourceConfig({
         e.CARECLOUD_INCREMENTAL_RESERVE,
         e.CARECLOUD_BUDGET_WINDOW,
       ),
-      recordsPerRequest: e.CARECLOUD_PAGE_SIZE,
+      // With auto, the ceiling: status and the dry runs count in requests of the size found (sync_state).
+      recordsPerRequest: pageSizeOf(e.CARECLOUD_PAGE_SIZE),
     },
     confirmMax: e.CARECLOUD_CONFIRM_MAX,
   }),

@@ -15,7 +15,7 @@ export function createCustomerScan(
   config: CareCloudConfig,
   cursorOf: (record: unknown) => number | null,
 ): (context: CustomerScanContext<CareCloudClient>, customerId: string) => AsyncIterable<ScanPage> {
-  return ({ client, call }, customerId) =>
+  return ({ client, call, pageSizing }, customerId) =>
     offsetScan({
       fetch: async (offset, count) => {
         const page = await client.listCustomerVouchers(
@@ -27,6 +27,7 @@ export function createCustomerScan(
         return { records: page.vouchers, total: page.totalItems };
       },
       pageSize: config.pageSize,
+      sizing: pageSizing,
       overlap: config.pageOverlap,
       direction: 'ASC',
       keyOf,

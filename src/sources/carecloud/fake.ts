@@ -16,7 +16,9 @@ export const careCloudFake = {
   }),
   test: {
     options: { seed: 7, count: 600, rateLimits: null },
-    env: { CARECLOUD_RATE_LIMIT: '1000/s', CARECLOUD_SLICE_PAGES: '20' },
+    // Pages of 100 (CareCloud's own default), which the suite was written for; the size found at run time (auto,
+    // the product's default) has tests of its own (test/integration/page-size.test.ts).
+    env: { CARECLOUD_RATE_LIMIT: '1000/s', CARECLOUD_SLICE_PAGES: '20', CARECLOUD_PAGE_SIZE: '100' },
   },
   demo: {
     options: { count: 3_000, rateLimits: [{ max: 10, windowMs: 1000 }] },

@@ -4,13 +4,33 @@
  * why: docs/design.md, "Work any worker can take".
  */
 import pMap from 'p-map';
-import type { CallContext, Json } from '../../types.ts';
+import { ResponseTooLargeError } from '../../errors.ts';
+import type { CallContext, Json, PageSizing } from '../../types.ts';
 import { firstOffsetAtOrAfter } from '../../sync/backfill-locate.ts';
 import { QUIET_OVERLAP, anchorsOf, type OffsetProgress, type OffsetSlice } from '../../sync/offset-scan.ts';
+import { settlePageSize } from '../../sync/page-size.ts';
 import type { CareCloudClient } from './client.ts';
 import type { CareCloudConfig } from './config.ts';
 
 type SliceConfig = Pick<CareCloudConfig, 'pageSize' | 'pageOverlap' | 'slicePages'>;
+
+/** What a plan reads the list with: the client, the call, and the page size found so far when it is found. */
+export interface PlanReader {
+  client: CareCloudClient;
+  call: CallContext;
+  sizing?: PageSizing;
+}
+
+/**
+ * The slice settings at the page size in use: the one configured, or the one found so far (with the overlap no
+ * larger than that size less one, as a scan has it). Slices are planned in offsets, so a size that changes later (the
+ * source lowered its maximum) changes the requests a slice makes, never the records it covers.
+ */
+export function sliceConfig(config: SliceConfig, sizing?: PageSizing): SliceConfig {
+  if (!sizing) return config;
+  const pageSize = Math.max(1, Math.min(config.pageSize, sizing.next()));
+  return { ...config, pageSize, pageOverlap: Math.min(config.pageOverlap, pageSize - 1) };
+}
 
 /**
  * A slice of a full scan, as planned: its offsets; the records just before its start (their keys and
@@ -85,7 +105,8 @@ const ASC = { sort_field: 'last_change', sort_direction: 'ASC' } as const;
 /**
  * One cheap request for the total, then ranges of whole requests, the last one open-ended (records changed
  * during the scan move to the end in ASC order). Each boundary is read too (one request of overlap + 1
- * records), a few at once. Null when the scan is too small to split.
+ * records), a few at once. Null when the scan is too small to split. A page size still to find is settled by the
+ * request for the total first (totalOf), and the slices are cut to it.
  *
  * A backfill (`range`, epoch ms of `last_change`) splits only the offsets its range holds, found by binary search
  * (src/sync/backfill-locate.ts): its first slice finds its start by the range's `from`, its last ends at the range's
@@ -93,24 +114,41 @@ const ASC = { sort_field: 'last_change', sort_direction: 'ASC' } as const;
  * the whole list, cut at `to`.
  */
 export async function planCareCloudSlices(
-  client: CareCloudClient,
-  call: CallContext,
+  reader: PlanReader,
   config: SliceConfig,
   cursorOf: (record: unknown) => number | null,
   keyOf: (record: unknown) => string | undefined,
   range?: { from: number; to: number },
 ): Promise<CareCloudSlice[] | null> {
+  const { client, call, sizing } = reader;
   if (range) {
-    const located = await locateRange(client, call, cursorOf, range);
+    const located = await locateRange(reader, cursorOf, range);
     if (located === null) return [{ start: 0, end: null, anchors: [], startAt: range.from, endAt: range.to }];
     const { first, end } = located;
     if (end <= first) return [];
-    return planSpan(client, call, config, { cursorOf, keyOf }, { first, end, range });
+    return planSpan(client, call, sliceConfig(config, sizing), { cursorOf, keyOf }, { first, end, range });
   }
-  const probe = await client.listVouchers({ count: 1, offset: 0, ...ASC }, call);
-  const total = probe.totalItems;
-  if (total === null || total <= config.pageSize * config.slicePages) return null;
-  return planSpan(client, call, config, { cursorOf, keyOf }, { first: 0, end: total, range: null });
+  const total = await totalOf(reader);
+  const sized = sliceConfig(config, sizing);
+  if (total === null || total <= sized.pageSize * sized.slicePages) return null;
+  return planSpan(client, call, sized, { cursorOf, keyOf }, { first: 0, end: total, range: null });
+}
+
+/**
+ * The list's `total_items`, from one request at offset 0 (ASC) for one record. With a page size still to find, that
+ * request asks instead for the sizes to try until the largest accepted is known (settlePageSize): slices are then cut
+ * to that size, and no slice, read at once by many workers, spends refusals of its own.
+ */
+async function totalOf({ client, call, sizing }: PlanReader): Promise<number | null> {
+  const read = (count: number) => client.listVouchers({ count, offset: 0, ...ASC }, call);
+  if (!sizing || sizing.settled) return (await read(1)).totalItems;
+  try {
+    return (await settlePageSize(sizing, read)).totalItems;
+  } catch (error) {
+    // An answer too large to hold says nothing of what CareCloud accepts: the scans find out as they page, halving.
+    if (!(error instanceof ResponseTooLargeError)) throw error;
+    return (await read(1)).totalItems;
+  }
 }
 
 /**
@@ -118,12 +156,12 @@ export async function planCareCloudSlices(
  * total, then about 2 × log2(total) of one record each. Null when the server sends no total.
  */
 export async function locateRange(
-  client: CareCloudClient,
-  call: CallContext,
+  reader: PlanReader,
   cursorOf: (record: unknown) => number | null,
   range: { from: number; to: number },
 ): Promise<{ first: number; end: number } | null> {
-  const total = (await client.listVouchers({ count: 1, offset: 0, ...ASC }, call)).totalItems;
+  const { client, call } = reader;
+  const total = await totalOf(reader);
   if (total === null) return null;
   const at = async (offset: number) => {
     const [record] = (await client.listVouchers({ count: 1, offset, ...ASC }, call)).vouchers;

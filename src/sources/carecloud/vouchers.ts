@@ -13,13 +13,13 @@ import type { CareCloudClient } from './client.ts';
 import type { CareCloudConfig } from './config.ts';
 import { createCustomerScan } from './customer-vouchers.ts';
 import { keyOf, lastChangeCursor, mapCareCloudVoucher } from './map.ts';
-import { locateRange, planCareCloudSlices, sliceBounds, sliceOf } from './slices.ts';
+import { locateRange, planCareCloudSlices, sliceBounds, sliceConfig, sliceOf } from './slices.ts';
 
 export function createCareCloudVouchers(config: CareCloudConfig): StreamDefinition<CareCloudClient> {
   const cursorOf = lastChangeCursor(config.timezone);
-  /** An offset scan of the list sorted by last_change in `direction`. */
+  /** An offset scan of the list sorted by last_change in `direction`, of the page size found so far when found. */
   const scanOf = (
-    { client, call }: ScanContext<CareCloudClient>,
+    { client, call, pageSizing }: ScanContext<CareCloudClient>,
     direction: 'ASC' | 'DESC',
     options: Partial<OffsetScanOptions>,
   ) =>
@@ -32,6 +32,7 @@ export function createCareCloudVouchers(config: CareCloudConfig): StreamDefiniti
         return { records: page.vouchers, total: page.totalItems };
       },
       pageSize: config.pageSize,
+      sizing: pageSizing,
       overlap: config.pageOverlap,
       direction,
       keyOf,
@@ -41,6 +42,8 @@ export function createCareCloudVouchers(config: CareCloudConfig): StreamDefiniti
     });
   return {
     name: 'vouchers',
+    // CARECLOUD_PAGE_SIZE=auto: up to the ceiling, the largest `count` CareCloud accepts is found (src/sync/page-size.ts).
+    pageSizing: config.findPageSize ? { ceiling: config.pageSize, parameter: 'count' } : undefined,
     cursorField: 'sourceModifiedAt',
     mappingKey: `timezone=${config.timezone}`,
     map: (raw) => mapCareCloudVoucher(raw, config.timezone),
@@ -63,10 +66,9 @@ export function createCareCloudVouchers(config: CareCloudConfig): StreamDefiniti
       });
     },
     // A backfill's range is found in the list sorted ASC by last_change, which has no filter on it (slices.ts).
-    planSlices: ({ client, call, range }) =>
+    planSlices: ({ client, call, range, pageSizing }) =>
       planCareCloudSlices(
-        client,
-        call,
+        { client, call, sizing: pageSizing },
         config,
         cursorOf,
         keyOf,
@@ -74,12 +76,15 @@ export function createCareCloudVouchers(config: CareCloudConfig): StreamDefiniti
       ),
     async countRecords(client, range, call) {
       if (range === null) return (await client.listVouchers({ count: 1, offset: 0 }, call)).totalItems;
-      const located = await locateRange(client, call, cursorOf, { from: range.from.getTime(), to: range.to.getTime() });
+      const located = await locateRange({ client, call }, cursorOf, {
+        from: range.from.getTime(),
+        to: range.to.getTime(),
+      });
       return located && located.end - located.first;
     },
     scanSlice(context, slice) {
       const planned = sliceOf(slice);
-      const { first, bounds, expected } = sliceBounds(planned, config);
+      const { first, bounds, expected } = sliceBounds(planned, sliceConfig(config, context.pageSizing));
       return scanOf(context, 'ASC', {
         requireEmptyPage: planned.end === null,
         slice: bounds,
