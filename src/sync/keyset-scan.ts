@@ -5,53 +5,77 @@
  * again (harmless: writes are idempotent, newer wins).
  *
  * One second can hold more records than a page (a bulk import stamps thousands with one date). Paging by
- * value cannot get past it, so inside that second (a "group") we page by page number, bounded to the
- * second (`>= s AND < s+1`) so that later rows cannot move into it. Page numbers are what value paging
- * avoids: a row of the group that vanishes from a page already read shifts an unread one onto that page,
- * and the source documents no id, no modification date and no order among equal dates (it may even differ
- * between requests), so nothing tells us which row we skipped. And once we move past the second, no
- * incremental scan comes back to it: a skipped row would wait for the daily reconciliation. So when the
- * group ends we read it again from its first page, and again, until a whole pass brings no key the group
- * had not already shown — or until `maxPasses`, when we report the second and move on, leaving the rest to
- * reconciliation rather than spending the request budget without end on a second that keeps changing.
+ * value cannot get past it, so from that second on (a "group") we page by position: `>= s` (and the
+ * window's bound) by page number, the last page of a pass reading on past the second, so that the group
+ * costs no page cut short (a short page that brought records new to the pass does not end it either: the
+ * server may have cut it short, and the next page, starting on its last records, tells). Positions are what
+ * value paging avoids: a row of the group that vanishes from a page already read shifts an unread one onto
+ * that page, and the source documents no id, no modification date and no order among equal dates (it may
+ * even differ between requests). So each page of a pass starts GROUP_OVERLAP records before the last one
+ * ended (the API has only `page` and `rows`: overlappingPage finds the page number and size that start
+ * there and reach furthest) and must find there the latest of the last records read (its anchors), with no
+ * record after it that this pass read before. Such a page goes on exactly where the last one stopped: with
+ * a stable order, rows that vanished before it moved the anchor earlier, within the overlap, and the unread
+ * rows they pulled back are on the page; with an order that changes between requests but rows that do not,
+ * a pass that covers every position and never brings a record twice has brought every record once. A page
+ * that finds none of its anchors, and nothing it read before, comes after rows vanished before it, more
+ * than the overlap: the next page starts STEP_BACK times further back (while a page can still reach past
+ * where the pass stood), and the one that finds them goes on. A page that still does not (anchors pushed
+ * later by rows added before them, a record read twice, or too far to step back) leaves the pass in doubt,
+ * and the group is read again from its first record, until a pass has no doubt or a later pass finds no key
+ * the earlier ones had not — or until `maxPasses`, when we report the second and move on, leaving the rest
+ * to reconciliation rather than spending the request budget without end on a second that keeps changing. A
+ * quiet group thus costs a few records a page, not a second pass; churn costs what moved: nothing for fewer
+ * rows than the overlap, a request or two for more, a pass only beyond what stepping back finds. Pages too
+ * small to overlap and still gain half a page (a few rows) are read whole, in doubt, as before anchors:
+ * twice. What a pass cannot see is a row added before its place while another is removed there between the
+ * same two pages: only a voucher created with a past CreatedDate can be added there, which an incremental
+ * scan would not read again anyway; the next reconciliation reads it.
  *
- * The keys seen in the group are part of the progress saved after every page, so a run that stops inside
- * a group resumes it where it stood instead of taking a half-read pass for a complete one.
+ * Once the scan moves past the second, no incremental scan comes back to it: a skipped row would wait for
+ * the daily reconciliation. The group's pass, position, anchors and keys are part of the progress saved
+ * after every page, so a run that stops inside a group resumes it where it stood, checking its anchors as
+ * for any page (a group saved by an older version, with no anchors, is read again).
  *
  * A large scan can be cut into windows [from, before) that different workers read (planWindows). Their
  * bounds are whole seconds, so a group always lies inside one window and is settled by one reader.
  *
  * Nothing the server sends is taken on trust: a record outside the range a request asked for means the
  * server ignores the filter (a scan would otherwise read the whole account again and again), and stops the
- * scan at once; a ProgressGuard stops a scan whose pages bring nothing new; a pass over a group may have
- * no more pages than the group's keys fill, plus GROUP_PAGE_SLACK (a server that ignores `page` would
- * otherwise make it endless). An answer too large to hold makes the scan ask for half the rows: a request
- * by value just asks again, while a group, paged by number, starts its pass again from page 1 with the
- * new size (page numbers of another size would skip records). The size is kept in the progress.
+ * scan at once; a ProgressGuard stops a scan whose pages bring nothing new; a pass over a group may not
+ * reach further than the keys it has shown plus GROUP_PAGE_SLACK pages (a server that ignores `page` would
+ * otherwise make it endless). An answer too large to hold makes the scan ask for half the rows: by value
+ * or by position, it just asks again from where it stood. The size is kept in the progress.
  */
 import { FatalSourceError } from '../errors.ts';
 import type { Json } from '../types.ts';
 import { ProgressGuard } from './progress-guard.ts';
 import { smallerPageSize } from './smaller-pages.ts';
 
-/** Paging by page number inside the second `from` of the progress. */
+/** Paging by position from the first record of the second `from` of the progress. */
 export type KeysetGroup = {
-  /** 1 for the first reading of the second; later passes look for rows the earlier ones missed. */
+  /** 1 for the first reading of the second; a later pass reads it again when the one before was in doubt. */
   pass: number;
-  /** Next page to read within the second (1-based). */
-  page: number;
+  /** Records this pass has covered from the second's first on, in the order the server pages them. */
+  read: number;
+  /** Keys of the last records this pass read, oldest first: the next page must start on them. */
+  anchors: string[];
   /** Keys of the records read in this second so far, over all passes. */
   seen: string[];
   /** How many of `seen` the current pass added. */
   added: number;
-  /** The page size the page numbers count in. */
-  rows: number;
+  /** Keys this pass read, when it is not the first (the first pass's are `seen`). */
+  passSeen?: string[];
+  /** A page of this pass did not start on its anchors, or brought a record twice: the pass vouches for nothing. */
+  doubt: boolean;
+  /** Set after a page that found none of its anchors: how far back from `read` the next page must start. */
+  back?: number;
 };
 
 export type KeysetProgress = {
   /** Cursor value (UTC ISO, whole seconds) the next request starts from; null = from the beginning. */
   from: string | null;
-  /** Set while the second `from` is read by page number (it holds more records than a page). */
+  /** Set while the second `from` is read by position (it holds more records than a page). */
   group: KeysetGroup | null;
   /** The page size this scan fell back to after an answer too large to hold; absent = the configured one. */
   rows?: number;
@@ -82,7 +106,7 @@ export interface KeysetScanOptions {
   confirmEnd?: boolean;
   /** Readings of a group before it is left unsettled. @default 4 */
   maxPasses?: number;
-  /** Told about a second whose last allowed pass still found keys the earlier passes had not. */
+  /** Told about a second whose last allowed pass was still in doubt. */
   onUnsettled?(second: string, passes: number): void;
   /** The source as named in errors. @default 'the server' */
   server?: string;
@@ -90,8 +114,17 @@ export interface KeysetScanOptions {
   filter?: string;
 }
 
-/** Pages a pass over a group may have beyond those its known keys fill. */
+/** Pages a pass over a group may reach beyond the records its passes have shown. */
 export const GROUP_PAGE_SLACK = 2;
+
+/**
+ * Records each page of a group re-reads from the end of the one before: the anchors it must start on. Rows
+ * vanishing before a page, up to one fewer than this, cost nothing; more leave the pass in doubt.
+ */
+export const GROUP_OVERLAP = 3;
+
+/** How much further back than the last page the next one starts after a page that found none of its anchors. */
+export const STEP_BACK = 4;
 
 /** One scan's mutable state besides its progress: the page size in use and the guard. */
 interface Scan {
@@ -99,9 +132,6 @@ interface Scan {
   rows: number;
   guard: ProgressGuard;
 }
-
-/** Thrown by a request inside a group when the page size dropped: the pass starts again from page 1. */
-class Resized extends Error {}
 
 /** Before any dated record: where a scan from the beginning goes on when a whole page has no readable date. */
 const FIRST_SECOND = '1753-01-01T00:00:00Z';
@@ -116,36 +146,34 @@ export async function* keysetScan(
     rows,
     guard: new ProgressGuard({ server: options.server ?? 'the server', parameter: 'page', step: rows }),
   };
-  let { from, group } = options.start;
-  // A group saved with pages of another size is read again from its first page (numbers would not match).
-  if (group !== null && group.rows !== rows) group = { ...group, page: 1, rows };
-  // The group's keys live in a set while we page; the progress carries them as a list.
-  let seen = new Set(group?.seen ?? []);
+  let { from } = options.start;
+  let group = resumedGroup(options.start.group);
+  // Keys live in sets while we page; the progress carries them as lists.
+  const keys = groupKeys(group);
   const progress = (): KeysetProgress => {
-    const saved: KeysetProgress = { from, group: group && { ...group, seen: [...seen] } };
+    const saved: KeysetProgress = { from, group: group && { ...group, ...keys.saved() } };
     if (scan.rows < options.rows) saved.rows = scan.rows;
     return saved;
   };
   for (;;) {
     if (group !== null && from !== null) {
-      const range = { from, before: earlier(nextSecond(from), before) };
-      let records: unknown[];
-      try {
-        records = await groupPage(scan, range, group, seen.size);
-      } catch (error) {
-        if (!(error instanceof Resized)) throw error;
-        group = { ...group, page: 1, rows: scan.rows };
+      const answer = await groupPage(scan, { from, before }, group, keys.known);
+      if (answer === null) continue; // the rows dropped: the same position is asked for again, with fewer
+      const { records, asked } = answer;
+      const read = readGroupPage(scan, from, group, keys, answer);
+      group = read.group;
+      if (read.back) {
+        yield { records, progress: progress() };
         continue;
       }
-      const added = addKeys(seen, records, keyOf);
-      scan.guard.page(keysOf(records, keyOf), `page ${group.page} of ${range.from}`, { reread: group.pass > 1 });
-      group = { ...group, page: group.page + 1, added: group.added + added };
-      if (records.length < scan.rows) group = afterPass(group, from, options);
-      if (group === null) {
-        from = nextSecond(from);
-        seen = new Set();
+      // A short page that brought records may have been cut short by the server: the next page tells.
+      if (read.past || (records.length < asked && read.fresh === 0)) {
+        group = afterPass(group, from, options);
+        if (group === null) from = read.past ? highestSecond(records, options.cursorOf)! : nextSecond(from);
+        keys.reset(group);
       }
       yield { records, progress: progress() };
+      if (group === null && records.length < asked && !(options.confirmEnd && read.past)) return;
       continue;
     }
     const { records, rows: asked } = await valuePage(scan, from, before);
@@ -156,12 +184,159 @@ export async function* keysetScan(
     else if (from === null) from = FIRST_SECOND;
     else if (records.length === asked) {
       // A full page inside one second: that second is a group, and this page was its first.
-      seen = new Set();
-      group = { pass: 1, page: 2, seen: [], added: addKeys(seen, records, keyOf), rows: asked };
+      const first = definedKeys(records, keyOf);
+      group = { pass: 1, read: records.length, anchors: first.slice(-GROUP_OVERLAP), seen: [], added: 0, doubt: false };
+      keys.reset(group);
+      group.added = keys.add(first);
     }
     yield { records, progress: progress() };
     if (records.length < asked && !(options.confirmEnd && moved)) return;
   }
+}
+
+/**
+ * The keys of a group: of all its passes (`seen`) and of the pass under way (`passSeen`, the same set in
+ * the first pass), as sets while the scan pages and as lists in its progress.
+ */
+function groupKeys(group: KeysetGroup | null) {
+  let seen = new Set(group?.seen ?? []);
+  let pass = group && group.pass > 1 ? new Set(group.passSeen ?? []) : seen;
+  return {
+    /** Whether this pass has read the key. */
+    read: (key: string) => pass.has(key),
+    /** Adds the keys of this pass's page; returns how many no pass had read. */
+    add(keys: string[]): number {
+      const before = seen.size;
+      for (const key of keys) {
+        seen.add(key);
+        pass.add(key);
+      }
+      return seen.size - before;
+    },
+    get known() {
+      return seen.size;
+    },
+    /** A new pass (empty pass keys), or no group (no keys at all). */
+    reset(next: KeysetGroup | null) {
+      if (next === null) seen = new Set();
+      pass = next !== null && next.pass > 1 ? new Set() : seen;
+    },
+    saved: () => ({ seen: [...seen], ...(pass === seen ? {} : { passSeen: [...pass] }) }),
+  };
+}
+type GroupKeys = ReturnType<typeof groupKeys>;
+
+/**
+ * A group as saved, or as an older version saved it (page numbers of one size, no anchors): its position is
+ * kept, but with no anchors to start on, that pass is in doubt.
+ */
+function resumedGroup(saved: KeysetProgress['group']): KeysetGroup | null {
+  if (saved === null || typeof saved.read === 'number') return saved;
+  const old = saved as unknown as { pass: number; page: number; rows: number; seen: string[]; added: number };
+  const group = { pass: old.pass, read: (old.page - 1) * old.rows, anchors: [], seen: old.seen, added: old.added };
+  return { ...group, ...(old.pass > 1 ? { passSeen: [] } : {}), doubt: true };
+}
+
+/**
+ * A group page as read: the group after it, whether it reached past the second, how many of its keys were
+ * new to the pass, and whether the next page steps back to find the anchors this one lacked.
+ */
+function readGroupPage(
+  scan: Scan,
+  second: string,
+  group: KeysetGroup,
+  keys: GroupKeys,
+  { records, start }: { records: unknown[]; start: number },
+): { group: KeysetGroup; past: boolean; fresh: number; back: boolean } {
+  const { cursorOf, keyOf } = scan.options;
+  const end = Date.parse(nextSecond(second));
+  const inSecond = records.filter((record) => (cursorOf(record) ?? -Infinity) < end);
+  scan.guard.page(keysOf(records, keyOf), `page from record ${start + 1} of ${second}`, { reread: group.pass > 1 });
+  const overlap = group.read - start;
+  const found = group.read === 0 ? 'continues' : onAnchors(group.anchors, keysOf(inSecond, keyOf), overlap, keys);
+  const back = found === 'behind' && !group.doubt ? widerOverlap(group.read, overlap, scan.rows) : null;
+  // Rows vanished before this page, more than it overlapped: the next page starts further back, and this
+  // one (stored all the same) counts for nothing in the pass.
+  if (back !== null) return { group: { ...group, back }, past: false, fresh: 0, back: true };
+  const page = definedKeys(inSecond, keyOf);
+  const fresh = page.filter((key) => !keys.read(key)).length;
+  const { back: _stepped, ...rest } = group;
+  return {
+    group: {
+      ...rest,
+      read: start + records.length,
+      anchors: [...group.anchors, ...page].slice(-GROUP_OVERLAP),
+      added: group.added + keys.add(page),
+      doubt: group.doubt || found !== 'continues',
+    },
+    past: inSecond.length < records.length,
+    fresh,
+    back: false,
+  };
+}
+
+/**
+ * Whether a page asked to start `overlap` records before the end of the last one reads on from it: the
+ * latest anchor still on the page lies within the overlap (rows that vanished before it move it earlier;
+ * rows that appeared before it push it later, and those are not on the page), and nothing after it was
+ * read before in this pass (which an order changing between requests would show) — or, when no anchor is
+ * on the page and nothing on it was read before, rows vanished before it, more than the overlap (`behind`).
+ */
+function onAnchors(
+  anchors: string[],
+  page: (string | undefined)[],
+  overlap: number,
+  keys: GroupKeys,
+): 'continues' | 'behind' | 'doubt' {
+  const unread = (key: string | undefined) => key === undefined || !keys.read(key);
+  for (let a = anchors.length - 1; a >= 0; a--) {
+    const at = page.indexOf(anchors[a]);
+    if (at === -1) continue;
+    return at < overlap && page.slice(at + 1).every(unread) ? 'continues' : 'doubt';
+  }
+  return anchors.length > 0 && page.length > 0 && page.every(unread) ? 'behind' : 'doubt';
+}
+
+/**
+ * How far back the page after one that found none of its anchors starts: STEP_BACK times as far, while a
+ * page of `maxRows` can still reach past `read` from there; null beyond (the pass is then in doubt).
+ */
+function widerOverlap(read: number, overlap: number, maxRows: number): number | null {
+  const wider = Math.max(GROUP_OVERLAP, overlap) * STEP_BACK;
+  return wider < maxRows && overlappingPage(read, wider, maxRows, 1) !== null ? wider : null;
+}
+
+/**
+ * The page number and size (at most `maxRows`) of the page that starts at least `overlap` records before
+ * the position `read` and reaches furthest past it (with only `page` and `rows`, a page starts at a
+ * multiple of its size); null when no such page reaches `minGain` records past it (by default half a page:
+ * with pages of a few rows, overlapping would cost more than reading the group again).
+ */
+export function overlappingPage(
+  read: number,
+  overlap: number,
+  maxRows: number,
+  minGain = Math.ceil(maxRows / 2),
+): { page: number; rows: number } | null {
+  const latestStart = read - overlap;
+  if (latestStart < 0) return null;
+  let best = { page: 0, rows: 0, end: read + minGain - 1 };
+  for (let rows = maxRows; rows >= 1 && latestStart + rows > best.end; rows--) {
+    const page = Math.floor(latestStart / rows) + 1;
+    if (page * rows > best.end) best = { page, rows, end: page * rows };
+  }
+  return best.page > 0 ? { page: best.page, rows: best.rows } : null;
+}
+
+/**
+ * The next page of a pass: overlapping the last by GROUP_OVERLAP records (or by `back`, after a page that
+ * found no anchor), unless it is the pass's first, or the pass is in doubt (it is read again anyway), or no
+ * such page gains half a page; then the page that reaches furthest from where the pass stands.
+ */
+function nextGroupPage(group: KeysetGroup, maxRows: number): { page: number; rows: number } {
+  if (group.back !== undefined) return overlappingPage(group.read, group.back, maxRows, 1)!;
+  const anchored = group.read > 0 && !group.doubt ? overlappingPage(group.read, GROUP_OVERLAP, maxRows) : null;
+  return anchored ?? overlappingPage(group.read, 0, maxRows, 1)!;
 }
 
 /** Page 1 of the records from `from` on, asking again with fewer rows while the answer is too large. */
@@ -185,27 +360,34 @@ async function valuePage(
   }
 }
 
-/** One page of a group's pass; bounded by the keys the group has shown, so that a server ignoring `page` cannot keep it going. */
+/**
+ * The next page of a group's pass, starting GROUP_OVERLAP records before where the pass stands; null when
+ * the answer was too large (the rows are then halved, and the same position asked for again). A pass may
+ * not reach further than the records its passes have shown plus GROUP_PAGE_SLACK pages, so that a server
+ * ignoring `page` cannot keep it going.
+ */
 async function groupPage(
   scan: Scan,
-  range: { from: string; before: string },
+  range: { from: string; before: string | null },
   group: KeysetGroup,
   known: number,
-): Promise<unknown[]> {
+): Promise<{ records: unknown[]; start: number; asked: number } | null> {
   const server = scan.options.server ?? 'the server';
-  if (group.page > Math.ceil(known / scan.rows) + GROUP_PAGE_SLACK) {
+  if (group.read > known + GROUP_PAGE_SLACK * scan.rows) {
     throw new FatalSourceError(
-      `${server} kept sending full pages for the second ${range.from} up to page ${group.page}, though it has shown only ${known} records there ` +
+      `${server} kept sending full pages for the second ${range.from} up to record ${group.read}, though it has shown only ${known} records there ` +
         `(${scan.rows} a page): it seems to ignore \`page\`; stopping rather than paging without end`,
     );
   }
-  const request = { ...range, page: group.page, rows: scan.rows };
-  scan.guard.request(`page ${group.page} of ${range.from}`, { reread: group.pass > 1 });
+  const { page, rows } = nextGroupPage(group, scan.rows);
+  const request = { ...range, page, rows };
+  const start = (page - 1) * rows;
+  scan.guard.request(`page from record ${start + 1} of ${range.from}`, { reread: group.pass > 1 });
   try {
-    return checkRange(scan, request, await scan.options.fetch(request));
+    return { records: checkRange(scan, request, await scan.options.fetch(request)), start, asked: rows };
   } catch (error) {
-    scan.rows = smallerPageSize(error, request.rows, `${server} at page ${group.page} of ${range.from}`);
-    throw new Resized();
+    scan.rows = smallerPageSize(error, rows, `${server} at record ${start + 1} of ${range.from}`);
+    return null;
   }
 }
 
@@ -245,24 +427,22 @@ function keysOf(records: unknown[], keyOf: (record: unknown) => string | undefin
   return records.map(keyOf);
 }
 
-/** Adds the records' keys to `seen`; returns how many were new. */
-function addKeys(seen: Set<string>, records: unknown[], keyOf: (record: unknown) => string | undefined): number {
-  const before = seen.size;
-  for (const record of records) {
-    const key = keyOf(record);
-    if (key !== undefined) seen.add(key);
-  }
-  return seen.size - before;
+/** The records' keys, leaving out records without one. */
+function definedKeys(records: unknown[], keyOf: (record: unknown) => string | undefined): string[] {
+  return records.map(keyOf).filter((key): key is string => key !== undefined);
 }
 
-/** At the end of a pass: the group is settled (null) or read again from its first page. */
+/**
+ * At the end of a pass: the group is settled (null) — by a pass without doubt, or by a later pass that found
+ * no key the earlier ones had not — or read again from its first record.
+ */
 function afterPass(group: KeysetGroup, second: string, options: KeysetScanOptions): KeysetGroup | null {
-  if (group.pass >= 2 && group.added === 0) return null;
+  if (!group.doubt || (group.pass >= 2 && group.added === 0)) return null;
   if (group.pass >= (options.maxPasses ?? 4)) {
     options.onUnsettled?.(second, group.pass);
     return null;
   }
-  return { ...group, pass: group.pass + 1, page: 1, seen: [], added: 0 };
+  return { pass: group.pass + 1, read: 0, anchors: [], seen: [], added: 0, passSeen: [], doubt: false };
 }
 
 /** Where to start or resume: saved progress, or a new scan from `from`. */
@@ -330,4 +510,3 @@ function highestSecond(records: unknown[], cursorOf: (record: unknown) => number
 
 const toSecond = (ms: number) => new Date(ms).toISOString().replace('.000Z', 'Z');
 const nextSecond = (second: string) => toSecond(Date.parse(second) + 1000);
-const earlier = (a: string, b: string | null) => (b !== null && Date.parse(b) < Date.parse(a) ? b : a);

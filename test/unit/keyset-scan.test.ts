@@ -1,7 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import {
+  GROUP_OVERLAP,
   keysetScan,
   keysetStart,
+  overlappingPage,
   planWindows,
   type KeysetProgress,
   type KeysetRequest,
@@ -81,17 +83,18 @@ describe('keysetScan', () => {
     expect(missing(rows, seen)).toEqual([]);
   });
 
-  it('reads a group spanning three pages by page number, bounded to its second, then moves past it', async () => {
+  it('reads a group of small pages by page number from its second on, then again, and moves past it', async () => {
     const rows = [{ code: 'before', t: at(1) }, ...group(5, 25), { code: 'later', t: at(9) }];
     const s = server(rows);
     const { seen, progresses } = await read(options(s.fetch));
     expect(missing(rows, seen)).toEqual([]);
-    const inGroup = s.requests.filter((r) => r.before === iso(6));
-    expect(inGroup.every((r) => r.from === iso(5))).toBe(true);
-    // Pass 1: pages 2 and 3 (page 1 was the value page); pass 2 reads pages 1 to 3 and adds nothing.
-    expect(inGroup.map((r) => r.page)).toEqual([2, 3, 1, 2, 3]);
-    expect(s.requests.at(-1)).toMatchObject({ from: iso(6), before: null, page: 1 });
-    expect(progresses.at(-2)).toEqual({ from: iso(6), group: null });
+    // Pages of 10 are too small to overlap by GROUP_OVERLAP: the group is read whole, then again.
+    const inGroup = s.requests.filter((r) => r.from === iso(5));
+    expect(inGroup.every((r) => r.before === null && r.rows === 10)).toBe(true);
+    // Pass 1: page 1 by value, then pages 2 and 3 (which reads on to `later`); pass 2 reads pages 1 to 3 and adds nothing.
+    expect(inGroup.map((r) => r.page)).toEqual([1, 2, 3, 1, 2, 3]);
+    expect(s.requests).toHaveLength(7);
+    expect(progresses.at(-1)).toEqual({ from: iso(9), group: null });
   });
 
   it('settles a group of exactly one page with one more pass', async () => {
@@ -99,7 +102,7 @@ describe('keysetScan', () => {
     const s = server(rows);
     const { seen } = await read(options(s.fetch));
     expect(missing(rows, seen)).toEqual([]);
-    expect(s.requests.filter((r) => r.before === iso(6)).map((r) => r.page)).toEqual([2, 1, 2]);
+    expect(s.requests.filter((r) => r.from === iso(5)).map((r) => r.page)).toEqual([1, 2, 1, 2]);
   });
 
   it('finds the rows a deletion shifted onto a page already read', async () => {
@@ -107,7 +110,7 @@ describe('keysetScan', () => {
     const s = server(rows, {
       // Before the group's page 2: five rows of page 1 vanish, and five unread rows move onto page 1.
       beforeRequest: (request) =>
-        void (request.before !== null && request.page === 2 && rows[0]!.code === 'g0' && rows.splice(0, 5)),
+        void (request.from === iso(5) && request.page === 2 && rows[0]!.code === 'g0' && rows.splice(0, 5)),
     });
     const { seen } = await read(options(s.fetch));
     expect(rows[0]!.code).toBe('g5');
@@ -129,16 +132,16 @@ describe('keysetScan', () => {
     for await (const page of keysetScan(options(first.fetch))) {
       for (const r of page.records) partial.add((r as Row).code);
       saved.push(page.progress);
-      if (page.progress.group?.page === 3) break; // the run stops here, after committing the group's page 2
+      if (page.progress.group?.read === 20) break; // the run stops here, after committing the group's page 2
     }
     // Stored as JSON in sync_state.progress, and read back by another run.
     const progress = keysetStart(JSON.parse(JSON.stringify(saved.at(-1))) as KeysetProgress, null);
-    expect(progress).toMatchObject({ from: iso(5), group: { pass: 1, page: 3, added: 20 } });
+    expect(progress).toMatchObject({ from: iso(5), group: { pass: 1, read: 20, added: 20 } });
     expect(progress.group!.seen).toHaveLength(20);
     rows.splice(0, 5); // vanish while no run is reading: page 3 of the resumed run starts five rows later
     const second = server(rows);
     const { seen } = await read(options(second.fetch, { start: progress }));
-    expect(second.requests[0]).toEqual({ from: iso(5), before: iso(6), page: 3, rows: 10 });
+    expect(second.requests[0]).toEqual({ from: iso(5), before: null, page: 3, rows: 10 });
     expect(missing(rows, new Set([...partial, ...seen]))).toEqual([]);
   });
 
@@ -147,7 +150,7 @@ describe('keysetScan', () => {
     let n = 0;
     // Every request inside the group finds one more voucher of that second.
     const s = server(rows, {
-      beforeRequest: (request) => void (request.before !== null && rows.push({ code: `new${n++}`, t: at(5, 500) })),
+      beforeRequest: (request) => void (request.from === iso(5) && rows.push({ code: `new${n++}`, t: at(5, 500) })),
     });
     const unsettled: [string, number][] = [];
     const { seen } = await read(
@@ -155,7 +158,26 @@ describe('keysetScan', () => {
     );
     expect(unsettled).toEqual([[iso(5), 3]]);
     expect(seen.has('later')).toBe(true);
-    expect(s.requests.filter((r) => r.before !== null && r.page === 1)).toHaveLength(2); // passes 2 and 3
+    expect(s.requests.filter((r) => r.from === iso(5) && r.page === 1)).toHaveLength(3); // passes 1 (by value), 2 and 3
+  });
+
+  it('resumes a group saved by the previous version (page numbers, no anchors), missing nothing', async () => {
+    const rows = [...group(5, 25), { code: 'later', t: at(8) }];
+    // What the previous version saved after the group's page 2 (pages of 10, 20 keys read).
+    const old = {
+      from: iso(5),
+      group: { pass: 1, page: 3, seen: rows.slice(0, 20).map((r) => r.code), added: 20, rows: 10 },
+    };
+    rows.splice(0, 5);
+    const s = server(rows);
+    const { seen } = await read(options(s.fetch, { start: keysetStart(old, null) }));
+    expect(s.requests[0]).toEqual({ from: iso(5), before: null, page: 3, rows: 10 });
+    // With no anchors to start on, that pass vouches for nothing: the group is read again.
+    expect(missing(rows, seen)).toEqual([]);
+  });
+
+  it('refuses a saved group it cannot read', () => {
+    expect(() => keysetStart({ from: iso(5), group: 7 }, null)).toThrow(/cannot resume/);
   });
 
   it('with confirmEnd, reads on past a page the server cut short', async () => {
@@ -192,10 +214,176 @@ describe('keysetScan', () => {
   });
 });
 
+/**
+ * A bulk import of 130 vouchers in second 30 between 20 earlier and 40 later ones, read in pages of 50: large
+ * enough for each group page to start GROUP_OVERLAP records before the last one ended.
+ */
+describe('keysetScan inside a group, by overlapping pages', () => {
+  const bulk = () => [
+    ...Array.from({ length: 20 }, (_, i) => ({ code: `a${i}`, t: at(i) })),
+    ...group(30, 130),
+    ...Array.from({ length: 40 }, (_, i) => ({ code: `z${i}`, t: at(40 + i) })),
+  ];
+  const wide = (fetch: KeysetScanOptions['fetch'], extra: Partial<KeysetScanOptions> = {}) =>
+    options(fetch, { rows: 50, ...extra });
+  const inGroup = (requests: KeysetRequest[]) => requests.filter((r) => r.from === iso(30));
+  const passes = (requests: KeysetRequest[]) => inGroup(requests).filter((r) => r.page === 1).length;
+
+  it('reads a quiet group once, each page starting on the last one, and reads on past it in the same pass', async () => {
+    const rows = bulk();
+    const s = server(rows);
+    const { seen } = await read(wide(s.fetch));
+    expect(missing(rows, seen)).toEqual([]);
+    // The page by value that found the group, then pages of 47 and 45 starting 3 and 4 records back; the last
+    // reads on past the second, and the next page by value starts from the last second it read.
+    expect(inGroup(s.requests)).toEqual([
+      { from: iso(30), before: null, page: 1, rows: 50 },
+      { from: iso(30), before: null, page: 2, rows: 47 },
+      { from: iso(30), before: null, page: 3, rows: 45 },
+    ]);
+    expect(s.requests).toHaveLength(5); // 190 records: the minimum is 4 pages
+    expect(s.requests.at(-1)).toEqual({ from: iso(44), before: null, page: 1, rows: 50 });
+  });
+
+  it('costs no request more when fewer rows than the overlap vanish before a page', async () => {
+    const rows = bulk();
+    const s = server(rows, {
+      // Before each group page after the first: two vouchers of the group already read vanish.
+      beforeRequest: (request) => {
+        if (request.from !== iso(30) || request.page === 1) return;
+        const [first] = rows.splice(
+          rows.findIndex((r) => r.code === 'g10'),
+          1,
+        );
+        rows.splice(rows.indexOf(rows.find((r) => r.t === at(30, 250) && r !== first)!), 1);
+      },
+    });
+    const { seen } = await read(wide(s.fetch));
+    expect(missing(rows, seen)).toEqual([]);
+    expect(passes(s.requests)).toBe(1);
+    expect(s.requests).toHaveLength(5);
+  });
+
+  it('steps back when more rows than the overlap vanish before a page: two requests more, no second pass', async () => {
+    const rows = bulk();
+    let removed = false;
+    const s = server(rows, {
+      beforeRequest: (request) => {
+        // Five vouchers of the group's first page vanish: five unread ones shift onto it, out of the overlap.
+        if (request.from !== iso(30) || request.page !== 2 || removed) return;
+        rows.splice(20, 5);
+        removed = true;
+      },
+    });
+    const { seen } = await read(wide(s.fetch));
+    expect(removed).toBe(true);
+    expect(missing(rows, seen)).toEqual([]);
+    expect(passes(s.requests)).toBe(1);
+    // The page from record 48 finds none of g47–g49: the next starts 12 records back, at record 39, and does.
+    expect(inGroup(s.requests).slice(1, 3)).toEqual([
+      { from: iso(30), before: null, page: 2, rows: 47 },
+      { from: iso(30), before: null, page: 2, rows: 38 },
+    ]);
+    // Quiet, the scan makes 5 requests: here the page that found no anchor, and the shorter one stepping back.
+    expect(s.requests).toHaveLength(7);
+  });
+
+  it('reads the group again when more rows vanish than stepping back can find, and misses none', async () => {
+    const rows = bulk();
+    let removed = false;
+    const s = server(rows, {
+      beforeRequest: (request) => {
+        if (request.from !== iso(30) || request.page !== 2 || removed) return;
+        rows.splice(20, 40); // 40 vouchers already read vanish: the anchors are now 40 records earlier
+        removed = true;
+      },
+    });
+    const { seen } = await read(wide(s.fetch));
+    expect(missing(rows, seen)).toEqual([]);
+    expect(passes(s.requests)).toBe(2);
+  });
+
+  it('does not take a group page the server cut short for the end of the group', async () => {
+    for (const confirmEnd of [false, true]) {
+      const rows = bulk();
+      const s = server(rows);
+      let cut = false;
+      const cutOnce: KeysetScanOptions['fetch'] = async (request) => {
+        const page = await s.fetch(request);
+        if (cut || request.from !== iso(30) || request.page !== 2) return page;
+        cut = true;
+        return page.slice(0, 20);
+      };
+      const { seen } = await read(wide(cutOnce, { confirmEnd }));
+      expect(cut).toBe(true);
+      expect(missing(rows, seen)).toEqual([]);
+      expect(passes(s.requests)).toBe(1); // the next page starts on the last records the cut page brought
+    }
+  });
+
+  it('finds a voucher added to the group before the place a page starts, in another pass', async () => {
+    const rows = bulk();
+    const added = { code: 'back-dated', t: at(30, 250) };
+    const s = server(rows, {
+      beforeRequest: (request) => {
+        if (request.from === iso(30) && request.page === 2 && !rows.includes(added)) rows.splice(25, 0, added);
+      },
+    });
+    const { seen } = await read(wide(s.fetch));
+    expect(seen.has('back-dated')).toBe(true);
+    expect(missing(rows, seen)).toEqual([]);
+    expect(passes(s.requests)).toBe(2);
+  });
+
+  it('finds every row when equal values come in another order on every request', async () => {
+    const rows = bulk();
+    const s = server(rows, { ties: (n) => (n % 2 === 0 ? 'asc' : 'desc') });
+    const { seen } = await read(wide(s.fetch));
+    expect(missing(rows, seen)).toEqual([]);
+    expect(passes(s.requests)).toBeGreaterThan(1);
+  });
+
+  it('resumes in the middle of a group on its saved anchors', async () => {
+    const rows = bulk();
+    const first = server(rows);
+    let saved: KeysetProgress | undefined;
+    const partial = new Set<string>();
+    for await (const page of keysetScan(wide(first.fetch))) {
+      for (const r of page.records) partial.add((r as Row).code);
+      saved = page.progress;
+      if (page.progress.group?.read === 94) break; // stopped after the group's second page
+    }
+    const progress = keysetStart(JSON.parse(JSON.stringify(saved)) as KeysetProgress, null);
+    expect(progress.group).toMatchObject({ pass: 1, read: 94, anchors: ['g91', 'g92', 'g93'], doubt: false });
+    rows.splice(20, 1); // g0 vanishes while no run reads: within the overlap
+    const second = server(rows);
+    const { seen } = await read(wide(second.fetch, { start: progress }));
+    expect(missing(rows, new Set([...partial, ...seen]))).toEqual([]);
+    expect(passes(second.requests)).toBe(0);
+  });
+});
+
+describe('overlappingPage', () => {
+  it('asks for the page that starts at least the overlap before where the pass stands and reaches furthest', () => {
+    expect(overlappingPage(250, 3, 250)).toEqual({ page: 2, rows: 247 });
+    for (let read = 250; read < 20_000; read += 97) {
+      const { page, rows } = overlappingPage(read, GROUP_OVERLAP, 250)!;
+      expect(rows).toBeLessThanOrEqual(250);
+      expect((page - 1) * rows).toBeLessThanOrEqual(read - GROUP_OVERLAP);
+      expect(page * rows - read).toBeGreaterThanOrEqual(125);
+    }
+  });
+
+  it('gives up on pages too small to gain half a page past the overlap', () => {
+    expect(overlappingPage(10, 3, 10)).toBeNull();
+    expect(overlappingPage(2, 3, 250)).toBeNull();
+  });
+});
+
 describe('keysetStart', () => {
   it('starts a new scan, or resumes saved progress', () => {
     expect(keysetStart(null, iso(3))).toEqual({ from: iso(3), group: null });
-    const saved = { from: iso(3), group: { pass: 2, page: 4, seen: ['a'], added: 0 } };
+    const saved = { from: iso(3), group: { pass: 2, read: 40, anchors: ['a'], seen: ['a'], added: 0, doubt: false } };
     expect(keysetStart(saved, null)).toEqual(saved);
   });
 

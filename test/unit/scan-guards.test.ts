@@ -142,14 +142,14 @@ describe('keysetScan against a hostile server', () => {
     expect(s.requests.length).toBeLessThanOrEqual(5);
   });
 
-  it('halves the rows on an answer too large, restarting a group from page 1, and reads every record', async () => {
-    // 60 records in one second, then 40 more: a group read by page number.
+  it('halves the rows on an answer too large, keeping its place in a group, and reads every record', async () => {
+    // 60 records in one second, then 40 more: a group read by position.
     const list = rows(100, (i) => (i < 60 ? 5 : 10 + i));
     const s = server(list, { maxRows: 5 });
     let calls = 0;
     const pages = keysetScan({
       ...keysetOptions(async (request) => {
-        // The first group page succeeds at 10 rows; the size then drops inside the group.
+        // The group's first page succeeds at 10 rows; the size then drops inside the group.
         calls++;
         return calls <= 2 && request.rows === 10 ? server(list).fetch(request) : s.fetch(request);
       }),
@@ -157,8 +157,9 @@ describe('keysetScan against a hostile server', () => {
     const { seen, progress } = await drain(pages);
     expect(seen.size).toBe(100);
     expect(progress.at(-1)!.progress.rows).toBe(5);
-    const groupPages = s.requests.filter((r) => r.before !== null && r.rows === 5).map((r) => r.page);
-    expect(groupPages[0]).toBe(1);
+    // Records 1 to 10 were read at 10 a page: the group goes on from record 11 (page 3 of 5), not from page 1.
+    const groupPages = s.requests.filter((r) => r.from === '2024-01-01T00:00:05Z' && r.rows === 5).map((r) => r.page);
+    expect(groupPages[0]).toBe(3);
   });
 });
 
