@@ -64,8 +64,12 @@ export interface OffsetScanOptions {
   keyOf(record: unknown): string | undefined;
   /** The record's cursor (epoch ms), or null when it cannot be read. */
   cursorOf(record: unknown): number | null;
-  /** True when the rest of the list is not needed (e.g. older than the incremental threshold). */
-  isPastEnd?(records: unknown[]): boolean;
+  /**
+   * True for a record beyond what the scan needs (older than an incremental scan's threshold): the scan ends with the
+   * first page that holds one, and leaves such records out of it — they were read by earlier runs, and an idle run's
+   * one page (up to 1,000 records) would otherwise all be mapped and compared again to change nothing.
+   */
+  isPastEnd?(record: unknown): boolean;
   /** Stop only on an empty page or a short page the total confirms, never on another short page (full scans). */
   requireEmptyPage?: boolean;
   start?: OffsetProgress | null;
@@ -140,7 +144,8 @@ export async function* offsetScan(options: OffsetScanOptions): AsyncGenerator<Of
       scan.maxOverlap === 0 ? [] : anchorsOf(records.slice(-scan.maxOverlap * 2), options).slice(-scan.maxOverlap);
     const progress: OffsetPage['progress'] = { offset, anchors };
     if (scan.cap < options.pageSize) progress.size = scan.cap;
-    yield { records: fresh, total, progress };
+    const beyond = new Set(options.isPastEnd ? records.filter(options.isPastEnd) : []);
+    yield { records: beyond.size > 0 ? fresh.filter((record) => !beyond.has(record)) : fresh, total, progress };
     if (records.length === 0) return;
     const end = options.slice?.endOffset;
     if (end !== undefined && offset >= end && reaches(records, options.slice?.endAt, options.cursorOf)) return;
@@ -153,7 +158,7 @@ export async function* offsetScan(options: OffsetScanOptions): AsyncGenerator<Of
       (fresh.length === 0 || (total !== null && offset >= total) || (total === null && !options.requireEmptyPage))
     )
       return;
-    if (options.isPastEnd?.(records)) return;
+    if (beyond.size > 0) return;
   }
 }
 

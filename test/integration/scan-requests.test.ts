@@ -79,8 +79,17 @@ describe('requests of a full scan of a quiet source', () => {
     expect(full).toBeLessThanOrEqual(bound);
 
     h.careCloud.stats.reset();
-    await h.sync('carecloud', 'incremental');
+    const { watermark } = await h.db.syncState.findUniqueOrThrow({
+      where: { source_stream: { source: 'carecloud', stream: 'vouchers' } },
+    });
+    const idle = await h.sync('carecloud', 'incremental');
     expect(h.careCloud.stats.requests).toBe(1);
+    // Of its page, only the vouchers changed within the lookback (10 minutes) of the watermark are mapped and compared.
+    const recent = await h.db.voucher.count({
+      where: { source: 'carecloud', sourceModifiedAt: { gte: new Date(watermark!.getTime() - 600_000) } },
+    });
+    expect(idle.counters).toMatchObject({ fetched: recent, unchanged: recent });
+    expect(recent).toBeLessThan(99);
   }, 300_000);
 
   it('Cin7: a reconciliation makes the minimum plus the plan, and an idle run is one request', async () => {

@@ -162,7 +162,7 @@ describe('offsetScan over a list that changes while we page', () => {
     expect([...initial].filter((id) => !deleted.has(id) && !touched.has(id) && !seen.has(id))).toEqual([]);
   });
 
-  it('stops an incremental scan at the first page past the threshold', async () => {
+  it('stops an incremental scan at the first page past the threshold, leaving out its records beyond it', async () => {
     const list = createLiveList(500, 'DESC');
     let requests = 0;
     const threshold = 60 * 1000; // records with t < 60 s are older than the watermark minus lookback
@@ -173,11 +173,13 @@ describe('offsetScan over a list that changes while we page', () => {
       direction: 'DESC',
       keyOf: (r) => (r as { id: string }).id,
       cursorOf: (r) => (r as { t: number }).t,
-      isPastEnd: (records) => Math.min(...records.map((r) => (r as { t: number }).t)) < threshold,
+      isPastEnd: (record) => (record as { t: number }).t < threshold,
     });
     const seen: number[] = [];
     for await (const page of pages) seen.push(...page.records.map((r) => (r as { t: number }).t));
     expect(seen.filter((t) => t >= threshold)).toHaveLength(500 - 60 * 7);
+    // The last page's records past the threshold are left out: earlier runs read them.
+    expect(seen.filter((t) => t < threshold)).toEqual([]);
     expect(requests).toBe(Math.ceil((500 - 60 * 7 + 1) / 45));
   });
 

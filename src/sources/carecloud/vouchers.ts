@@ -54,12 +54,13 @@ export function createCareCloudVouchers(config: CareCloudConfig): StreamDefiniti
       const start = mode === 'incremental' ? scanThreshold(watermark, lookbackMs) : null;
       const threshold = start ? wallClockSafeThreshold(start, now, config.timezone).getTime() : null;
       return scanOf(context, mode === 'incremental' ? 'DESC' : 'ASC', {
+        // A record whose last_change cannot be read is kept: mapping rejects it, with the reason.
         isPastEnd:
           threshold === null
             ? undefined
-            : (records) => {
-                const cursors = records.map(cursorOf).filter((p): p is number => p !== null);
-                return cursors.length > 0 && Math.min(...cursors) < threshold;
+            : (record) => {
+                const cursor = cursorOf(record);
+                return cursor !== null && cursor < threshold;
               },
         requireEmptyPage: mode === 'full',
         start: progress as OffsetProgress | null,
