@@ -40,14 +40,13 @@ const CONNECTIONS = Symbol('pg connections');
  * minutes (Prisma caches each plan), so it loses nothing that matters; what stays hot is still optimized.
  */
 const QUERY_COMPILER_TIERING_BUDGET = 100_000_000;
-let tieringSet = false;
+// Set as this module loads, before any client exists: the first statement compiles the query compiler's WebAssembly
+// (setFlagsFromString: Node's way to set a V8 option from the program, so that every command, test and image has it
+// without a flag on its command line).
+setFlagsFromString(`--wasm-tiering-budget=${QUERY_COMPILER_TIERING_BUDGET}`);
 
 /** A Prisma client over the pg driver adapter (Prisma 7 has no built-in driver). Call `$disconnect()` when done. */
 export function createPrisma(databaseUrl: string, options: CreatePrismaOptions = {}): PrismaClient {
-  // Before the first statement, which compiles the query compiler's WebAssembly (setFlagsFromString: Node's way to set
-  // a V8 option from the program, so that every command, test and image has it without a flag on its command line).
-  if (!tieringSet) setFlagsFromString(`--wasm-tiering-budget=${QUERY_COMPILER_TIERING_BUDGET}`);
-  tieringSet = true;
   const pool = new pg.Pool({ connectionString: databaseUrl, ...(options.max !== undefined && { max: options.max }) });
   const byPid = new Map<number, pg.PoolClient>();
   pool.on('connect', (client) => void byPid.set((client as pg.PoolClient & { processID: number }).processID, client));
