@@ -1,19 +1,19 @@
 /**
- * The README's five BI questions, run as they are written there against the fakes, each answer checked against
+ * The five BI questions of docs/reporting.md (the README links them), run as they are written there against the fakes, each answer checked against
  * one computed another way: in JavaScript from the plain `vouchers` table, which the history does not touch.
  */
 import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createHarness, type Harness } from '../helpers/sync-harness.ts';
 
-const README = readFileSync(new URL('../../README.md', import.meta.url), 'utf8');
+const QUESTIONS = readFileSync(new URL('../../docs/reporting.md', import.meta.url), 'utf8');
 
-/** The SQL block that follows the README's bold title `title`. */
+/** The SQL block that follows the bold title `title` in docs/reporting.md. */
 function question(title: string): string {
-  const at = README.indexOf(`**${title}**`);
-  if (at < 0) throw new Error(`README has no question "${title}"`);
-  const block = /```sql\n([\s\S]*?)```/.exec(README.slice(at));
-  if (!block) throw new Error(`README's question "${title}" has no SQL block`);
+  const at = QUESTIONS.indexOf(`**${title}**`);
+  if (at < 0) throw new Error(`docs/reporting.md has no question "${title}"`);
+  const block = /```sql\n([\s\S]*?)```/.exec(QUESTIONS.slice(at));
+  if (!block) throw new Error(`docs/reporting.md's question "${title}" has no SQL block`);
   return block[1]!;
 }
 
@@ -52,7 +52,7 @@ async function bounds(sql: string): Promise<{ from: Date; to: Date }> {
   return row!;
 }
 
-describe("the README's BI questions", () => {
+describe('the BI questions of docs/reporting.md', () => {
   it('the history is cut in UTC days here (the database session and REPORTING_TIMEZONE agree)', async () => {
     const [zone] = await h.db.$queryRawUnsafe<{ tz: string; setting: string }[]>(
       `SELECT current_setting('TimeZone') AS tz, (SELECT timezone FROM reporting_settings) AS setting`,
