@@ -162,12 +162,9 @@ export async function* keysetScan(
       const { records, asked } = answer;
       const read = readGroupPage(scan, from, group, keys, answer);
       group = read.group;
-      if (read.back) {
-        yield { records, progress: progress() };
-        continue;
-      }
-      // A short page that brought records may have been cut short by the server: the next page tells.
-      if (read.past || (records.length < asked && read.fresh === 0)) {
+      // A page that steps back ends nothing. A short page that brought records may have been cut short by the server:
+      // the next page tells.
+      if (!read.back && (read.past || (records.length < asked && read.fresh === 0))) {
         group = afterPass(group, from, options);
         if (group === null) from = read.past ? highestSecond(records, options.cursorOf)! : nextSecond(from);
         keys.reset(group);
